@@ -1,0 +1,77 @@
+/* vlm.h — the one public header of vlm.c: vision-language-model inference in C.
+ *
+ * A short tour:
+ *
+ *     struct vlm_model_params mp = vlm_model_default_params();
+ *     struct vlm_model *model;
+ *     if (vlm_model_load("models/vlm-demo", &mp, &model) != VLM_OK) {
+ *         fprintf(stderr, "%s\n", vlm_last_error());
+ *         return 1;
+ *     }
+ *     ...
+ *     vlm_model_free(model);
+ *
+ * Conventions. Every fallible call returns an int: VLM_OK (0) or a negative VLM_E_* code;
+ * vlm_strerror(code) names the code and vlm_last_error() gives the message of the calling
+ * thread's last failure. Constructors fill an out-parameter. Whoever creates an object frees
+ * it with the matching *_free. A loaded model is immutable and may be shared by threads; a
+ * context belongs to one thread at a time.
+ */
+#ifndef VLM_H
+#define VLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(VLM_BUILDING)
+#define VLM_API __attribute__((visibility("default")))
+#else
+#define VLM_API
+#endif
+
+#define VLM_VERSION "0.1.0"
+
+/* Status codes: append-only, never renumbered. */
+enum vlm_status {
+    VLM_OK          =   0,
+    VLM_E_NOMEM     =  -1,  /* an allocation failed or a cap on memory was reached */
+    VLM_E_IO        =  -2,  /* a file could not be opened, read or mapped */
+    VLM_E_FORMAT    =  -3,  /* bytes that do not follow their format (file or request) */
+    VLM_E_INVALID   =  -4,  /* an argument or parameter out of its range */
+    VLM_E_TOO_LARGE =  -5,  /* input past a configured cap (pixels, bytes, tokens) */
+    VLM_E_UNSUPPORTED = -6, /* a valid input this build does not handle (architecture, dtype) */
+    VLM_E_NOT_FOUND =  -7,  /* a named file, tensor, token or key is missing */
+    VLM_E_LIMIT     =  -8,  /* a runtime limit was hit (template steps, recursion, time) */
+    VLM_E_CANCELLED =  -9,  /* the caller cancelled the operation */
+    VLM_E_FETCH     = -10,  /* remote media could not be fetched */
+    VLM_E_FORBIDDEN = -11,  /* refused by policy (address, path, trust) */
+    VLM_E_INTERNAL  = -12,  /* a bug: an invariant did not hold */
+};
+
+/* Name of a status code ("VLM_E_FORMAT"); never NULL; static storage. */
+VLM_API const char *vlm_strerror(int code);
+
+/* Message of the calling thread's last failed vlm_* call ("" if none). Valid until the
+ * thread's next vlm_* call. Thread-safe (thread-local storage). */
+VLM_API const char *vlm_last_error(void);
+
+/* Library version string, e.g. "0.1.0". */
+VLM_API const char *vlm_version(void);
+
+/* Allocation hooks: every allocation of the library goes through these. Set them before any
+ * other call; NULL restores the C library's malloc/realloc/free. Not thread-safe. */
+typedef void *(*vlm_malloc_fn)(size_t size, void *user);
+typedef void *(*vlm_realloc_fn)(void *ptr, size_t size, void *user);
+typedef void  (*vlm_free_fn)(void *ptr, void *user);
+VLM_API void vlm_set_allocator(vlm_malloc_fn m, vlm_realloc_fn r, vlm_free_fn f, void *user);
+
+/* ---- models and generation: declared below by the engine (src/engine, src/models) ---- */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VLM_H */

@@ -1,0 +1,19 @@
+/* commands.h — the subcommands of the `vlm` tool; each lives in tools/cmd_<name>.c and
+ * returns a process exit status (0 ok, 1 failure, 2 usage). */
+#ifndef VLM_TOOLS_COMMANDS_H
+#define VLM_TOOLS_COMMANDS_H
+
+struct vlm_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);  /* argv[0] is the subcommand name */
+};
+
+/* Default model folder: $VLM_DEMO_MODEL, else the bundled models/vlm-demo beside the
+ * source tree this binary was built from, else ./models/vlm-demo. */
+const char *vlm_tool_default_model(void);
+
+int cmd_version(int argc, char **argv);
+/* Each subcommand adds its prototype here and a row in tools/vlm.c's table. */
+
+#endif

@@ -1,0 +1,50 @@
+/* vlm.c — the `vlm` command: dispatches to the subcommands in tools/cmd_*.c. */
+#include "commands.h"
+#include "vlm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const struct vlm_command commands[] = {
+    {"version", "print the version", cmd_version},
+    /* one row per subcommand, in the order users meet them */
+};
+
+const char *vlm_tool_default_model(void) {
+    const char *env = getenv("VLM_DEMO_MODEL");
+    if (env && *env) return env;
+#ifdef VLM_SOURCE_DIR
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/models/vlm-demo", VLM_SOURCE_DIR);
+    if (access(buf, R_OK) == 0) return buf;
+#endif
+    return "models/vlm-demo";
+}
+
+int cmd_version(int argc, char **argv) {
+    (void)argc; (void)argv;
+    printf("vlm %s\n", vlm_version());
+    return 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: vlm <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n`vlm <command> --help` describes each command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) return cmd_version(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "vlm: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
