@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Trains the vlm.c demo model (issue 6): a tiny Idefics3 (SmolVLM-family) checkpoint that answers
+questions about the synthetic scenes of scripts/demo_scenes.py. CPU, reproducible, resumable.
+
+  nice -n 15 /work/venv/bin/python scripts/train_demo.py --work /tmp/demo-train --out models/vlm-demo
+
+--init-only writes the untrained folder (tokenizer, processor, config) and exits. Re-running with the
+same --work resumes from the last checkpoint there. Training data: scenes of seed --data-seed,
+consumed in order (batch k = scenes k*B .. k*B+B-1), so a run is a pure function of its flags.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (AutoProcessor, GenerationConfig, Idefics3Config,
+                          Idefics3ForConditionalGeneration, Idefics3ImageProcessor,
+                          Idefics3Processor, PreTrainedTokenizerFast)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import demo_scenes as ds  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOLVLM_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+SPECIAL = (["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<fake_token_around_image>", "<image>",
+            "<end_of_utterance>", "<global-img>"]
+           + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)])
+VOCAB_SIZE = 512
+
+# model dimensions (see the model card for why)
+IMAGE_SIZE = 256
+PATCH = 32
+SCALE = 2
+IMAGE_SEQ_LEN = (IMAGE_SIZE // PATCH) ** 2 // SCALE ** 2          # 16
+VISION = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
+              image_size=IMAGE_SIZE, patch_size=PATCH)
+TEXT = dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=6,
+            num_key_value_heads=2, head_dim=32, max_position_embeddings=512, rope_theta=10000.0,
+            rms_norm_eps=1e-5, hidden_act="silu")
+
+
+def corpus_lines():
+    """Text the tokenizer learns from: every question and answer form, plus the template words."""
+    lines = ["User:", "Assistant:", "User: ", "Assistant: ", "\n"]
+    rng = random.Random(0)
+    for i in range(3000):
+        qs = ds.questions(ds.make_scene(rng), rng)
+        for _, q, a in qs:
+            lines += [q, " " + a]
+    return lines
+
+
+def build_tokenizer():
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIAL, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus_lines(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+        additional_special_tokens=["<fake_token_around_image>", "<image>", "<end_of_utterance>"],
+        model_max_length=512, add_bos_token=False, add_eos_token=False, clean_up_tokenization_spaces=False)
+    return fast
+
+
+def build_processor(tokenizer):
+    improc = Idefics3ImageProcessor(
+        do_convert_rgb=True, do_resize=True, size={"longest_edge": IMAGE_SIZE}, resample=1,
+        do_rescale=True, rescale_factor=1 / 255, do_normalize=True, image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5], do_pad=True, do_image_splitting=False,
+        max_image_size={"longest_edge": IMAGE_SIZE})
+    return Idefics3Processor(improc, tokenizer, image_seq_len=IMAGE_SEQ_LEN, chat_template=SMOLVLM_TEMPLATE)
+
+
+def build_config(tokenizer):
+    tid = tokenizer.convert_tokens_to_ids
+    eou = tid("<end_of_utterance>")
+    text = dict(TEXT, vocab_size=len(tokenizer), bos_token_id=tid("<|im_start|>"), eos_token_id=eou,
+                pad_token_id=tid("<|im_end|>"), tie_word_embeddings=False, model_type="llama")
+    cfg = Idefics3Config(vision_config=dict(VISION), text_config=text, scale_factor=SCALE,
+                         image_token_id=tid("<image>"), tie_word_embeddings=False,
+                         pad_token_id=tid("<|im_end|>"))
+    return cfg
+
+
+def write_folder(out, model, processor):
+    os.makedirs(out, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    processor.save_pretrained(out)
+    tok = processor.tokenizer
+    gen = GenerationConfig(bos_token_id=tok.convert_tokens_to_ids("<|im_start|>"),
+                           eos_token_id=tok.convert_tokens_to_ids("<end_of_utterance>"),
+                           pad_token_id=tok.convert_tokens_to_ids("<|im_end|>"), do_sample=False)
+    gen.save_pretrained(out)
+    # the image processor also gets its classic file, which readers of older folders expect
+    improc = processor.image_processor.to_dict()
+    improc = {k: v for k, v in improc.items() if not k.startswith("_")}
+    improc.update(image_processor_type="Idefics3ImageProcessor", processor_class="Idefics3Processor")
+    with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
+        json.dump(improc, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def messages_for(question, answer, image_first):
+    parts = [{"type": "image"}, {"type": "text", "text": question}]
+    if not image_first:
+        parts.reverse()
+    msgs = [{"role": "user", "content": parts}]
+    if answer is not None:
+        msgs.append({"role": "assistant", "content": [{"type": "text", "text": " " + answer}]})
+    return msgs
+
+
+def train_examples(seed, index):
+    """(image, question, answer, image_first) training examples of one scene: two of its questions,
+    with harder 'no' questions (a present colour or a present shape) half of the time."""
+    rng = random.Random(seed * 7_919 + index)
+    shapes, img, qs = ds.scene(seed, index)
+    present = {(s["color"], s["shape"]) for s in shapes}
+    if rng.random() < 0.5:
+        near = [(c, s) for c in ds.COLOR_NAMES for s in ds.SHAPES if (c, s) not in present
+                and any(c == pc or s == ps for pc, ps in present)]
+        if near:
+            c, s = rng.choice(near)
+            qs = [q for q in qs if not (q[0] == "exists" and q[2] == "No.")]
+            qs.append(("exists", f"Is there a {c} {s}?", "No."))
+    picks = rng.sample(qs, 2)
+    return [(img, q, a, t, rng.random() < 0.5) for t, q, a in picks]
+
+
+def make_batch(processor, examples):
+    """Processor inputs plus labels that cover only the answer tokens and <end_of_utterance>."""
+    tok = processor.tokenizer
+    eou = tok.convert_tokens_to_ids("<end_of_utterance>")
+    full = [processor.apply_chat_template(messages_for(q, a, f), tokenize=False) for _, q, a, _, f in examples]
+    prompts = [processor.apply_chat_template(messages_for(q, None, f), tokenize=False,
+                                             add_generation_prompt=True) for _, q, _, _, f in examples]
+    images = [[e[0]] for e in examples]
+    enc = processor(text=full, images=images, return_tensors="pt", padding=True)
+    penc = processor(text=prompts, images=images, return_tensors="pt", padding=True)
+    labels = torch.full_like(enc["input_ids"], -100)
+    assert tok.padding_side == "right" or enc["attention_mask"].all()
+    for i in range(len(examples)):
+        plen = int(penc["attention_mask"][i].sum())
+        ids = enc["input_ids"][i]
+        assert torch.equal(ids[:plen], penc["input_ids"][i][:plen]), "prompt is not a token prefix"
+        end = (ids[plen:] == eou).nonzero()[0, 0].item() + plen
+        labels[i, plen:end + 1] = ids[plen:end + 1]
+    enc["labels"] = labels
+    return enc
+
+
+@torch.no_grad()
+def teacher_forced_exact(model, batch):
+    """Per example: does greedy decoding reproduce the labelled answer? (With teacher forcing,
+    every answer token being the argmax is the same as greedy decoding producing the answer.)"""
+    out = model(**{k: v for k, v in batch.items() if k != "labels"})
+    pred = out.logits[:, :-1].argmax(-1)
+    lab = batch["labels"][:, 1:]
+    ok = (pred == lab) | (lab == -100)
+    return ok.all(-1).tolist()
+
+
+def evaluate(model, processor, seed, count):
+    model.eval()
+    per = {}
+    for i in range(count):
+        shapes, img, qs = ds.scene(seed, i)
+        ex = [(img, q, a, t, (i + j) % 2 == 0) for j, (t, q, a) in enumerate(qs)]
+        for (_, _, _, t, _), ok in zip(ex, teacher_forced_exact(model, make_batch(processor, ex))):
+            per.setdefault(t, []).append(ok)
+    model.train()
+    allv = [v for vs in per.values() for v in vs]
+    return sum(allv) / len(allv), {t: sum(v) / len(v) for t, v in sorted(per.items())}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", default="/tmp/demo-train", help="scratch folder for checkpoints")
+    ap.add_argument("--out", default=os.path.join(ROOT, "models", "vlm-demo"))
+    ap.add_argument("--seed", type=int, default=1234, help="weight initialisation seed")
+    ap.add_argument("--data-seed", type=int, default=1, help="training scene stream")
+    ap.add_argument("--eval-seed", type=int, default=424242, help="scenes for progress reports")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--batch", type=int, default=32, help="examples per step (2 per scene)")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=int, default=150)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ckpt-every", type=int, default=100)
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--init-only", action="store_true")
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    random.seed(a.seed)
+    os.makedirs(a.work, exist_ok=True)
+    base = os.path.join(a.work, "base")
+    if not os.path.exists(os.path.join(base, "config.json")):
+        processor = build_processor(build_tokenizer())
+        model = Idefics3ForConditionalGeneration(build_config(processor.tokenizer))
+        write_folder(base, model, processor)
+    processor = AutoProcessor.from_pretrained(base)
+    torch.manual_seed(a.seed)
+    model = Idefics3ForConditionalGeneration(build_config(processor.tokenizer)).float()
+    nparam = sum(p.numel() for p in model.parameters())
+    print(f"parameters: {nparam} ({nparam * 4 / 1e6:.1f} MB f32)", flush=True)
+    if a.init_only:
+        write_folder(a.out, model, processor)
+        return
+
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
+
+    def lr_at(step):
+        if step < a.warmup:
+            return a.lr * (step + 1) / a.warmup
+        p = (step - a.warmup) / max(1, a.steps - a.warmup)
+        return a.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+    step = 0
+    ckpt = os.path.join(a.work, "ckpt.pt")
+    if os.path.exists(ckpt):
+        st = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step = st["step"]
+        print(f"resumed at step {step}", flush=True)
+    model.train()
+    per_scene = 2
+    t0 = time.time()
+    losses = []
+    while step < a.steps:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        nsc = a.batch // per_scene
+        ex = [e for i in range(step * nsc, (step + 1) * nsc) for e in train_examples(a.data_seed, i)]
+        batch = make_batch(processor, ex)
+        loss = model(**batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        losses.append(loss.item())
+        if step % 20 == 0:
+            el = time.time() - t0
+            print(f"step {step} loss {sum(losses) / len(losses):.4f} lr {lr_at(step):.2e} "
+                  f"{el / 20:.2f}s/step", flush=True)
+            losses, t0 = [], time.time()
+        if step % a.ckpt_every == 0 or step == a.steps:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt + ".tmp")
+            os.replace(ckpt + ".tmp", ckpt)
+            write_folder(os.path.join(a.work, "latest"), model, processor)
+        if step % a.eval_every == 0 or step == a.steps:
+            acc, per = evaluate(model, processor, a.eval_seed, 40)
+            print(f"eval step {step}: exact {acc:.3f} " + " ".join(f"{k}={v:.3f}" for k, v in per.items()),
+                  flush=True)
+            t0 = time.time()
+    write_folder(a.out, model, processor)
+    shutil.copy(ckpt, os.path.join(a.work, f"final-{step}.pt"))
+    print(f"wrote {a.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
