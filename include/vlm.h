@@ -71,6 +71,71 @@ VLM_API void vlm_set_allocator(vlm_malloc_fn m, vlm_realloc_fn r, vlm_free_fn f,
 
 /* ---- models and generation: declared below by the engine (src/engine, src/models) ---- */
 
+/* A loaded model: weights (mmap'd), config, tokenizer, chat template, image processor and
+ * generation defaults. Immutable once loaded; may be shared by threads. */
+struct vlm_model;
+
+struct vlm_model_params {
+    int n_threads;          /* threads for vlm_generate; 0 = all cores */
+    int load_tokenizer;     /* 1 (default): load tokenizer, chat template and processor too;
+                               0: weights and config only (parity tests, inspection) */
+};
+
+/* Defaults: all cores, everything loaded. */
+VLM_API struct vlm_model_params vlm_model_default_params(void);
+
+/* Loads a Hugging Face model folder (config.json, *.safetensors, tokenizer and processor
+ * files). On success *out owns the model (free with vlm_model_free); on failure *out is NULL
+ * and vlm_last_error() names the file and tensor or key at fault. params may be NULL. */
+VLM_API int vlm_model_load(const char *dir, const struct vlm_model_params *params,
+                           struct vlm_model **out);
+/* Frees a model; NULL is fine. No context may use it afterwards. */
+VLM_API void vlm_model_free(struct vlm_model *model);
+
+/* One encoded image file (JPEG, PNG, WebP, GIF bytes), borrowed for the call. */
+struct vlm_image_bytes {
+    const uint8_t *data;
+    size_t         len;
+};
+
+struct vlm_generate_params {
+    int      max_tokens;          /* new tokens at most; default 256 */
+    float    temperature;         /* 0 = greedy; default: generation_config.json's, else 0 */
+    int      top_k;               /* <= 0 off */
+    float    top_p, min_p;        /* 1 / 0 = off */
+    float    repetition_penalty, presence_penalty, frequency_penalty;
+    uint64_t seed;
+    int      has_seed;
+    const char *const *stop;      /* stop strings (borrowed); n_stop of them */
+    int      n_stop;
+    int      n_threads;           /* 0 = the model params' */
+    /* Streaming: called with each newly final piece of text; return non-zero to stop. */
+    int    (*on_text)(const char *text, size_t len, void *user);
+    void    *user;
+};
+VLM_API struct vlm_generate_params vlm_generate_default_params(void);
+
+struct vlm_generate_result {
+    char    *text;                /* generated text (stop string cut off) */
+    int32_t *token_ids;           /* (n_tokens) generated ids */
+    float   *logprobs;            /* (n_tokens) log-probability of each generated token */
+    int      n_tokens;
+    int      n_prompt_tokens;     /* including image tokens */
+    const char *finish_reason;    /* "stop" or "length" (static) */
+    double   t_image_ms, t_prefill_ms, t_decode_ms;
+};
+/* Frees what a result holds (not the struct itself). */
+VLM_API void vlm_generate_result_free(struct vlm_generate_result *r);
+
+/* One chat turn: messages_json is an OpenAI/HF-style array of {"role","content"} (content a
+ * string or a list of {"type":"text"} / {"type":"image"} parts); the i-th image part is
+ * images[i]. Applies the model's chat template with a generation prompt, encodes the images,
+ * and generates. Thread-safe: each call makes its own context over the shared model. On
+ * failure *out is zeroed and vlm_last_error() says why. */
+VLM_API int vlm_generate(struct vlm_model *model, const char *messages_json,
+                         const struct vlm_image_bytes *images, int n_images,
+                         const struct vlm_generate_params *params, struct vlm_generate_result *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,119 @@
+/* engine.h — the engine API the CLI and the server build on: a loaded model (weights, config,
+ * tokenizer, chat template, processor, generation defaults), image encoding, and a context
+ * holding a paged KV cache for up to n_seq_max sequences that one batched decode step advances
+ * together (continuous batching: one pass over the weights for every live sequence).
+ *
+ * Threading: a struct vlm_model is immutable after vlm_model_load and may be shared by threads
+ * (vlm_model_encode_image may run on one thread while a context decodes on another, each with
+ * its own pool). A struct vlm_ctx belongs to one thread at a time. */
+#ifndef VLM_ENGINE_ENGINE_H
+#define VLM_ENGINE_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vlm.h"
+
+struct vlm_error;
+struct vlm_pool;
+struct vlm_image_input;
+struct vlm_tokenizer;
+struct vlm_template;
+struct vlm_processor;
+
+/* ---- the model ---------------------------------------------------------------------- */
+
+#define VLM_MAX_EOS 8
+
+/* Facts about a loaded model that callers need (all read-only). */
+struct vlm_model_info {
+    const char *arch;            /* config.json architectures[0] */
+    const char *dir;             /* the model folder */
+    int n_vocab;                 /* rows of the logits */
+    int d_model;                 /* width of one embedding row (text hidden size) */
+    int n_layer;
+    int n_ctx_train;             /* max_position_embeddings: the default max_model_len */
+    int32_t image_token_id;      /* -1 if the model takes no images */
+    int32_t bos_id;              /* -1 if none */
+    int32_t eos_ids[VLM_MAX_EOS];/* from generation_config.json, else config.json, else tokenizer */
+    int n_eos;
+    size_t weight_bytes;         /* total bytes of all weight tensors */
+    /* generation_config.json defaults (what transformers' generate uses when a request is silent) */
+    int   gen_do_sample;
+    float gen_temperature, gen_top_p, gen_repetition_penalty;
+    int   gen_top_k;
+};
+
+/* vlm_model_load / vlm_model_free / vlm_model_default_params are in include/vlm.h. */
+const struct vlm_model_info *vlm_model_get_info(const struct vlm_model *m);
+/* Borrowed parts, valid while the model lives; NULL when the folder has none. */
+const struct vlm_tokenizer *vlm_model_tokenizer(const struct vlm_model *m);
+const struct vlm_template  *vlm_model_template(const struct vlm_model *m);
+const struct vlm_processor *vlm_model_processor(const struct vlm_model *m);
+
+/* Runs the vision tower + connector on one processed image. embd must hold
+ * (in->n_image_tokens, d_model) floats; row r is the embedding of the image's r-th image token
+ * in prompt order. pool may be NULL (calling thread only). Thread-safe for a shared model. */
+int vlm_model_encode_image(const struct vlm_model *m, struct vlm_pool *pool,
+                           const struct vlm_image_input *in, float *embd, struct vlm_error *err);
+
+/* ---- the context: KV cache + scratch + thread pool ---------------------------------- */
+
+struct vlm_ctx_params {
+    int n_seq_max;      /* sequence slots (server: --max-num-seqs); seq ids are 0..n_seq_max-1 */
+    int n_ctx;          /* max tokens in one sequence (max_model_len); 0 = the model's n_ctx_train */
+    int n_kv_tokens;    /* total KV capacity shared by all sequences, in tokens; 0 = n_ctx * n_seq_max.
+                           Memory is taken block by block as sequences grow and kept for reuse. */
+    int n_batch_max;    /* most tokens in one vlm_ctx_decode call (prefill chunk + decode rows) */
+    int n_threads;      /* threads of the context's pool; 0 = all cores */
+};
+struct vlm_ctx_params vlm_ctx_default_params(void);
+
+struct vlm_ctx;
+int  vlm_ctx_new(const struct vlm_model *m, const struct vlm_ctx_params *p, struct vlm_ctx **out,
+                 struct vlm_error *err);
+void vlm_ctx_free(struct vlm_ctx *ctx);
+const struct vlm_model *vlm_ctx_model(const struct vlm_ctx *ctx);
+struct vlm_pool *vlm_ctx_pool(struct vlm_ctx *ctx);       /* the context's pool (for encode) */
+
+/* One decode step over tokens of several sequences. Row i is a token of sequence seq_id[i] at
+ * position pos[i]. Within a call, each sequence's rows must come in order and continue it:
+ * pos == the sequence's current length (0 for a fresh or cleared slot), then +1 per row.
+ * Row i's input is embd[i] (a d_model row, e.g. an image embedding) when embd && embd[i],
+ * else the embedding of token[i]. Rows with want_logits[i] != 0 (when want_logits == NULL: the
+ * last row of each sequence in the batch) produce logits, readable with vlm_ctx_logits in row
+ * order until the next decode. */
+struct vlm_batch {
+    int             n_tokens;
+    const int32_t  *token;        /* (n_tokens) token ids; ignored for rows with an embd row */
+    const float *const *embd;     /* (n_tokens) NULL or a (d_model) row per token; may be NULL */
+    const int32_t  *pos;          /* (n_tokens) */
+    const int32_t  *seq_id;       /* (n_tokens) in [0, n_seq_max) */
+    const int8_t   *want_logits;  /* (n_tokens) or NULL = last row of each sequence */
+};
+
+/* Errors: VLM_E_INVALID for a bad seq id / position / token id / n_tokens > n_batch_max,
+ * VLM_E_TOO_LARGE when a sequence would pass n_ctx, VLM_E_NOMEM when the KV pool is full (the
+ * step then changed no sequence: the caller may clear a sequence and retry). */
+int vlm_ctx_decode(struct vlm_ctx *ctx, const struct vlm_batch *b, struct vlm_error *err);
+
+/* Logits (n_vocab floats) of the j-th row that wanted logits in the last decode; NULL if out
+ * of range. Valid until the next decode on this context. */
+float *vlm_ctx_logits(struct vlm_ctx *ctx, int j);
+int    vlm_ctx_n_logits(const struct vlm_ctx *ctx);
+
+/* Frees a sequence's KV blocks at once (a finished request, a client that disconnected); the
+ * slot may be reused with pos 0. */
+void vlm_ctx_seq_clear(struct vlm_ctx *ctx, int seq_id);
+/* Current length (tokens in the KV cache) of a sequence; 0 for a free slot. */
+int  vlm_ctx_seq_len(const struct vlm_ctx *ctx, int seq_id);
+/* KV accounting for admission control and /metrics. */
+int  vlm_ctx_kv_capacity(const struct vlm_ctx *ctx);   /* tokens */
+int  vlm_ctx_kv_free(const struct vlm_ctx *ctx);       /* tokens that can still be added */
+int  vlm_ctx_n_ctx(const struct vlm_ctx *ctx);         /* per-sequence limit */
+
+/* vlm_model_encode_image with the context's pool. */
+int vlm_ctx_encode_image(struct vlm_ctx *ctx, const struct vlm_image_input *in, float *embd,
+                         struct vlm_error *err);
+
+#endif
