@@ -1,0 +1,155 @@
+/* decode_bmp.c — a small BMP reader covering what PIL's BmpImagePlugin opens without RLE:
+ * core/info/v4/v5 headers, 1/4/8-bit palettes, 16-bit 555/565, 24-bit, 32-bit BGRX and the
+ * bit-field layouts PIL accepts (alpha when the mask has one), bottom-up or top-down rows. */
+#include "image/decode_internal.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+#include <string.h>
+
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static unsigned le16(const uint8_t *p) { return p[0] | p[1] << 8; }
+
+struct bmp {
+    uint32_t w, h;
+    int top_down, bits, compression, colors, pad;   /* pad: palette entry size, 3 or 4 */
+    uint32_t mask[4];                               /* r, g, b, a for bit fields */
+    size_t pal_off, data_off;
+};
+
+/* The 32-bit bit-field layouts PIL supports: each mask is one whole byte (or zero). */
+static int masks_ok32(const uint32_t m[4]) {
+    static const uint32_t ok[][4] = {
+        {0xFF0000, 0xFF00, 0xFF, 0}, {0xFF000000, 0xFF0000, 0xFF00, 0}, {0xFF000000, 0xFF00, 0xFF, 0},
+        {0xFF000000, 0xFF0000, 0xFF00, 0xFF}, {0xFF, 0xFF00, 0xFF0000, 0xFF000000},
+        {0xFF0000, 0xFF00, 0xFF, 0xFF000000}, {0xFF000000, 0xFF00, 0xFF, 0xFF0000}, {0, 0, 0, 0}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (!memcmp(ok[i], m, sizeof ok[i])) return 1;
+    return 0;
+}
+
+static int parse_header(const uint8_t *b, size_t n, struct bmp *h) {
+    if (n < 18) return -1;
+    uint32_t hs = le32(b + 14);
+    memset(h, 0, sizeof *h);
+    if (hs < 12 || hs > n - 14) return -1;
+    const uint8_t *d = b + 18;   /* header data after its size field */
+    size_t pos = 14 + (size_t)hs;
+    if (hs == 12) {
+        h->w = le16(d); h->h = le16(d + 2); h->bits = (int)le16(d + 6);
+        h->pad = 3;
+    } else if (hs == 40 || hs == 52 || hs == 56 || hs == 64 || hs == 108 || hs == 124) {
+        h->w = le32(d);
+        h->top_down = d[7] == 0xFF;
+        h->h = h->top_down ? (uint32_t)(0u - le32(d + 4)) : le32(d + 4);
+        h->bits = (int)le16(d + 10);
+        h->compression = (int)le32(d + 12);
+        h->colors = (int)le32(d + 28);
+        h->pad = 4;
+        if (h->compression == 3) {
+            if (hs - 4 >= 48) {
+                for (int i = 0; i < 3; i++) h->mask[i] = le32(d + 36 + 4 * i);
+                h->mask[3] = hs - 4 >= 52 ? le32(d + 48) : 0;
+            } else {
+                if (n - pos < 12) return -1;
+                for (int i = 0; i < 3; i++) h->mask[i] = le32(b + pos + 4 * i);
+                pos += 12;
+            }
+        }
+    } else {
+        return -1;
+    }
+    if (h->colors == 0 || h->pad == 3) h->colors = h->bits < 31 ? 1 << (h->bits > 16 ? 16 : h->bits) : 0;
+    h->pal_off = pos;
+    h->data_off = le32(b + 10);
+    if (h->data_off == 14 + (size_t)hs && h->bits <= 8) h->data_off += (size_t)h->pad * h->colors;
+    return 0;
+}
+
+static int bits_supported(const struct bmp *h) {
+    if (h->compression == 0) return h->bits == 1 || h->bits == 4 || h->bits == 8 ||
+                                    h->bits == 16 || h->bits == 24 || h->bits == 32;
+    if (h->compression != 3) return 0;
+    if (h->bits == 32) return masks_ok32(h->mask);
+    if (h->bits == 24) return h->mask[0] == 0xFF0000 && h->mask[1] == 0xFF00 && h->mask[2] == 0xFF;
+    if (h->bits == 16) return (h->mask[0] == 0xF800 && h->mask[1] == 0x7E0 && h->mask[2] == 0x1F) ||
+                              (h->mask[0] == 0x7C00 && h->mask[1] == 0x3E0 && h->mask[2] == 0x1F);
+    return 0;
+}
+
+static uint8_t field(uint32_t v, uint32_t m) {
+    if (!m) return 0;
+    return (uint8_t)((v & m) >> __builtin_ctz(m));
+}
+
+static void decode_row(const struct bmp *h, const uint8_t *s, uint8_t *o, const uint8_t pal[256][3],
+                       int alpha) {
+    int oc = alpha ? 4 : 3;
+    uint32_t m[4] = {h->mask[0], h->mask[1], h->mask[2], h->mask[3]};
+    if (h->bits == 32 && (h->compression == 0 || !(m[0] | m[1] | m[2] | m[3]))) {
+        m[0] = 0xFF0000; m[1] = 0xFF00; m[2] = 0xFF; m[3] = h->compression == 0 ? 0 : 0xFF000000;
+    }
+    int is565 = h->compression == 3 && h->mask[0] == 0xF800;
+    for (uint32_t x = 0; x < h->w; x++, o += oc) {
+        const uint8_t *c;
+        unsigned idx, p;
+        switch (h->bits) {
+        case 1: idx = (s[x >> 3] >> (7 - (x & 7))) & 1; c = pal[idx]; o[0] = c[0]; o[1] = c[1]; o[2] = c[2]; break;
+        case 4: idx = (s[x >> 1] >> ((x & 1) ? 0 : 4)) & 15; c = pal[idx]; o[0] = c[0]; o[1] = c[1]; o[2] = c[2]; break;
+        case 8: c = pal[s[x]]; o[0] = c[0]; o[1] = c[1]; o[2] = c[2]; break;
+        case 16:
+            p = le16(s + 2 * x);
+            if (is565) {
+                o[0] = (uint8_t)(((p >> 11) & 31) * 255 / 31);
+                o[1] = (uint8_t)(((p >> 5) & 63) * 255 / 63);
+            } else {
+                o[0] = (uint8_t)(((p >> 10) & 31) * 255 / 31);
+                o[1] = (uint8_t)(((p >> 5) & 31) * 255 / 31);
+            }
+            o[2] = (uint8_t)((p & 31) * 255 / 31);
+            break;
+        case 24: o[0] = s[3 * x + 2]; o[1] = s[3 * x + 1]; o[2] = s[3 * x]; break;
+        default:
+            p = le32(s + 4 * x);
+            o[0] = field(p, m[0]); o[1] = field(p, m[1]); o[2] = field(p, m[2]);
+            if (alpha) o[3] = field(p, m[3]);
+            break;
+        }
+    }
+}
+
+int img_decode_bmp(const uint8_t *b, size_t n, const struct vlm_image_limits *lim,
+                   struct img_raw *out, struct vlm_error *err) {
+    struct bmp h;
+    if (parse_header(b, n, &h)) return img_corrupt(err, "BMP");
+    if (!bits_supported(&h))
+        return vlm_error_set(err, VLM_E_UNSUPPORTED, "image: unsupported BMP variant");
+    int rc = img_check_size(h.w, h.h, lim, err);
+    if (rc) return rc;
+
+    uint8_t pal[256][3];
+    for (int i = 0; i < 256; i++) pal[i][0] = pal[i][1] = pal[i][2] = (uint8_t)i;
+    if (h.bits <= 8) {
+        if (h.colors <= 0 || h.colors > 65536) return img_corrupt(err, "BMP");
+        size_t np = (size_t)h.colors, need = np * (size_t)h.pad;
+        if (h.pal_off > n || n - h.pal_off < need) return img_corrupt(err, "BMP");
+        for (size_t i = 0; i < np && i < 256; i++) {   /* stored B, G, R(, X) */
+            const uint8_t *e = b + h.pal_off + i * (size_t)h.pad;
+            pal[i][0] = e[2]; pal[i][1] = e[1]; pal[i][2] = e[0];
+        }
+    }
+    size_t stride = (((size_t)h.w * (size_t)h.bits + 31) >> 3) & ~(size_t)3, total;
+    if (!vlm_mul_ok(stride, h.h, &total) || h.data_off > n || n - h.data_off < total)
+        return img_corrupt(err, "BMP");
+    int alpha = h.bits == 32 && h.compression == 3 && (h.mask[3] || !(h.mask[0] | h.mask[1] | h.mask[2]));
+    rc = img_raw_alloc(out, (int)h.w, (int)h.h, alpha, lim, err);
+    if (rc) return rc;
+    for (uint32_t y = 0; y < h.h; y++) {
+        uint32_t sy = h.top_down ? y : h.h - 1 - y;
+        decode_row(&h, b + h.data_off + (size_t)sy * stride, out->px + (size_t)y * h.w * (alpha ? 4 : 3),
+                   pal, alpha);
+    }
+    return VLM_OK;
+}

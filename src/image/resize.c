@@ -1,0 +1,270 @@
+/* resize.c — Image.resize of PIL for 8-bit RGB, reproduced bit for bit: the same filters and
+ * support scaling when shrinking (antialiasing), coefficients normalised in double then
+ * turned into 22-bit fixed point with PIL's rounding, a horizontal pass over only the rows the
+ * vertical pass reads, then the vertical pass; NEAREST is PIL's affine nearest-neighbour.
+ * Also crop and the channels-first rescale/normalize every processor ends with. */
+#include "image/image.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+#include <math.h>
+#include <string.h>
+
+#define PREC 22   /* PIL's PRECISION_BITS = 32 - 8 - 2 */
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+static double f_box(double x) { return x > -0.5 && x <= 0.5 ? 1.0 : 0.0; }
+static double f_bilinear(double x) {
+    if (x < 0.0) x = -x;
+    return x < 1.0 ? 1.0 - x : 0.0;
+}
+static double f_hamming(double x) {
+    if (x < 0.0) x = -x;
+    if (x == 0.0) return 1.0;
+    if (x >= 1.0) return 0.0;
+    x = x * M_PI;
+    return sin(x) / x * (0.54f + 0.46f * cos(x));   /* float constants, as PIL */
+}
+static double f_bicubic(double x) {
+    const double a = -0.5;
+    if (x < 0.0) x = -x;
+    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+    if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+    return 0.0;
+}
+static double sinc(double x) {
+    if (x == 0.0) return 1.0;
+    x = x * M_PI;
+    return sin(x) / x;
+}
+static double f_lanczos(double x) {
+    return -3.0 <= x && x < 3.0 ? sinc(x) * sinc(x / 3) : 0.0;
+}
+
+struct filter { double (*fn)(double); double support; };
+
+static int pick(int resample, struct filter *f) {
+    switch (resample) {
+    case VLM_RESAMPLE_BOX:      *f = (struct filter){f_box, 0.5}; return 0;
+    case VLM_RESAMPLE_BILINEAR: *f = (struct filter){f_bilinear, 1.0}; return 0;
+    case VLM_RESAMPLE_HAMMING:  *f = (struct filter){f_hamming, 1.0}; return 0;
+    case VLM_RESAMPLE_BICUBIC:  *f = (struct filter){f_bicubic, 2.0}; return 0;
+    case VLM_RESAMPLE_LANCZOS:  *f = (struct filter){f_lanczos, 3.0}; return 0;
+    default: return -1;
+    }
+}
+
+/* Fixed-point coefficients for resampling in_size -> out_size: for each output index i,
+ * taps k[i*ksize .. +n[i]) apply to inputs start[i] ... (PIL's precompute_coeffs followed by
+ * normalize_coeffs_8bpc). */
+struct coeffs { int ksize; int *start, *n; int32_t *k; };
+
+static void coeffs_free(struct coeffs *c) {
+    vlm_free(c->start); vlm_free(c->n); vlm_free(c->k);
+    memset(c, 0, sizeof *c);
+}
+
+static int coeffs_make(int in_size, int out_size, const struct filter *f, struct coeffs *c) {
+    float in0 = 0.0f, in1 = (float)in_size;
+    double scale = (double)(in1 - in0) / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = f->support * filterscale;
+    size_t total;
+    memset(c, 0, sizeof *c);
+    c->ksize = (int)ceil(support) * 2 + 1;
+    if (!vlm_mul_ok((size_t)out_size, (size_t)c->ksize, &total)) return -1;
+    double *w = vlm_malloc(sizeof(double) * (size_t)c->ksize);
+    c->start = vlm_malloc(sizeof(int) * (size_t)out_size);
+    c->n = vlm_malloc(sizeof(int) * (size_t)out_size);
+    c->k = vlm_calloc(total, sizeof(int32_t));
+    if (!w || !c->start || !c->n || !c->k) { vlm_free(w); coeffs_free(c); return -1; }
+    for (int xx = 0; xx < out_size; xx++) {
+        double center = in0 + (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
+        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
+        if (xmin < 0) xmin = 0;
+        if (xmax > in_size) xmax = in_size;
+        xmax -= xmin;
+        if (xmax > c->ksize) xmax = c->ksize;   /* cannot happen; keeps the writes in bounds */
+        for (int x = 0; x < xmax; x++) {
+            w[x] = f->fn((x + xmin - center + 0.5) * ss);
+            ww += w[x];
+        }
+        int32_t *k = c->k + (size_t)xx * c->ksize;
+        for (int x = 0; x < xmax; x++) {
+            double v = ww != 0.0 ? w[x] / ww : w[x];
+            k[x] = v < 0 ? (int32_t)(-0.5 + v * (1 << PREC)) : (int32_t)(0.5 + v * (1 << PREC));
+        }
+        c->start[xx] = xmin;
+        c->n[xx] = xmax < 0 ? 0 : xmax;
+    }
+    vlm_free(w);
+    return 0;
+}
+
+static inline uint8_t clip8(int32_t v) {
+    v >>= PREC;
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+/* Rows [y0, y0+rows) of in, resampled horizontally into tmp (rows x out_w). */
+static void pass_h(const struct vlm_image *in, int y0, int rows, const struct coeffs *c,
+                   int out_w, uint8_t *tmp) {
+    for (int y = 0; y < rows; y++) {
+        const uint8_t *src = in->rgb + (size_t)(y0 + y) * in->width * 3;
+        uint8_t *dst = tmp + (size_t)y * out_w * 3;
+        for (int xx = 0; xx < out_w; xx++) {
+            const int32_t *k = c->k + (size_t)xx * c->ksize;
+            const uint8_t *s = src + (size_t)c->start[xx] * 3;
+            int32_t s0 = 1 << (PREC - 1), s1 = s0, s2 = s0;
+            for (int x = 0, n = c->n[xx]; x < n; x++, s += 3) {
+                s0 += s[0] * k[x];
+                s1 += s[1] * k[x];
+                s2 += s[2] * k[x];
+            }
+            dst[3 * xx] = clip8(s0);
+            dst[3 * xx + 1] = clip8(s1);
+            dst[3 * xx + 2] = clip8(s2);
+        }
+    }
+}
+
+/* Vertical pass: out row yy = taps over rows (start[yy] - first) of src (width w). */
+static int pass_v(const uint8_t *src, int w, int first, const struct coeffs *c, int out_h,
+                  uint8_t *out) {
+    size_t n = (size_t)w * 3;
+    int32_t *acc = vlm_malloc(sizeof(int32_t) * n);
+    if (!acc) return -1;
+    for (int yy = 0; yy < out_h; yy++) {
+        const int32_t *k = c->k + (size_t)yy * c->ksize;
+        for (size_t i = 0; i < n; i++) acc[i] = 1 << (PREC - 1);
+        for (int y = 0; y < c->n[yy]; y++) {
+            const uint8_t *s = src + (size_t)(c->start[yy] - first + y) * n;
+            int32_t kv = k[y];
+            for (size_t i = 0; i < n; i++) acc[i] += s[i] * kv;
+        }
+        uint8_t *d = out + (size_t)yy * n;
+        for (size_t i = 0; i < n; i++) d[i] = clip8(acc[i]);
+    }
+    vlm_free(acc);
+    return 0;
+}
+
+/* PIL's ImagingScaleAffine with a = (in/out scale): positions accumulate in double. */
+static void nearest(const struct vlm_image *in, struct vlm_image *out) {
+    double a0 = (double)((float)in->width - 0.0f) / out->width;
+    double a4 = (double)((float)in->height - 0.0f) / out->height;
+    int *xin = vlm_malloc(sizeof(int) * (size_t)out->width);
+    double xo = a0 * 0.5, yo = a4 * 0.5;
+    memset(out->rgb, 0, (size_t)out->width * out->height * 3);
+    if (!xin) return;
+    for (int x = 0; x < out->width; x++, xo += a0) xin[x] = xo < 0.0 ? -1 : (int)xo;
+    for (int y = 0; y < out->height; y++, yo += a4) {
+        int yi = yo < 0.0 ? -1 : (int)yo;
+        if (yi < 0 || yi >= in->height) continue;
+        const uint8_t *s = in->rgb + (size_t)yi * in->width * 3;
+        uint8_t *d = out->rgb + (size_t)y * out->width * 3;
+        for (int x = 0; x < out->width; x++)
+            if (xin[x] >= 0 && xin[x] < in->width) memcpy(d + 3 * x, s + 3 * (size_t)xin[x], 3);
+    }
+    vlm_free(xin);
+}
+
+int vlm_image_resize(const struct vlm_image *in, int width, int height, int resample,
+                     struct vlm_image *out, struct vlm_error *err) {
+    struct filter f;
+    memset(out, 0, sizeof *out);
+    if (!in || !in->rgb || in->width < 1 || in->height < 1)
+        return vlm_error_set(err, VLM_E_INVALID, "resize: empty image");
+    if (resample != VLM_RESAMPLE_NEAREST && pick(resample, &f))
+        return vlm_error_set(err, VLM_E_INVALID, "resize: unknown resample filter %d", resample);
+    int rc = vlm_image_alloc(out, width, height, err);
+    if (rc) return rc;
+    if (width == in->width && height == in->height) {
+        memcpy(out->rgb, in->rgb, (size_t)width * height * 3);
+        return VLM_OK;
+    }
+    if (resample == VLM_RESAMPLE_NEAREST) {
+        nearest(in, out);
+        return VLM_OK;
+    }
+    struct coeffs cv, ch;
+    memset(&ch, 0, sizeof ch);
+    if (coeffs_make(in->height, height, &f, &cv)) {
+        vlm_image_free(out);
+        return vlm_error_set(err, VLM_E_NOMEM, "resize: out of memory");
+    }
+    int need_h = width != in->width, need_v = height != in->height;
+    int first = cv.start[0], last = cv.start[height - 1] + cv.n[height - 1];
+    uint8_t *tmp = NULL;
+    int bad = 0;
+    /* Pillow >= 12.3 runs the vertical pass first when the height shrinks by more than
+     * twice as many pixels as the width does (python-pillow/Pillow#9549); the order
+     * changes the 8-bit rounding of the intermediate image, so it is followed here. */
+    if (need_h && need_v && height < in->height &&
+        (long)in->height - height > 2L * ((long)in->width - width)) {
+        if (coeffs_make(in->width, width, &f, &ch) ||
+            !(tmp = vlm_malloc((size_t)in->width * 3 * (size_t)height)) ||
+            pass_v(in->rgb, in->width, 0, &cv, height, tmp))
+            bad = 1;
+        else {
+            struct vlm_image t = {in->width, height, tmp};
+            pass_h(&t, 0, height, &ch, width, out->rgb);
+        }
+        need_h = need_v = 0;
+    }
+    if (need_h) {
+        if (coeffs_make(in->width, width, &f, &ch)) bad = 1;
+        else if (!need_v) pass_h(in, 0, in->height, &ch, width, out->rgb);
+        else if (!(tmp = vlm_malloc((size_t)width * 3 * (size_t)(last - first)))) bad = 1;
+        else pass_h(in, first, last - first, &ch, width, tmp);
+    }
+    if (!bad && need_v) {
+        if (need_h) bad = pass_v(tmp, width, first, &cv, height, out->rgb);
+        else bad = pass_v(in->rgb, width, 0, &cv, height, out->rgb);
+    }
+    vlm_free(tmp);
+    coeffs_free(&cv);
+    coeffs_free(&ch);
+    if (bad) {
+        vlm_image_free(out);
+        return vlm_error_set(err, VLM_E_NOMEM, "resize: out of memory");
+    }
+    return VLM_OK;
+}
+
+int vlm_image_crop(const struct vlm_image *in, int x, int y, int w, int h,
+                   struct vlm_image *out, struct vlm_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!in || x < 0 || y < 0 || w < 1 || h < 1 || x > in->width - w || y > in->height - h)
+        return vlm_error_set(err, VLM_E_INVALID, "crop: rectangle outside the image");
+    int rc = vlm_image_alloc(out, w, h, err);
+    if (rc) return rc;
+    for (int r = 0; r < h; r++)
+        memcpy(out->rgb + (size_t)r * w * 3, in->rgb + ((size_t)(y + r) * in->width + x) * 3,
+               (size_t)w * 3);
+    return VLM_OK;
+}
+
+void vlm_image_to_chw(const struct vlm_image *img, double rescale, const float *mean,
+                      const float *std, float *dst, int dst_h, int dst_w) {
+    float lut[3][256];
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++) {
+            float f = (float)((double)v * rescale);
+            if (mean && std) f = (f - mean[c]) / std[c];
+            lut[c][v] = f;
+        }
+    int h = img->height < dst_h ? img->height : dst_h, w = img->width < dst_w ? img->width : dst_w;
+    size_t plane = (size_t)dst_h * dst_w;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *s = img->rgb + (size_t)y * img->width * 3;
+        float *d0 = dst + (size_t)y * dst_w, *d1 = d0 + plane, *d2 = d1 + plane;
+        for (int x = 0; x < w; x++, s += 3) {
+            d0[x] = lut[0][s[0]];
+            d1[x] = lut[1][s[1]];
+            d2[x] = lut[2][s[2]];
+        }
+    }
+}
