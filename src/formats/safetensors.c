@@ -103,11 +103,11 @@ int vlm_safetensors_parse(const uint8_t *data, size_t size, const char *fname,
             if (!json_is_object(val)) { rc = vlm_error_set(err, VLM_E_FORMAT, "%s: __metadata__ is not an object", fname); goto done; }
             continue;
         }
-        const struct st_dtype *d;
+        const struct st_dtype *d = NULL;
         struct vlm_tensor t;
         if ((rc = parse_entry(fname, key, val, area_size, &d, &t, &ranges[n], err)) != VLM_OK) goto done;
         n++;
-        if (d->type < 0) continue;   /* integer/fp8 tensors: checked, not loaded */
+        if (!d || d->type < 0) continue;   /* integer/fp8 tensors: checked, not loaded */
         t.data = area + ranges[n - 1].begin;
         if ((rc = vlm_weights_add(w, key, strlen(key), &t, file, err)) != VLM_OK) goto done;
     }
