@@ -51,7 +51,101 @@ void vlm_silu(float *x, size_t n);
 void vlm_silu_mul(float *gate, const float *up, size_t n);   /* gate = silu(gate) * up */
 void vlm_add(float *y, const float *x, size_t n);            /* y += x */
 
-/* Converts a tensor row (any dtype) to f32: dst (n,) = row r of W (rows, n). */
+/* Converts a tensor row (f32, f16 or bf16) to f32: dst (n,) = row r of W (rows, n).
+ * The embedding lookup. Quantized types are not handled yet (dst is zero-filled). */
 void vlm_tensor_row_f32(const struct vlm_tensor *w, int64_t r, float *dst);
+
+/* Bytes of one element for f32/f16/bf16, 0 for block types (use vlm_dtype_row_bytes). */
+size_t vlm_dtype_size(enum vlm_dtype t);
+/* Bytes of a row of n elements of t (0 if n does not fit t's block size or t is unknown). */
+size_t vlm_dtype_row_bytes(enum vlm_dtype t, int64_t n);
+/* Whether vlm_matmul accepts weights of dtype t (f32, f16, bf16 now). */
+int vlm_matmul_supported(enum vlm_dtype t);
+
+/* Same as vlm_matmul with explicit row strides (in elements): x row i at x + i*ldx, W row j at
+ * W + j*ldw elements (f32/f16/bf16 only), y row i at y + i*ldy. Lets a head of a packed QKV
+ * projection or a KV-cache slice be used as a matrix. */
+void vlm_matmul_strided(struct vlm_pool *pool, const float *x, int ldx, int m, int k,
+                        enum vlm_dtype wt, const void *w, size_t ldw, int n,
+                        const float *bias, float *y, int ldy);
+
+/* ---- dtype conversion (round-to-nearest-even, NaN kept quiet) ---- */
+float    vlm_bf16_to_f32(uint16_t h);
+uint16_t vlm_f32_to_bf16(float f);
+float    vlm_f16_to_f32(uint16_t h);
+uint16_t vlm_f32_to_f16(float f);
+void vlm_bf16_to_f32_row(float *dst, const uint16_t *src, size_t n);
+void vlm_f16_to_f32_row(float *dst, const uint16_t *src, size_t n);
+void vlm_f32_to_bf16_row(uint16_t *dst, const float *src, size_t n);
+void vlm_f32_to_f16_row(uint16_t *dst, const float *src, size_t n);
+
+/* ---- rotary position embedding ---- */
+
+enum vlm_rope_type {
+    VLM_ROPE_DEFAULT = 0,  /* inv_freq[i] = theta^(-2i/rot_dim) */
+    VLM_ROPE_LINEAR,       /* inv_freq / factor */
+    VLM_ROPE_DYNAMIC,      /* dynamic NTK: theta grows once seq_len > max_position_embeddings */
+    VLM_ROPE_LLAMA3        /* Llama 3.1 wavelength-banded scaling */
+};
+
+/* The `rope_theta` / `rope_scaling` (or `rope_parameters`) of a config, as transformers reads
+ * them (modeling_rope_utils.py). Zero-initialize, then set what the config has. */
+struct vlm_rope_params {
+    enum vlm_rope_type type;
+    float theta;                 /* rope_theta (base) */
+    int   rot_dim;               /* rotated dims: head_dim * partial_rotary_factor (even) */
+    float factor;                /* linear / dynamic / llama3 */
+    float low_freq_factor;       /* llama3 */
+    float high_freq_factor;      /* llama3 */
+    int   original_max_pos;      /* llama3: original_max_position_embeddings */
+    int   max_pos;               /* dynamic: max_position_embeddings */
+    float attention_factor;      /* multiplies cos and sin; 0 means 1 */
+};
+
+/* Fills inv_freq (rot_dim/2,) for p; seq_len matters only for VLM_ROPE_DYNAMIC (the longest
+ * sequence seen, as transformers' dynamic update uses). Computed in f32 like torch. */
+void vlm_rope_inv_freq(const struct vlm_rope_params *p, int seq_len, float *inv_freq);
+
+/* Applies RoPE in place to x (n_tok, n_head, head_dim), HF Llama "rotate_half" layout:
+ * for i < rot_dim/2, (x[i], x[i+rot_dim/2]) is rotated by angle pos[t]*inv_freq[i]; dims past
+ * rot_dim are left as they are. attn_scale multiplies cos/sin (1 for most models). */
+void vlm_rope_apply(float *x, int n_tok, int n_head, int head_dim, const int32_t *pos,
+                    const float *inv_freq, int rot_dim, float attn_scale);
+
+/* Plain RoPE with base theta (rot_dim <= 0 means head_dim); rot_dim <= 512. */
+void vlm_rope(float *x, int n_tok, int n_head, int head_dim, const int32_t *pos, float theta,
+              int rot_dim);
+
+/* ---- attention ---- */
+
+/* Scaled dot-product attention, softmax in f32 (max-subtracted, online).
+ * q (n_q, n_head, head_dim) contiguous; k and v rows of n_kv_head*head_dim floats with
+ * kv_row_stride floats between consecutive rows (key j of kv head g at k + j*stride + g*hd);
+ * out (n_q, n_head*head_dim). GQA: query head h uses kv head h / (n_head/n_kv_head), as
+ * transformers' repeat_kv. causal: query i sits at absolute position q_pos0 + i and sees keys
+ * 0 .. q_pos0+i (keys past n_kv are never read). kv_mask (n_kv,) 0 = key hidden, NULL = all
+ * visible. A query that sees no key gets zeros. head_dim <= 512. Parallel over the pool. */
+void vlm_attention(struct vlm_pool *pool, float *out, const float *q, int n_q, const float *k,
+                   const float *v, int n_kv, int n_head, int n_kv_head, int head_dim,
+                   size_t kv_row_stride, float scale, int causal, int q_pos0,
+                   const uint8_t *kv_mask);
+
+/* ---- vision helpers ---- */
+
+/* Patch embedding input: img (C, H, W) f32 planar -> cols (n_patches, C*p*p), patches in
+ * row-major order over the (H/p, W/p) grid, each patch flattened in (c, dy, dx) order, the
+ * layout of a Conv2d weight (d, C, p, p). Then vlm_matmul(cols, n_patches, W as (d, C*p*p),
+ * bias) is Conv2d(kernel = stride = p, no padding). H and W must be multiples of p. */
+void vlm_im2col_patches(float *cols, const float *img, int C, int H, int W, int p);
+
+/* Conv2d patch embedding in one call: out (n_patches, d) = im2col(img) @ W^T + bias, W a
+ * (d, C*p*p) or (d, C, p, p) tensor. Needs scratch of n_patches*C*p*p floats (caller-owned). */
+void vlm_conv2d_patch(struct vlm_pool *pool, float *out, const float *img, int C, int H, int W,
+                      int p, const struct vlm_tensor *w, const float *bias, float *scratch);
+
+/* Idefics3Connector.pixel_shuffle: x (seq, d), seq = side*side, side % s == 0 ->
+ * y (seq/s^2, d*s^2). Output row (i, j) of the (side/s)^2 grid is the concatenation, for
+ * a in [0,s) then b in [0,s), of input token (i*s + a, j*s + b). */
+void vlm_pixel_shuffle(float *y, const float *x, int seq, int d, int s);
 
 #endif

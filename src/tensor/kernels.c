@@ -1,0 +1,63 @@
+/* kernels.c — picks the kernel table once from CPU features: generic first, then AVX2+FMA,
+ * then AVX-512 (F/BW/VL/DQ) overrides. VLM_FORCE_GENERIC=1 keeps the scalar reference. */
+#include "tensor/kernels.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+static struct vlm_kernels tables[VLM_KERNELS_N_VARIANTS];
+static int                supported[VLM_KERNELS_N_VARIANTS];
+static int                chosen;
+static pthread_once_t     once = PTHREAD_ONCE_INIT;
+
+static int cpu_has_avx2(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+static int cpu_has_avx512(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#else
+    return 0;
+#endif
+}
+
+static void choose(void) {
+    vlm_kernels_init_generic(&tables[0]);
+    supported[0] = 1;
+    chosen = 0;
+#if defined(__x86_64__)
+    if (cpu_has_avx2()) {
+        tables[1] = tables[0];
+        vlm_kernels_init_avx2(&tables[1]);
+        supported[1] = 1;
+        chosen = 1;
+        if (cpu_has_avx512()) {
+            tables[2] = tables[1];
+            vlm_kernels_init_avx512(&tables[2]);
+            supported[2] = 1;
+            chosen = 2;
+        }
+    }
+#endif
+    const char *g = getenv("VLM_FORCE_GENERIC");
+    if (g && *g && *g != '0') chosen = 0;
+}
+
+const struct vlm_kernels *vlm_kernels(void) {
+    pthread_once(&once, choose);
+    return &tables[chosen];
+}
+
+const struct vlm_kernels *vlm_kernels_variant(int i) {
+    pthread_once(&once, choose);
+    if (i < 0 || i >= VLM_KERNELS_N_VARIANTS || !supported[i]) return NULL;
+    return &tables[i];
+}

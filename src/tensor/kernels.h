@@ -1,0 +1,58 @@
+/* kernels.h — the kernel table: one struct of function pointers per instruction set
+ * (generic scalar reference, AVX2+FMA, AVX-512), chosen once from CPUID. The tensor.h entry
+ * points dispatch through vlm_kernels(); tests walk every variant against the generic one. */
+#ifndef VLM_TENSOR_KERNELS_H
+#define VLM_TENSOR_KERNELS_H
+
+#include "tensor/tensor.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vlm_kernels {
+    const char *name;   /* "generic", "avx2", "avx512" */
+    /* y[i*ldy + j] = sum_t x[i*ldx + t] * W[j*ldw + t] (+ bias[j]) for i < m, n0 <= j < n1.
+     * wt is F32, F16 or BF16; ldw in elements. Handles both the few-row (decode) case and the
+     * many-row (prefill, vision) case; the caller splits the work over threads. */
+    void (*matmul)(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w,
+                   size_t ldw, int n0, int n1, const float *bias, float *y, int ldy);
+    float (*dot)(const float *a, const float *b, int n);
+    void (*axpy)(float *y, float a, const float *x, int n);     /* y += a*x */
+    void (*scale)(float *x, float a, int n);                     /* x *= a */
+    /* One row each: */
+    void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
+    void (*layernorm)(float *y, const float *x, const float *w, const float *b, int n, float eps);
+    void (*softmax)(float *x, int n);
+    /* Elementwise over n: */
+    void (*gelu_tanh)(float *x, size_t n);
+    void (*gelu_erf)(float *x, size_t n);
+    void (*silu)(float *x, size_t n);
+    void (*silu_mul)(float *gate, const float *up, size_t n);
+    void (*add)(float *y, const float *x, size_t n);
+    void (*bf16_to_f32)(float *dst, const uint16_t *src, size_t n);
+    void (*f16_to_f32)(float *dst, const uint16_t *src, size_t n);
+    /* Peak-FLOP probe: iters rounds of independent FMAs on registers; returns the FLOPs done
+     * (2 per lane per FMA). acc (16 floats) seeds and receives the accumulators. */
+    double (*fma_loop)(float *acc, long iters);
+};
+
+/* The table in use: the best the CPU supports, or the generic one when VLM_FORCE_GENERIC=1.
+ * Chosen on first call (thread-safe), never changes afterwards. */
+const struct vlm_kernels *vlm_kernels(void);
+
+/* Variant i (0 generic, 1 avx2, 2 avx512, ...) if this CPU runs it, else NULL; i past the
+ * last returns NULL. For tests and benchmarks. */
+const struct vlm_kernels *vlm_kernels_variant(int i);
+#define VLM_KERNELS_N_VARIANTS 3
+
+/* The variant tables (kernels_<isa>.c). Each starts as a copy of the generic one and overrides
+ * what it has: vlm_kernels_init_<isa>(&table). */
+void vlm_kernels_init_generic(struct vlm_kernels *k);
+void vlm_kernels_init_avx2(struct vlm_kernels *k);
+void vlm_kernels_init_avx512(struct vlm_kernels *k);
+
+/* Scalar helpers shared by the variants (kernels_generic.c). */
+float vlm_gelu_erf_1(float x);
+float vlm_gelu_tanh_1(float x);
+
+#endif

@@ -1,0 +1,523 @@
+/* test_kernels.c — every kernel-table variant against the scalar reference (matmul over f32,
+ * f16, bf16 with odd shapes and tails, dot/axpy/norms/activations), attention against a direct
+ * two-pass reference (causal, GQA, masks, strided KV), RoPE, pixel shuffle, conversions and
+ * the thread pool. `test_kernels --perf` prints GFLOP/s and GB/s against the probed limits. */
+#include "test.h"
+
+#include "tensor/kernels.h"
+#include "tensor/probe.h"
+#include "tensor/tensor.h"
+#include "util/alloc.h"
+#include "util/threadpool.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float frand(void) {   /* uniform in [-1, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) * (1.0 / (1ull << 23))) - 1.0f;
+}
+static void fill(float *x, size_t n, float amp) {
+    for (size_t i = 0; i < n; i++) x[i] = frand() * amp;
+}
+
+/* ---- thread pool ---- */
+
+struct pool_ctx {
+    _Atomic int hits[1000];
+    _Atomic int bad_thread;
+    int n_threads;
+};
+static void pool_fn(void *ctx, int task, int thread) {
+    struct pool_ctx *c = ctx;
+    atomic_fetch_add(&c->hits[task], 1);
+    if (thread < 0 || thread >= c->n_threads) atomic_store(&c->bad_thread, 1);
+}
+static void test_pool(void) {
+    for (int nt = 1; nt <= 4; nt++) {
+        struct vlm_pool *p = vlm_pool_new(nt);
+        CHECK(p != NULL);
+        CHECK_EQ_INT(vlm_pool_size(p), nt);
+        static struct pool_ctx c;
+        for (int rep = 0; rep < 200; rep++) {
+            int n = 1 + rep * 5 % 1000;
+            for (int i = 0; i < 1000; i++) atomic_store(&c.hits[i], 0);
+            c.n_threads = nt;
+            atomic_store(&c.bad_thread, 0);
+            vlm_pool_run(p, n, pool_fn, &c);
+            int ok = 1;
+            for (int i = 0; i < 1000; i++) ok &= atomic_load(&c.hits[i]) == (i < n);
+            if (!ok || atomic_load(&c.bad_thread)) {
+                CHECK_MSG(0, "pool %d threads, run %d tasks", nt, n);
+                break;
+            }
+        }
+        CHECK(1);
+        vlm_pool_free(p);
+    }
+    CHECK_EQ_INT(vlm_pool_size(NULL), 1);
+    static struct pool_ctx c0;
+    c0.n_threads = 1;
+    vlm_pool_run(NULL, 3, pool_fn, &c0);
+    CHECK(atomic_load(&c0.hits[2]) == 1);
+}
+
+/* ---- conversions ---- */
+
+static void test_convert(void) {
+    CHECK_EQ_INT(vlm_f32_to_bf16(1.0f), 0x3f80);
+    CHECK_EQ_INT(vlm_f32_to_bf16(1.00390625f), 0x3f80);          /* tie -> even */
+    CHECK_EQ_INT(vlm_f32_to_bf16(1.01171875f), 0x3f82);          /* tie -> even (up) */
+    CHECK_EQ_INT(vlm_f32_to_f16(1.0f), 0x3c00);
+    CHECK_EQ_INT(vlm_f32_to_f16(65504.0f), 0x7bff);
+    CHECK_EQ_INT(vlm_f32_to_f16(65520.0f), 0x7c00);
+    CHECK_EQ_INT(vlm_f32_to_f16(-2.0f), 0xc000);
+    CHECK_EQ_INT(vlm_f32_to_f16(5.9604645e-8f), 0x0001);          /* smallest subnormal */
+    CHECK_EQ_INT(vlm_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);        /* tie -> even */
+    CHECK(vlm_f16_to_f32(0x7c00) == INFINITY);
+    CHECK(isnan(vlm_f16_to_f32(0x7e00)));
+    CHECK(isnan(vlm_bf16_to_f32(vlm_f32_to_bf16(NAN))));
+    CHECK(vlm_f16_to_f32(0x0001) == 0x1p-24f);
+    /* every f16 round-trips through f32 */
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        uint32_t e = (h >> 10) & 31;
+        if (e == 31 && (h & 0x3ff)) continue;
+        if (vlm_f32_to_f16(vlm_f16_to_f32((uint16_t)h)) != h) bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    for (int v = 0; v < VLM_KERNELS_N_VARIANTS; v++) {
+        const struct vlm_kernels *kt = vlm_kernels_variant(v);
+        if (!kt) continue;
+        uint16_t src[37];
+        float a[37], b[37];
+        for (int i = 0; i < 37; i++) src[i] = (uint16_t)(i * 1777 + 3);
+        kt->bf16_to_f32(a, src, 37);
+        vlm_kernels_variant(0)->bf16_to_f32(b, src, 37);
+        CHECK(memcmp(a, b, sizeof a) == 0);
+        for (int i = 0; i < 37; i++) src[i] = (uint16_t)(0x3c00 + i * 311 - 5000);
+        kt->f16_to_f32(a, src, 37);
+        vlm_kernels_variant(0)->f16_to_f32(b, src, 37);
+        CHECK(memcmp(a, b, sizeof a) == 0);
+    }
+}
+
+/* ---- matmul ---- */
+
+/* Weights (n, k) of dtype wt built from f32 values (rounded into the dtype), returned in *wf
+ * as the exact f32 values the kernel should see. */
+static void *make_weights(enum vlm_dtype wt, int n, int k, float **wf) {
+    size_t cnt = (size_t)n * k;
+    float *f = vlm_malloc(cnt * sizeof *f);
+    void *w = vlm_malloc(cnt * (wt == VLM_DT_F32 ? 4 : 2));
+    fill(f, cnt, 0.5f);
+    for (size_t i = 0; i < cnt; i++) {
+        if (wt == VLM_DT_F32) ((float *)w)[i] = f[i];
+        else if (wt == VLM_DT_F16) f[i] = vlm_f16_to_f32(((uint16_t *)w)[i] = vlm_f32_to_f16(f[i]));
+        else f[i] = vlm_bf16_to_f32(((uint16_t *)w)[i] = vlm_f32_to_bf16(f[i]));
+    }
+    *wf = f;
+    return w;
+}
+
+static void check_matmul_case(const struct vlm_kernels *kt, enum vlm_dtype wt, int m, int n, int k,
+                              int use_bias) {
+    float *wf;
+    void *w = make_weights(wt, n, k, &wf);
+    int ldx = k + 3, ldy = n + 5;
+    float *x = vlm_malloc((size_t)m * ldx * sizeof *x), *bias = vlm_malloc((size_t)n * sizeof *bias);
+    float *y = vlm_malloc((size_t)m * ldy * sizeof *y);
+    fill(x, (size_t)m * ldx, 1.0f);
+    fill(bias, (size_t)n, 1.0f);
+    for (size_t i = 0; i < (size_t)m * ldy; i++) y[i] = 1234.5f;  /* sentinel for untouched cells */
+    /* columns [n0, n1) only, to test partial ranges */
+    int n0 = n > 3 ? 1 : 0, n1 = n;
+    kt->matmul(x, ldx, m, k, wt, w, (size_t)k, n0, n1, use_bias ? bias : NULL, y, ldy);
+    double maxerr = 0;
+    int sentinel_ok = 1;
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < ldy; j++) {
+            float got = y[(size_t)i * ldy + j];
+            if (j < n0 || j >= n1) {
+                sentinel_ok &= got == 1234.5f;
+                continue;
+            }
+            double ref = use_bias ? bias[j] : 0, mag = 0;
+            for (int t = 0; t < k; t++) {
+                ref += (double)x[(size_t)i * ldx + t] * wf[(size_t)j * k + t];
+                mag += fabs((double)x[(size_t)i * ldx + t] * wf[(size_t)j * k + t]);
+            }
+            double err = fabs(got - ref) / (mag + 1.0);
+            if (err > maxerr) maxerr = err;
+        }
+    }
+    /* f32 accumulation: error grows ~ eps * sqrt(k) relative to sum |x*w|; 2e-6*k is loose
+     * enough for any summation order and far below one wrong term (>= 1/k of mag). */
+    CHECK_MSG(maxerr <= 1e-6 * (k + 16) && sentinel_ok, "%s %s m=%d n=%d k=%d bias=%d: rel err %g sentinel %d",
+              kt->name, vlm_dtype_name(wt), m, n, k, use_bias, maxerr, sentinel_ok);
+    vlm_free(w); vlm_free(wf); vlm_free(x); vlm_free(bias); vlm_free(y);
+}
+
+static void test_matmul(void) {
+    static const int ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 33, 64};
+    static const int ns[] = {1, 3, 16, 31, 33, 64, 97};
+    static const int ksz[] = {1, 5, 16, 31, 32, 33, 64, 100, 257};
+    enum vlm_dtype dts[] = {VLM_DT_F32, VLM_DT_F16, VLM_DT_BF16};
+    for (int v = 0; v < VLM_KERNELS_N_VARIANTS; v++) {
+        const struct vlm_kernels *kt = vlm_kernels_variant(v);
+        if (!kt) continue;
+        for (int d = 0; d < 3; d++)
+            for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+                for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
+                    for (size_t c = 0; c < sizeof ksz / sizeof *ksz; c++) {
+                        if (test_quick() && (a + b + c) % 3) continue;
+                        check_matmul_case(kt, dts[d], ms[a], ns[b], ksz[c], (int)((a + b + c) & 1));
+                    }
+    }
+    /* the threaded driver on bigger shapes, against the generic kernel */
+    struct vlm_pool *pool = vlm_pool_new(3);
+    static const int big[][3] = {{1, 300, 130}, {3, 257, 64}, {100, 200, 96}, {130, 70, 250}, {9, 1000, 33}};
+    for (size_t s = 0; s < sizeof big / sizeof *big; s++)
+        for (int d = 0; d < 3; d++) {
+            int m = big[s][0], n = big[s][1], k = big[s][2];
+            float *wf;
+            void *w = make_weights(dts[d], n, k, &wf);
+            float *x = vlm_malloc((size_t)m * k * 4), *y = vlm_malloc((size_t)m * n * 4),
+                  *r = vlm_malloc((size_t)m * n * 4);
+            fill(x, (size_t)m * k, 1.0f);
+            struct vlm_tensor t = {.type = dts[d], .n_dims = 2, .ne = {n, k}, .data = w};
+            vlm_matmul(pool, x, m, &t, NULL, y);
+            vlm_kernels_variant(0)->matmul(x, k, m, k, dts[d], w, (size_t)k, 0, n, NULL, r, n);
+            double me = 0;
+            for (size_t i = 0; i < (size_t)m * n; i++) me = fmax(me, fabs(y[i] - r[i]));
+            CHECK_MSG(me < 1e-4, "threaded matmul %s m=%d n=%d k=%d err %g", vlm_dtype_name(dts[d]), m, n, k, me);
+            vlm_free(w); vlm_free(wf); vlm_free(x); vlm_free(y); vlm_free(r);
+        }
+    vlm_pool_free(pool);
+}
+
+/* ---- row and elementwise ops ---- */
+
+static double max_rel(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]) / (fabs(b[i]) + 1e-2));
+    return m;
+}
+
+static void test_rowops(void) {
+    const struct vlm_kernels *g = vlm_kernels_variant(0);
+    /* references against libm in double */
+    float x[1031], y[1031], w[1031], b[1031];
+    double dmax;
+    fill(x, 1031, 6.0f);
+    for (int i = 0; i < 1031; i++) y[i] = x[i];
+    g->gelu_erf(y, 1031);
+    dmax = 0;
+    for (int i = 0; i < 1031; i++) dmax = fmax(dmax, fabs(y[i] - 0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0)))));
+    CHECK_MSG(dmax < 2e-6, "gelu_erf generic err %g", dmax);
+    for (int i = 0; i < 1031; i++) y[i] = x[i];
+    g->gelu_tanh(y, 1031);
+    dmax = 0;
+    for (int i = 0; i < 1031; i++) {
+        double v = x[i];
+        dmax = fmax(dmax, fabs(y[i] - 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)))));
+    }
+    CHECK_MSG(dmax < 2e-6, "gelu_tanh generic err %g", dmax);
+    for (int i = 0; i < 1031; i++) y[i] = x[i];
+    g->silu(y, 1031);
+    dmax = 0;
+    for (int i = 0; i < 1031; i++) dmax = fmax(dmax, fabs(y[i] - x[i] / (1 + exp(-(double)x[i]))));
+    CHECK_MSG(dmax < 2e-6, "silu generic err %g", dmax);
+
+    static const int sizes[] = {1, 7, 16, 17, 64, 100, 1031};
+    for (int v = 1; v < VLM_KERNELS_N_VARIANTS; v++) {
+        const struct vlm_kernels *kt = vlm_kernels_variant(v);
+        if (!kt) continue;
+        for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+            int n = sizes[s];
+            float r[1031], o[1031];
+            fill(x, (size_t)n, 8.0f); fill(w, (size_t)n, 1.0f); fill(b, (size_t)n, 1.0f);
+            #define ELEM(fn, tol) do { \
+                memcpy(r, x, n * 4); memcpy(o, x, n * 4); g->fn(r, n); kt->fn(o, n); \
+                CHECK_MSG(max_rel(o, r, n) < tol, "%s " #fn " n=%d err %g", kt->name, n, max_rel(o, r, n)); \
+            } while (0)
+            ELEM(gelu_erf, 1e-5);
+            ELEM(gelu_tanh, 1e-5);
+            ELEM(silu, 1e-5);
+            ELEM(softmax, 1e-5);
+            memcpy(r, x, n * 4); memcpy(o, x, n * 4);
+            g->silu_mul(r, w, n); kt->silu_mul(o, w, n);
+            CHECK_MSG(max_rel(o, r, n) < 1e-5, "%s silu_mul n=%d", kt->name, n);
+            memcpy(r, x, n * 4); memcpy(o, x, n * 4);
+            g->add(r, w, n); kt->add(o, w, n);
+            CHECK_MSG(max_rel(o, r, n) < 1e-6, "%s add n=%d", kt->name, n);
+            g->rmsnorm(r, x, w, n, 1e-6f); kt->rmsnorm(o, x, w, n, 1e-6f);
+            CHECK_MSG(max_rel(o, r, n) < 1e-5, "%s rmsnorm n=%d err %g", kt->name, n, max_rel(o, r, n));
+            g->layernorm(r, x, w, b, n, 1e-6f); kt->layernorm(o, x, w, b, n, 1e-6f);
+            CHECK_MSG(max_rel(o, r, n) < 1e-4, "%s layernorm n=%d err %g", kt->name, n, max_rel(o, r, n));
+            float d1 = g->dot(x, w, n), d2 = kt->dot(x, w, n);
+            CHECK_MSG(fabsf(d1 - d2) < 1e-4f * (1 + n), "%s dot n=%d", kt->name, n);
+            memcpy(r, b, n * 4); memcpy(o, b, n * 4);
+            g->axpy(r, 0.37f, x, n); kt->axpy(o, 0.37f, x, n);
+            CHECK_MSG(max_rel(o, r, n) < 1e-5, "%s axpy n=%d", kt->name, n);
+            memcpy(r, x, n * 4); memcpy(o, x, n * 4);
+            g->scale(r, -1.7f, n); kt->scale(o, -1.7f, n);
+            CHECK_MSG(max_rel(o, r, n) < 1e-6, "%s scale n=%d", kt->name, n);
+        }
+    }
+    /* softmax extremes: large values do not overflow, -inf entries get 0 */
+    float sm[5] = {1000.0f, 1000.0f, -INFINITY, 999.0f, -1000.0f};
+    vlm_softmax(sm, 1, 5);
+    CHECK_NEAR(sm[0], 1.0 / (2 + exp(-1.0) + exp(-2000.0)), 1e-6);
+    CHECK(sm[2] == 0.0f);
+    CHECK_NEAR(sm[0] + sm[1] + sm[2] + sm[3] + sm[4], 1.0, 1e-6);
+    /* rmsnorm/layernorm against hand values */
+    float hx[4] = {1, 2, 3, 4}, hw[4] = {1, 1, 2, 1}, hb[4] = {0, 0, 0, 1}, hy[4];
+    vlm_rmsnorm(hy, hx, hw, 1, 4, 0.0f);
+    CHECK_NEAR(hy[2], 3 * 2 / sqrt(7.5), 1e-6);
+    vlm_layernorm(hy, hx, hw, hb, 1, 4, 0.0f);
+    CHECK_NEAR(hy[3], 1.5 / sqrt(1.25) + 1, 1e-6);
+    CHECK_NEAR(hy[0], -1.5 / sqrt(1.25), 1e-6);
+}
+
+/* ---- attention ---- */
+
+static void ref_attention(float *out, const float *q, int n_q, const float *k, const float *v,
+                          int n_kv, int n_head, int n_kv_head, int hd, size_t stride, float scale,
+                          int causal, int q_pos0, const uint8_t *mask) {
+    double s[600];
+    for (int i = 0; i < n_q; i++)
+        for (int h = 0; h < n_head; h++) {
+            int g = h / (n_head / n_kv_head);
+            double mx = -INFINITY, sum = 0;
+            for (int j = 0; j < n_kv; j++) {
+                int vis = (!mask || mask[j]) && (!causal || j <= q_pos0 + i);
+                s[j] = -INFINITY;
+                if (!vis) continue;
+                double d = 0;
+                for (int t = 0; t < hd; t++)
+                    d += (double)q[((size_t)i * n_head + h) * hd + t] * k[(size_t)j * stride + (size_t)g * hd + t];
+                s[j] = d * scale;
+                mx = fmax(mx, s[j]);
+            }
+            for (int j = 0; j < n_kv; j++) {
+                s[j] = s[j] == -INFINITY ? 0 : exp(s[j] - mx);
+                sum += s[j];
+            }
+            for (int t = 0; t < hd; t++) {
+                double o = 0;
+                for (int j = 0; j < n_kv; j++) if (s[j] > 0) o += s[j] * v[(size_t)j * stride + (size_t)g * hd + t];
+                out[((size_t)i * n_head + h) * hd + t] = sum > 0 ? (float)(o / sum) : 0.0f;
+            }
+        }
+}
+
+static void test_attention(void) {
+    struct vlm_pool *pool = vlm_pool_new(2);
+    struct { int n_q, n_kv, n_head, n_kv_head, hd, causal, q_pos0, masked, extra; } cs[] = {
+        {1, 1, 1, 1, 8, 1, 0, 0, 0},
+        {5, 5, 4, 4, 16, 1, 0, 0, 0},     /* prefill, causal */
+        {7, 20, 6, 2, 64, 1, 13, 0, 8},   /* chunk after a cache of 13, GQA, strided */
+        {1, 77, 9, 3, 64, 1, 76, 0, 40},  /* decode step, SmolVLM-256M heads */
+        {33, 70, 4, 1, 33, 0, 0, 1, 0},   /* vision-like, odd head_dim, key mask */
+        {17, 130, 12, 12, 64, 0, 0, 1, 3},
+        {4, 100, 2, 2, 128, 1, 96, 1, 0}, /* causal + mask */
+    };
+    for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+        int nq = cs[c].n_q, nkv = cs[c].n_kv, nh = cs[c].n_head, nkh = cs[c].n_kv_head, hd = cs[c].hd;
+        size_t stride = (size_t)nkh * hd + cs[c].extra;
+        float *q = vlm_malloc((size_t)nq * nh * hd * 4), *k = vlm_malloc(nkv * stride * 4),
+              *v = vlm_malloc(nkv * stride * 4), *o = vlm_malloc((size_t)nq * nh * hd * 4),
+              *r = vlm_malloc((size_t)nq * nh * hd * 4);
+        uint8_t *mask = NULL;
+        fill(q, (size_t)nq * nh * hd, 2.0f); fill(k, nkv * stride, 2.0f); fill(v, nkv * stride, 1.0f);
+        if (cs[c].masked) {
+            mask = vlm_malloc((size_t)nkv);
+            for (int j = 0; j < nkv; j++) mask[j] = (j % 7) != 3 && j < nkv - 5;
+        }
+        float scale = 1.0f / sqrtf((float)hd);
+        for (int p = 0; p < 2; p++) {
+            vlm_attention(p ? pool : NULL, o, q, nq, k, v, nkv, nh, nkh, hd, stride, scale,
+                          cs[c].causal, cs[c].q_pos0, mask);
+            ref_attention(r, q, nq, k, v, nkv, nh, nkh, hd, stride, scale, cs[c].causal, cs[c].q_pos0, mask);
+            double me = 0;
+            for (size_t i = 0; i < (size_t)nq * nh * hd; i++) me = fmax(me, fabs(o[i] - r[i]));
+            CHECK_MSG(me < 2e-5, "attention case %zu pool %d: max err %g", c, p, me);
+        }
+        vlm_free(q); vlm_free(k); vlm_free(v); vlm_free(o); vlm_free(r); vlm_free(mask);
+    }
+    /* a query that sees no key gives zeros */
+    float q1[4] = {1, 2, 3, 4}, k1[4] = {1, 1, 1, 1}, o1[4] = {9, 9, 9, 9};
+    uint8_t m0 = 0;
+    vlm_attention(NULL, o1, q1, 1, k1, k1, 1, 1, 1, 4, 4, 0.5f, 0, 0, &m0);
+    CHECK(o1[0] == 0.0f && o1[3] == 0.0f);
+    vlm_pool_free(pool);
+}
+
+/* ---- RoPE ---- */
+
+static void test_rope(void) {
+    int nt = 3, nh = 2, hd = 8;
+    float x[48], x0[48];
+    int32_t pos[3] = {0, 5, 1000};
+    fill(x0, 48, 1.0f);
+    memcpy(x, x0, sizeof x);
+    vlm_rope(x, nt, nh, hd, pos, 10000.0f, 0);
+    for (int t = 0; t < nt; t++)
+        for (int h = 0; h < nh; h++)
+            for (int i = 0; i < hd / 2; i++) {
+                double f = 1.0 / pow(10000.0, 2.0 * i / hd), a = pos[t] * f;
+                const float *v = x0 + (t * nh + h) * hd;
+                double e0 = v[i] * cos(a) - v[i + hd / 2] * sin(a);
+                double e1 = v[i + hd / 2] * cos(a) + v[i] * sin(a);
+                CHECK_NEAR(x[(t * nh + h) * hd + i], e0, 2e-4);
+                CHECK_NEAR(x[(t * nh + h) * hd + i + hd / 2], e1, 2e-4);
+            }
+    /* partial rotary: dims past rot_dim untouched */
+    memcpy(x, x0, sizeof x);
+    vlm_rope(x, nt, nh, hd, pos, 10000.0f, 4);
+    CHECK(x[(1 * nh + 1) * hd + 5] == x0[(1 * nh + 1) * hd + 5]);
+    CHECK(x[(1 * nh + 1) * hd + 0] != x0[(1 * nh + 1) * hd + 0]);
+    /* scaling types: inv_freq against transformers' formulas for head_dim 64 */
+    float inv[32], base[32];
+    struct vlm_rope_params p = {.type = VLM_ROPE_DEFAULT, .theta = 500000.0f, .rot_dim = 64};
+    vlm_rope_inv_freq(&p, 0, base);
+    CHECK_NEAR(base[1], 1.0 / pow(500000.0, 2.0 / 64), 1e-7);
+    p.type = VLM_ROPE_LINEAR; p.factor = 4.0f;
+    vlm_rope_inv_freq(&p, 0, inv);
+    CHECK_NEAR(inv[3], base[3] / 4.0, 1e-9);
+    p.type = VLM_ROPE_LLAMA3; p.factor = 8; p.low_freq_factor = 1; p.high_freq_factor = 4;
+    p.original_max_pos = 8192;
+    vlm_rope_inv_freq(&p, 0, inv);
+    int n_high = 0, n_low = 0, n_mid = 0;
+    for (int i = 0; i < 32; i++) {
+        double wl = 2 * M_PI / base[i];
+        if (wl < 2048) { n_high++; CHECK(inv[i] == base[i]); }
+        else if (wl > 8192) { n_low++; CHECK_NEAR(inv[i], base[i] / 8, 1e-12); }
+        else { n_mid++; CHECK(inv[i] < base[i] && inv[i] > base[i] / 8); }
+    }
+    CHECK(n_high > 0 && n_low > 0 && n_mid > 0);
+    p.type = VLM_ROPE_DYNAMIC; p.factor = 2; p.max_pos = 100;
+    vlm_rope_inv_freq(&p, 50, inv);
+    CHECK(inv[5] == base[5]);
+    vlm_rope_inv_freq(&p, 400, inv);
+    CHECK_NEAR(inv[1], 1.0 / pow(500000.0 * pow(2.0 * 400 / 100 - 1, 64.0 / 62), 2.0 / 64), 1e-7);
+}
+
+/* ---- vision helpers ---- */
+
+static void test_vision_helpers(void) {
+    /* pixel shuffle: the output of transformers' Idefics3Connector.pixel_shuffle on
+     * arange(32).view(1, 16, 2) with scale 2 */
+    static const float want[32] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15,
+                                   16, 17, 18, 19, 24, 25, 26, 27, 20, 21, 22, 23, 28, 29, 30, 31};
+    float x[32], y[32];
+    for (int i = 0; i < 32; i++) x[i] = (float)i;
+    vlm_pixel_shuffle(y, x, 16, 2, 2);
+    CHECK(memcmp(y, want, sizeof y) == 0);
+    /* conv2d patch embedding against a direct convolution */
+    int C = 3, H = 8, W = 12, p = 4, d = 5, np = (H / p) * (W / p);
+    float img[3 * 8 * 12], wt[5 * 3 * 4 * 4], bias[5], out[6 * 5], scratch[6 * 48];
+    fill(img, sizeof img / 4, 1.0f); fill(wt, sizeof wt / 4, 1.0f); fill(bias, 5, 1.0f);
+    struct vlm_tensor t = {.type = VLM_DT_F32, .n_dims = 4, .ne = {d, C, p, p}, .data = wt};
+    vlm_conv2d_patch(NULL, out, img, C, H, W, p, &t, bias, scratch);
+    double me = 0;
+    for (int py = 0; py < H / p; py++)
+        for (int px = 0; px < W / p; px++)
+            for (int o = 0; o < d; o++) {
+                double s = bias[o];
+                for (int c = 0; c < C; c++)
+                    for (int dy = 0; dy < p; dy++)
+                        for (int dx = 0; dx < p; dx++)
+                            s += (double)img[(c * H + py * p + dy) * W + px * p + dx] *
+                                 wt[((o * C + c) * p + dy) * p + dx];
+                me = fmax(me, fabs(out[(py * (W / p) + px) * d + o] - s));
+            }
+    CHECK_MSG(me < 1e-5, "conv2d patch err %g", me);
+    CHECK_EQ_INT(np, 6);
+}
+
+/* ---- perf mode ---- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Times vlm_matmul on (m, k) x (n, k)^T; prints GFLOP/s and weight GB/s with fractions. */
+static void perf_matmul(struct vlm_pool *pool, const char *what, enum vlm_dtype wt, int m, int n,
+                        int k, double peak, double bw) {
+    float *wf;
+    void *w = make_weights(wt, n, k, &wf);
+    float *x = vlm_malloc((size_t)m * k * 4), *y = vlm_malloc((size_t)m * n * 4);
+    fill(x, (size_t)m * k, 1.0f);
+    struct vlm_tensor t = {.type = wt, .n_dims = 2, .ne = {n, k}, .data = w};
+    double wbytes = (double)n * k * vlm_dtype_size(wt), flops = 2.0 * m * n * k;
+    vlm_matmul(pool, x, m, &t, NULL, y);
+    int reps = (int)(0.3e9 / flops) + 1;
+    if (reps > 2000) reps = 2000;
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_s();
+        vlm_matmul(pool, x, m, &t, NULL, y);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    printf("%-26s %-4s m=%-5d n=%-5d k=%-5d %9.1f us %7.1f GFLOP/s (%3.0f%% peak) %6.1f GB/s (%3.0f%% bw)\n",
+           what, vlm_dtype_name(wt), m, n, k, best * 1e6, flops / best * 1e-9, 100 * flops / best / peak,
+           wbytes / best * 1e-9, 100 * wbytes / best / bw);
+    vlm_free(w); vlm_free(wf); vlm_free(x); vlm_free(y);
+}
+
+static int perf_main(int argc, char **argv) {
+    int nt = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 0;
+    struct vlm_pool *pool = vlm_pool_new(nt);
+    printf("kernels: %s, threads: %d\n", vlm_kernels()->name, vlm_pool_size(pool));
+    double bw = vlm_probe_mem_bandwidth(pool), peak = vlm_probe_peak_flops(pool);
+    printf("probe: memory bandwidth %.1f GB/s, peak f32 FMA %.1f GFLOP/s\n", bw * 1e-9, peak * 1e-9);
+    enum vlm_dtype dts[] = {VLM_DT_BF16, VLM_DT_F16, VLM_DT_F32};
+    for (int d = 0; d < 3; d++) {
+        /* SmolVLM-256M text shapes: hidden 576, MLP 1536, vocab 49280 */
+        perf_matmul(pool, "decode q/o proj", dts[d], 1, 576, 576, peak, bw);
+        perf_matmul(pool, "decode mlp gate+up", dts[d], 1, 3072, 576, peak, bw);
+        perf_matmul(pool, "decode mlp down", dts[d], 1, 576, 1536, peak, bw);
+        perf_matmul(pool, "decode lm head", dts[d], 1, 49280, 576, peak, bw);
+        /* SigLIP-B/16 shapes at 512px: 1024 patches, width 768, MLP 3072 */
+        perf_matmul(pool, "vision qkv-like", dts[d], 1024, 768, 768, peak, bw);
+        perf_matmul(pool, "vision mlp fc1", dts[d], 1024, 3072, 768, peak, bw);
+        perf_matmul(pool, "prefill mlp", dts[d], 128, 1536, 576, peak, bw);
+    }
+    /* attention, vision-sized: 1024 x 1024, 12 heads of 64 */
+    int nq = 1024, nh = 12, hd = 64;
+    float *q = vlm_malloc((size_t)nq * nh * hd * 4), *kv = vlm_malloc((size_t)nq * nh * hd * 4),
+          *o = vlm_malloc((size_t)nq * nh * hd * 4);
+    fill(q, (size_t)nq * nh * hd, 1.0f); fill(kv, (size_t)nq * nh * hd, 1.0f);
+    double t0 = now_s();
+    vlm_attention(pool, o, q, nq, kv, kv, nq, nh, nh, hd, (size_t)nh * hd, 0.125f, 0, 0, NULL);
+    double dt = now_s() - t0, fl = 4.0 * nq * nq * nh * hd;
+    printf("%-26s %9.1f us %7.1f GFLOP/s (%3.0f%% peak)\n", "attention vision 1024x12x64", dt * 1e6,
+           fl / dt * 1e-9, 100 * fl / dt / peak);
+    vlm_free(q); vlm_free(kv); vlm_free(o);
+    vlm_pool_free(pool);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--perf")) return perf_main(argc - 1, argv + 1);
+    for (int v = 0; v < VLM_KERNELS_N_VARIANTS; v++)
+        if (vlm_kernels_variant(v)) printf("variant %d: %s\n", v, vlm_kernels_variant(v)->name);
+    printf("in use: %s\n", vlm_kernels()->name);
+    test_pool();
+    test_convert();
+    test_matmul();
+    test_rowops();
+    test_attention();
+    test_rope();
+    test_vision_helpers();
+    TEST_MAIN_END();
+}
