@@ -1,0 +1,52 @@
+/* server_internal.h — the server's state shared by server.c (routing, small endpoints) and
+ * generate.c (chat and text completions). */
+#ifndef VLM_SERVER_SERVER_INTERNAL_H
+#define VLM_SERVER_SERVER_INTERNAL_H
+
+#include "engine/engine.h"
+#include "engine/prompt.h"
+#include "engine/scheduler.h"
+#include "image/image.h"
+#include "models/processor.h"
+#include "server/http.h"
+#include "server/image_cache.h"
+#include "server/metrics.h"
+#include "server/openai.h"
+#include "server/server.h"
+
+#include <time.h>
+
+struct vlm_template;
+
+struct vlm_server {
+    struct vlm_server_config cfg;
+    char                  *model_name;     /* reported name (first served name) */
+    struct vlm_model      *model;
+    const struct vlm_model_info *info;
+    const struct vlm_tokenizer  *tok;
+    struct vlm_template   *template_override;  /* --chat-template, parsed once */
+    struct vlm_sched      *sched;
+    struct vlm_http       *http;
+    struct vlm_metrics    *metrics;
+    struct vlm_image_cache *cache;
+    struct vlm_api_limits  limits;
+    struct vlm_image_limits img_limits;
+    struct vlm_processor_overrides proc_ceiling;
+    time_t                 started;
+};
+
+/* Handlers in generate.c. */
+void vlm_srv_chat(struct vlm_server *s, const struct vlm_http_request *req, struct vlm_http_response *resp);
+void vlm_srv_completion(struct vlm_server *s, const struct vlm_http_request *req, struct vlm_http_response *resp);
+void vlm_srv_tokenize(struct vlm_server *s, const struct vlm_http_request *req, struct vlm_http_response *resp);
+
+/* Fills resp with an error body; returns status. */
+int  vlm_srv_error(struct vlm_http_response *resp, const struct vlm_api_error *e);
+/* Fills resp with a JSON object (consumed). */
+void vlm_srv_json(struct vlm_http_response *resp, int status, json_t *obj);
+/* 1 if name is one of the served names (or NULL). */
+int  vlm_srv_model_ok(const struct vlm_server *s, const char *name);
+
+double vlm_srv_now(void);   /* monotonic seconds */
+
+#endif
