@@ -155,7 +155,7 @@ int vlm_image_cache_embd(struct vlm_image_cache *c, struct vlm_cache_entry *e, s
     }
     pthread_mutex_unlock(&c->mu);
     if (mine) {
-        size_t n;
+        size_t n = 0;
         float *buf = NULL;
         int rc = vlm_mul3_ok(n_rows, width, sizeof(float), &n) && (buf = vlm_malloc(n ? n : 1))
                      ? encode(user, buf, err) : vlm_error_set(err, VLM_E_NOMEM, "out of memory");
