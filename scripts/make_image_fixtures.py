@@ -29,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "image")
 MODEL = os.environ.get("SMOLVLM_DIR", "/work/shared/models/HuggingFaceTB--SmolVLM-256M-Instruct")
 SMALL = os.path.join(OUT, "smolvlm-small")
+FULL = os.path.join(OUT, "smolvlm-256m")   # copies of the real model's processor configs
 
 
 def sha(b):
@@ -163,13 +164,25 @@ def bombs():
            png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b""))
     gif = b"GIF89a" + struct.pack("<HHBBB", 65535, 65535, 0, 0, 0) + b",\0\0\0\0" + \
         struct.pack("<HH", 65535, 65535) + b"\0\x02\x02\x4c\x01\0;"
-    # Baseline JPEG header declaring 65500 x 65500.
-    sof = b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, 65500, 65500, 3) + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01"
-    jpg = b"\xff\xd8" + sof + b"\xff\xd9"
+    # A real 16 x 16 JPEG whose SOF0 is patched to declare 65500 x 65500.
+    b = io.BytesIO()
+    Image.fromarray(gradient(16, 16)).save(b, "JPEG")
+    jpg = bytearray(b.getvalue())
+    sof = jpg.index(b"\xff\xc0")
+    jpg[sof + 5:sof + 9] = struct.pack(">HH", 65500, 65500)
+    jpg = bytes(jpg)
     bmp_info = struct.pack("<IiiHHIIiiII", 40, 60000, 60000, 1, 24, 0, 0, 0, 0, 0, 0)
     bmp = b"BM" + struct.pack("<IHHI", 54, 0, 0, 54) + bmp_info
-    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x10\0\0\0" + (16383).to_bytes(3, "little") * 2
-    webp = b"RIFF" + struct.pack("<I", 4 + len(vp8x)) + b"WEBP" + vp8x
+    # A real lossless WebP whose VP8L header is patched to 16384 x 16384 (14-bit fields).
+    b = io.BytesIO()
+    Image.fromarray(gradient(8, 8)).save(b, "WEBP", lossless=True)
+    webp = bytearray(b.getvalue())
+    v = webp.index(b"VP8L") + 8
+    assert webp[v] == 0x2F
+    bits = int.from_bytes(webp[v + 1:v + 5], "little")
+    bits = (bits & ~0xFFFFFFF) | 16383 | (16383 << 14)
+    webp[v + 1:v + 5] = bits.to_bytes(4, "little")
+    webp = bytes(webp)
     return [("bomb.png", png), ("bomb.gif", gif), ("bomb.jpg", jpg), ("bomb.bmp", bmp), ("bomb.webp", webp)]
 
 
@@ -240,6 +253,10 @@ def main():
     global proc_seq_len
     os.makedirs(OUT, exist_ok=True)
     os.makedirs(SMALL, exist_ok=True)
+    os.makedirs(FULL, exist_ok=True)
+    for name in ("preprocessor_config.json", "processor_config.json"):
+        with open(os.path.join(MODEL, name), "rb") as src, open(os.path.join(FULL, name), "wb") as dst:
+            dst.write(src.read())
     images = make_images()
     for name, data in images + bombs():
         with open(os.path.join(OUT, name), "wb") as f:
@@ -251,7 +268,7 @@ def main():
     print("decode refs:", len(manifest["decode"]), file=sys.stderr)
 
     proc_seq_len = json.load(open(os.path.join(MODEL, "processor_config.json")))["image_seq_len"]
-    proc = AutoImageProcessor.from_pretrained(MODEL)
+    proc = AutoImageProcessor.from_pretrained(FULL)
     for name, data in images:
         for splitting in (True, False):
             manifest["processor"].append(processor_refs(proc, name, data, splitting, None))
