@@ -21,6 +21,10 @@ enum {
  * (add_bos_token/add_eos_token, special tokens). *out is freed with vlm_tokenizer_free. */
 int vlm_tokenizer_load(const char *json_path, const char *config_path,
                        struct vlm_tokenizer **out, struct vlm_error *err);
+/* Same as vlm_tokenizer_load from bytes in memory (config may be NULL); for tests, fuzzers
+ * and callers that already hold the files. */
+int vlm_tokenizer_load_mem(const char *json, size_t json_len, const char *config, size_t config_len,
+                           struct vlm_tokenizer **out, struct vlm_error *err);
 /* Loads from a model folder: tokenizer.json + tokenizer_config.json when present. */
 int vlm_tokenizer_load_dir(const char *dir, struct vlm_tokenizer **out, struct vlm_error *err);
 void vlm_tokenizer_free(struct vlm_tokenizer *tok);
@@ -48,7 +52,7 @@ const char *vlm_tokenizer_eos_token(const struct vlm_tokenizer *tok); /* "" if n
  * vlm_detok_flush equals vlm_detokenize of all ids. */
 struct vlm_detok;
 int  vlm_detok_new(const struct vlm_tokenizer *tok, int skip_special, struct vlm_detok **out);
-/* Appends newly final text to *text/*len (vlm_malloc'd, possibly empty). */
+/* Appends newly final text to *text, *len (vlm_malloc'd, possibly empty). */
 int  vlm_detok_push(struct vlm_detok *d, int32_t id, char **text, size_t *len, struct vlm_error *err);
 int  vlm_detok_flush(struct vlm_detok *d, char **text, size_t *len, struct vlm_error *err);
 void vlm_detok_free(struct vlm_detok *d);
