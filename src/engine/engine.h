@@ -1,7 +1,8 @@
 /* engine.h — the engine API the CLI and the server build on: a loaded model (weights, config,
  * tokenizer, chat template, processor, generation defaults), image encoding, and a context
- * holding a paged KV cache for up to n_seq_max sequences that one batched decode step advances
- * together (continuous batching: one pass over the weights for every live sequence).
+ * holding a KV cache (per sequence, growing in chunks, under one token cap) for up to
+ * n_seq_max sequences that one batched decode step advances together (continuous batching:
+ * one pass over the weights for every live sequence).
  *
  * Threading: a struct vlm_model is immutable after vlm_model_load and may be shared by threads
  * (vlm_model_encode_image may run on one thread while a context decodes on another, each with
@@ -13,6 +14,7 @@
 #include <stdint.h>
 
 #include "vlm.h"
+#include "models/batch.h"
 
 struct vlm_error;
 struct vlm_pool;
@@ -32,6 +34,7 @@ struct vlm_model_info {
     int n_vocab;                 /* rows of the logits */
     int d_model;                 /* width of one embedding row (text hidden size) */
     int n_layer;
+    int kv_dim;                  /* floats of K (and of V) per token per layer */
     int n_ctx_train;             /* max_position_embeddings: the default max_model_len */
     int32_t image_token_id;      /* -1 if the model takes no images */
     int32_t bos_id;              /* -1 if none */
@@ -57,7 +60,7 @@ const struct vlm_processor *vlm_model_processor(const struct vlm_model *m);
 int vlm_model_encode_image(const struct vlm_model *m, struct vlm_pool *pool,
                            const struct vlm_image_input *in, float *embd, struct vlm_error *err);
 
-/* ---- the context: KV cache + scratch + thread pool ---------------------------------- */
+/* ---- the context: per-sequence KV store + scratch + thread pool --------------------- */
 
 struct vlm_ctx_params {
     int n_seq_max;      /* sequence slots (server: --max-num-seqs); seq ids are 0..n_seq_max-1 */
@@ -82,17 +85,8 @@ struct vlm_pool *vlm_ctx_pool(struct vlm_ctx *ctx);       /* the context's pool 
  * Row i's input is embd[i] (a d_model row, e.g. an image embedding) when embd && embd[i],
  * else the embedding of token[i]. Rows with want_logits[i] != 0 (when want_logits == NULL: the
  * last row of each sequence in the batch) produce logits, readable with vlm_ctx_logits in row
- * order until the next decode. */
-struct vlm_batch {
-    int             n_tokens;
-    const int32_t  *token;        /* (n_tokens) token ids; ignored for rows with an embd row */
-    const float *const *embd;     /* (n_tokens) NULL or a (d_model) row per token; may be NULL */
-    const int32_t  *pos;          /* (n_tokens) */
-    const int32_t  *seq_id;       /* (n_tokens) in [0, n_seq_max) */
-    const int8_t   *want_logits;  /* (n_tokens) or NULL = last row of each sequence */
-};
-
-/* Errors: VLM_E_INVALID for a bad seq id / position / token id / n_tokens > n_batch_max,
+ * order until the next decode. struct vlm_batch is in models/batch.h.
+ * Errors: VLM_E_INVALID for a bad seq id / position / token id / n_tokens > n_batch_max,
  * VLM_E_TOO_LARGE when a sequence would pass n_ctx, VLM_E_NOMEM when the KV pool is full (the
  * step then changed no sequence: the caller may clear a sequence and retry). */
 int vlm_ctx_decode(struct vlm_ctx *ctx, const struct vlm_batch *b, struct vlm_error *err);

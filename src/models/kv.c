@@ -1,0 +1,80 @@
+/* kv.c — the decoder's per-sequence KV store: per layer, K and V arrays that grow in chunks
+ * as a sequence does, all sequences together under one token cap; a cleared slot gives its
+ * memory back at once. */
+#include <string.h>
+
+#include "models/model.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+#define KV_CHUNK 256   /* tokens a sequence grows by at least (amortizes the reallocations) */
+
+int vlm_kv_init(struct vlm_kv *kv, int n_layer, int kv_dim, int n_seq, int n_ctx, long cap_tokens,
+                struct vlm_error *err) {
+    memset(kv, 0, sizeof *kv);
+    if (n_layer <= 0 || kv_dim <= 0 || n_seq <= 0 || n_ctx <= 0 || cap_tokens <= 0)
+        return vlm_error_set(err, VLM_E_INVALID, "bad KV cache sizes");
+    kv->seq = vlm_calloc((size_t)n_seq, sizeof *kv->seq);
+    if (!kv->seq) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+    kv->n_layer = n_layer;
+    kv->kv_dim = kv_dim;
+    kv->n_seq = n_seq;
+    kv->n_ctx = n_ctx;
+    kv->cap_tokens = cap_tokens;
+    return VLM_OK;
+}
+
+void vlm_kv_clear(struct vlm_kv *kv, int s) {
+    if (!kv || s < 0 || s >= kv->n_seq) return;
+    struct vlm_kv_seq *q = &kv->seq[s];
+    if (q->k)
+        for (int l = 0; l < kv->n_layer; l++) {
+            vlm_free(q->k[l]);
+            vlm_free(q->v[l]);
+        }
+    vlm_free(q->k);
+    vlm_free(q->v);
+    kv->used_tokens -= q->cap;
+    q->k = q->v = NULL;
+    q->len = q->cap = 0;
+}
+
+void vlm_kv_free(struct vlm_kv *kv) {
+    if (!kv || !kv->seq) return;
+    for (int s = 0; s < kv->n_seq; s++) vlm_kv_clear(kv, s);
+    vlm_free(kv->seq);
+    memset(kv, 0, sizeof *kv);
+}
+
+int vlm_kv_reserve(struct vlm_kv *kv, int s, int n, struct vlm_error *err) {
+    struct vlm_kv_seq *q = &kv->seq[s];
+    if (n <= q->cap) return VLM_OK;
+    if (n > kv->n_ctx) return vlm_error_set(err, VLM_E_TOO_LARGE, "sequence of %d tokens passes the context length %d", n, kv->n_ctx);
+    long want = q->cap * 2L > n + KV_CHUNK ? q->cap * 2L : (long)n + KV_CHUNK;
+    if (want > kv->n_ctx) want = kv->n_ctx;
+    if (kv->used_tokens - q->cap + want > kv->cap_tokens) {
+        want = n;   /* fall back to exactly what is needed */
+        if (kv->used_tokens - q->cap + want > kv->cap_tokens)
+            return vlm_error_set(err, VLM_E_NOMEM, "KV cache full (%ld of %ld tokens in use)", kv->used_tokens, kv->cap_tokens);
+    }
+    if (!q->k) {
+        q->k = vlm_calloc((size_t)kv->n_layer, sizeof *q->k);
+        q->v = vlm_calloc((size_t)kv->n_layer, sizeof *q->v);
+        if (!q->k || !q->v) {
+            vlm_free(q->k); vlm_free(q->v);
+            q->k = q->v = NULL;
+            return vlm_error_set(err, VLM_E_NOMEM, "out of memory for the KV cache");
+        }
+    }
+    size_t bytes = sizeof(float) * (size_t)want * (size_t)kv->kv_dim;
+    for (int l = 0; l < kv->n_layer; l++) {
+        float *k = vlm_realloc(q->k[l], bytes);
+        if (k) q->k[l] = k;
+        float *v = k ? vlm_realloc(q->v[l], bytes) : NULL;
+        if (v) q->v[l] = v;
+        if (!k || !v) return vlm_error_set(err, VLM_E_NOMEM, "out of memory for the KV cache");
+    }
+    kv->used_tokens += want - q->cap;
+    q->cap = (int)want;
+    return VLM_OK;
+}

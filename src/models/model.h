@@ -1,0 +1,88 @@
+/* model.h — what a loaded model is inside the library: config, weight map, the family that
+ * runs it (struct vlm_family: load, encode_image, forward), its tokenizer, chat template and
+ * processor; plus the decoder's per-sequence KV store and the batch a forward step takes. */
+#ifndef VLM_MODELS_MODEL_H
+#define VLM_MODELS_MODEL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "formats/config.h"
+#include "formats/weights.h"
+
+struct vlm_error;
+struct vlm_pool;
+struct vlm_image_input;
+
+/* Per-sequence key/value store: each live sequence has, per layer, K and V arrays of
+ * (cap, kv_dim) floats that grow as the sequence does (vlm_attention reads them directly). */
+struct vlm_kv_seq {
+    float **k, **v;      /* (n_layer) each (cap, kv_dim), NULL while the slot is free */
+    int     len, cap;    /* tokens stored / allocated */
+    void   *family_state;/* for decoders that keep per-sequence state of their own (e.g. the
+                            image states a cross-attention decoder attends to); NULL here */
+};
+struct vlm_kv {
+    int n_layer, kv_dim, n_seq, n_ctx;
+    long cap_tokens;     /* total tokens all sequences may allocate */
+    long used_tokens;    /* tokens allocated (sum of cap) */
+    struct vlm_kv_seq *seq;   /* (n_seq) */
+};
+int  vlm_kv_init(struct vlm_kv *kv, int n_layer, int kv_dim, int n_seq, int n_ctx, long cap_tokens,
+                 struct vlm_error *err);
+void vlm_kv_free(struct vlm_kv *kv);
+/* Makes room for sequence s to hold n tokens (grows its arrays); VLM_E_NOMEM past the cap. */
+int  vlm_kv_reserve(struct vlm_kv *kv, int s, int n, struct vlm_error *err);
+void vlm_kv_clear(struct vlm_kv *kv, int s);
+
+/* How a family's decoder takes images. */
+enum vlm_image_mode {
+    VLM_IMAGES_SPLICED = 0,  /* image embeddings replace image-token rows (Idefics3, LLaVA, Qwen2-VL) */
+    VLM_IMAGES_CROSS_ATTN,   /* the decoder attends to image states kept per sequence (Mllama):
+                                encode_image's output goes to kv.seq[s].family_state, not rows */
+};
+
+struct vlm_model;
+
+struct vlm_family {
+    const char *arch;          /* config.json architectures[0] */
+    enum vlm_image_mode image_mode;
+    /* Reads m->cfg and m->weights, checks every tensor's shape, fills m->info's sizes and
+     * m->impl. Errors name the file and tensor/key. */
+    int  (*load)(struct vlm_model *m, struct vlm_error *err);
+    void (*free)(struct vlm_model *m);
+    /* Vision tower + connector on one processed image -> (n_image_tokens, d_model) rows. */
+    int  (*encode_image)(const struct vlm_model *m, struct vlm_pool *pool,
+                         const struct vlm_image_input *in, float *embd, struct vlm_error *err);
+    /* Scratch for batches of up to n_batch_max rows; freed with scratch_free. */
+    void *(*scratch_new)(const struct vlm_model *m, int n_batch_max);
+    void  (*scratch_free)(void *scratch);
+    /* One decoder step over b (rows already validated by the engine: seq ids in range, each
+     * sequence's positions continuing it, KV room reserved). Writes the logits of the rows that
+     * want them, in row order, to logits (n_out, n_vocab). */
+    int  (*forward)(const struct vlm_model *m, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
+                    const struct vlm_batch *b, const int8_t *want, float *logits, struct vlm_error *err);
+};
+
+/* registry.c: the family of an architecture name, NULL if unknown. */
+const struct vlm_family *vlm_family_find(const char *arch);
+/* registry.c: "A, B, ..." list of known architectures for messages (static). */
+const char *vlm_family_names(void);
+
+struct vlm_model {
+    char                 *dir;
+    struct vlm_config     cfg;
+    struct vlm_weights    weights;
+    const struct vlm_family *family;
+    void                 *impl;        /* the family's model struct */
+    struct vlm_model_info info;
+    struct vlm_tokenizer *tok;         /* NULL when the folder has no tokenizer */
+    struct vlm_template  *tmpl;        /* NULL when the folder has no chat template */
+    struct vlm_processor *proc;        /* NULL when the folder has no processor config */
+    json_t               *special_tokens; /* what the chat template sees (bos_token, ...); may be NULL */
+    int                   n_threads;
+};
+
+#endif

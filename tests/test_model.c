@@ -1,0 +1,449 @@
+/* test_model.c — model parity with transformers on tiny random Idefics3 models (fixtures from
+ * scripts/make_model_fixtures.py): next-token logits of a prompt with images, a 16-token greedy
+ * continuation, batched decoding of several sequences equal to decoding each alone, and clear
+ * errors for malformed model folders. The SmolVLM-256M-shaped model runs when its folder
+ * exists (VLM_BIG_MODEL or /work/models-big/smolvlm-256m-random). */
+#include <jansson.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test.h"
+
+#include "engine/engine.h"
+#include "engine/sampler.h"
+#include "formats/safetensors.h"
+#include "formats/weights.h"
+#include "models/model.h"
+#include "models/processor.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/file.h"
+
+struct ref {
+    json_t  *j;
+    int32_t *ids;
+    int      n_ids;
+    float   *logits;
+    int      n_vocab;
+    int32_t  greedy[16];
+    int      n_images;
+    struct vlm_image_input img[4];
+    float   *pixels;
+    uint8_t *mask;
+};
+
+static void *read_all(const char *dir, const char *name, size_t *len) {
+    char *p = vlm_path_join(dir, name), *data = NULL;
+    struct vlm_error err;
+    if (vlm_read_file(p, 1u << 30, &data, len, &err) != VLM_OK) data = NULL;
+    vlm_free(p);
+    return data;
+}
+
+static int ref_load(const char *dir, struct ref *r) {
+    memset(r, 0, sizeof *r);
+    size_t len, plen, mlen;
+    char *text = read_all(dir, "ref.json", &len);
+    if (!text) return -1;
+    r->j = json_loadb(text, len, 0, NULL);
+    vlm_free(text);
+    if (!r->j) return -1;
+    json_t *ids = json_object_get(r->j, "input_ids"), *lg = json_object_get(r->j, "logits");
+    r->n_ids = (int)json_array_size(ids);
+    r->ids = vlm_malloc(sizeof(int32_t) * (size_t)r->n_ids);
+    for (int i = 0; i < r->n_ids; i++) r->ids[i] = (int32_t)json_integer_value(json_array_get(ids, (size_t)i));
+    r->n_vocab = (int)json_array_size(lg);
+    r->logits = vlm_malloc(sizeof(float) * (size_t)r->n_vocab);
+    for (int i = 0; i < r->n_vocab; i++) r->logits[i] = (float)json_number_value(json_array_get(lg, (size_t)i));
+    for (int i = 0; i < 16; i++) r->greedy[i] = (int32_t)json_integer_value(json_array_get(json_object_get(r->j, "greedy"), (size_t)i));
+    r->pixels = read_all(dir, "pixel_values.f32", &plen);
+    r->mask = read_all(dir, "pixel_mask.u8", &mlen);
+    json_t *nt = json_object_get(r->j, "n_tiles"), *nit = json_object_get(r->j, "n_image_tokens");
+    r->n_images = (int)json_array_size(nt);
+    int H = (int)json_integer_value(json_object_get(r->j, "tile_height"));
+    int W = (int)json_integer_value(json_object_get(r->j, "tile_width"));
+    size_t off = 0;
+    for (int i = 0; i < r->n_images && i < 4; i++) {
+        struct vlm_image_input *in = &r->img[i];
+        in->n_tiles = (int)json_integer_value(json_array_get(nt, (size_t)i));
+        in->channels = 3;
+        in->height = H;
+        in->width = W;
+        in->pixels = r->pixels + off * 3 * (size_t)H * W;
+        in->pixel_mask = r->mask + off * (size_t)H * W;
+        in->n_image_tokens = (int)json_integer_value(json_array_get(nit, (size_t)i));
+        off += (size_t)in->n_tiles;
+    }
+    if (!r->pixels || !r->mask || plen != off * 3 * (size_t)H * W * 4 || mlen != off * (size_t)H * W) return -1;
+    return 0;
+}
+
+static void ref_free(struct ref *r) {
+    json_decref(r->j);
+    vlm_free(r->ids);
+    vlm_free(r->logits);
+    vlm_free(r->pixels);
+    vlm_free(r->mask);
+}
+
+/* Image embeddings of every image, and per prompt position the row to use (NULL = token). */
+static float **encode_all(const struct vlm_model *m, struct vlm_ctx *ctx, struct ref *r, const float ***rows_out) {
+    const struct vlm_model_info *mi = vlm_model_get_info(m);
+    float **emb = vlm_calloc((size_t)r->n_images + 1, sizeof *emb);
+    const float **rows = vlm_calloc((size_t)r->n_ids, sizeof *rows);
+    struct vlm_error err;
+    for (int i = 0; i < r->n_images; i++) {
+        emb[i] = vlm_malloc(sizeof(float) * (size_t)r->img[i].n_image_tokens * mi->d_model);
+        int rc = vlm_ctx_encode_image(ctx, &r->img[i], emb[i], &err);
+        CHECK_MSG(rc == VLM_OK, "encode image %d: %s", i, err.msg);
+    }
+    int img = 0, row = 0;
+    for (int p = 0; p < r->n_ids; p++) {
+        if (r->ids[p] != mi->image_token_id) continue;
+        if (img < r->n_images) rows[p] = emb[img] + (size_t)row * mi->d_model;
+        if (++row == r->img[img].n_image_tokens) { img++; row = 0; }
+    }
+    CHECK_EQ_INT(img, r->n_images);
+    *rows_out = rows;
+    return emb;
+}
+
+static void free_emb(float **emb, int n) {
+    for (int i = 0; i < n; i++) vlm_free(emb[i]);
+    vlm_free(emb);
+}
+
+static double max_abs_diff(const float *a, const float *b, int n) {
+    double m = 0;
+    for (int i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= m)) m = d;   /* NaN counts as infinitely far */
+    }
+    return m;
+}
+
+/* Prefill sequence s with prompt rows [from, to), logits of the last row wanted. */
+static int prefill(struct vlm_ctx *ctx, int s, const struct ref *r, const float **rows, int from, int to) {
+    int n = to - from;
+    int32_t *pos = vlm_malloc(sizeof(int32_t) * (size_t)n), *seq = vlm_malloc(sizeof(int32_t) * (size_t)n);
+    for (int i = 0; i < n; i++) { pos[i] = from + i; seq[i] = s; }
+    struct vlm_batch b = {n, r->ids + from, rows + from, pos, seq, NULL};
+    struct vlm_error err;
+    int rc = vlm_ctx_decode(ctx, &b, &err);
+    if (rc != VLM_OK) fprintf(stderr, "decode: %s\n", err.msg);
+    vlm_free(pos);
+    vlm_free(seq);
+    return rc;
+}
+
+/* The parity check of one model folder: logits within tol, identical greedy tokens, and the
+ * same results when the prompt is prefilled in chunks beside a second sequence. */
+static void check_model(const char *dir, double tol, int n_threads) {
+    struct ref r;
+    if (ref_load(dir, &r) != 0) {
+        CHECK_MSG(0, "%s: reference files unreadable", dir);
+        return;
+    }
+    struct vlm_model_params mp = vlm_model_default_params();
+    mp.load_tokenizer = 0;
+    mp.n_threads = n_threads;
+    struct vlm_model *m = NULL;
+    int rc = vlm_model_load(dir, &mp, &m);
+    CHECK_MSG(rc == VLM_OK, "%s: %s", dir, vlm_last_error());
+    if (rc != VLM_OK) { ref_free(&r); return; }
+    const struct vlm_model_info *mi = vlm_model_get_info(m);
+    CHECK_EQ_INT(mi->n_vocab, r.n_vocab);
+    struct vlm_ctx_params cp = vlm_ctx_default_params();
+    cp.n_seq_max = 3;
+    cp.n_batch_max = r.n_ids + 8;
+    cp.n_ctx = r.n_ids + 32;
+    cp.n_threads = n_threads;
+    struct vlm_ctx *ctx = NULL;
+    struct vlm_error err;
+    rc = vlm_ctx_new(m, &cp, &ctx, &err);
+    CHECK_MSG(rc == VLM_OK, "ctx: %s", err.msg);
+    if (rc != VLM_OK) { vlm_model_free(m); ref_free(&r); return; }
+    const float **rows;
+    float **emb = encode_all(m, ctx, &r, &rows);
+
+    /* sequence 0: the whole prompt in one step, then 16 greedy tokens */
+    CHECK_EQ_INT(prefill(ctx, 0, &r, rows, 0, r.n_ids), VLM_OK);
+    CHECK_EQ_INT(vlm_ctx_n_logits(ctx), 1);
+    float *lg = vlm_ctx_logits(ctx, 0);
+    double d = lg ? max_abs_diff(lg, r.logits, r.n_vocab) : 1e9;
+    printf("  %s: prompt %d ids, logits max abs diff %.3g (tol %g)\n", dir, r.n_ids, d, tol);
+    CHECK_MSG(d <= tol, "%s: logits differ by %g", dir, d);
+    int32_t tok = lg ? vlm_argmax(lg, r.n_vocab) : -1, got[16];
+    for (int i = 0; i < 16; i++) {
+        got[i] = tok;
+        int32_t pos = r.n_ids + i, seq = 0;
+        struct vlm_batch b = {1, &tok, NULL, &pos, &seq, NULL};
+        if (vlm_ctx_decode(ctx, &b, &err) != VLM_OK) { CHECK_MSG(0, "decode: %s", err.msg); break; }
+        tok = vlm_argmax(vlm_ctx_logits(ctx, 0), r.n_vocab);
+    }
+    int same = !memcmp(got, r.greedy, sizeof got);
+    CHECK_MSG(same, "%s: greedy continuation differs (first: %d vs %d)", dir, got[0], r.greedy[0]);
+
+    /* sequences 1 and 2 together: 1 prefills in two chunks while 2 prefills whole in the first
+     * step; the logits must match sequence 0's (rows of different sequences do not mix). */
+    int half = r.n_ids / 2, n2 = half + r.n_ids;
+    int32_t *ids = vlm_malloc(sizeof(int32_t) * (size_t)n2), *pos = vlm_malloc(sizeof(int32_t) * (size_t)n2),
+            *seq = vlm_malloc(sizeof(int32_t) * (size_t)n2);
+    const float **er = vlm_calloc((size_t)n2, sizeof *er);
+    for (int i = 0; i < n2; i++) {
+        int two = i >= half;   /* rows [0, half) are seq 1, the rest seq 2 */
+        int p = two ? i - half : i;
+        ids[i] = r.ids[p]; er[i] = rows[p]; pos[i] = p; seq[i] = two ? 2 : 1;
+    }
+    struct vlm_batch b2 = {n2 <= cp.n_batch_max ? n2 : 0, ids, er, pos, seq, NULL};
+    if (n2 > cp.n_batch_max) {   /* the context was sized for one prompt: make a bigger one */
+        vlm_ctx_free(ctx);
+        cp.n_batch_max = n2;
+        rc = vlm_ctx_new(m, &cp, &ctx, &err);
+        b2.n_tokens = n2;
+    }
+    if (ctx && vlm_ctx_decode(ctx, &b2, &err) == VLM_OK) {
+        CHECK_EQ_INT(vlm_ctx_n_logits(ctx), 2);
+        double d2 = max_abs_diff(vlm_ctx_logits(ctx, 1), r.logits, r.n_vocab);
+        CHECK_MSG(d2 <= tol, "batched seq 2 logits differ by %g", d2);
+        CHECK_EQ_INT(prefill(ctx, 1, &r, rows, half, r.n_ids), VLM_OK);
+        double d1 = max_abs_diff(vlm_ctx_logits(ctx, 0), r.logits, r.n_vocab);
+        CHECK_MSG(d1 <= tol, "chunked seq 1 logits differ by %g", d1);
+        /* a position that does not continue the sequence is refused and changes nothing */
+        int32_t t0 = 5, p0 = 3, s0 = 1;
+        struct vlm_batch bad = {1, &t0, NULL, &p0, &s0, NULL};
+        CHECK_EQ_INT(vlm_ctx_decode(ctx, &bad, &err), VLM_E_INVALID);
+        CHECK_EQ_INT(vlm_ctx_seq_len(ctx, 1), r.n_ids);
+        vlm_ctx_seq_clear(ctx, 1);
+        CHECK_EQ_INT(vlm_ctx_seq_len(ctx, 1), 0);
+    } else {
+        CHECK_MSG(0, "batched decode: %s", err.msg);
+    }
+    vlm_free(ids); vlm_free(pos); vlm_free(seq); vlm_free(er);
+    free_emb(emb, r.n_images);
+    vlm_free(rows);
+    vlm_ctx_free(ctx);
+    vlm_model_free(m);
+    ref_free(&r);
+}
+
+/* ---- malformed folders ---- */
+
+static char tmpdir[256];
+
+static void write_file(const char *dir, const char *name, const void *data, size_t len) {
+    char *p = vlm_path_join(dir, name);
+    FILE *f = fopen(p, "wb");
+    if (f) { fwrite(data, 1, len, f); fclose(f); }
+    vlm_free(p);
+}
+
+static void copy_file(const char *from_dir, const char *to_dir, const char *name) {
+    size_t len;
+    void *d = read_all(from_dir, name, &len);
+    if (d) write_file(to_dir, name, d, len);
+    vlm_free(d);
+}
+
+/* Rewrites the weights of src as dst/model.safetensors, with `drop` left out and `reshape`
+ * given a first dimension one larger (the data grows to match). */
+static void write_weights(const struct vlm_weights *w, const char *dst, const char *drop, const char *reshape) {
+    json_t *h = json_object();
+    size_t off = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        const struct vlm_weight *e = &w->w[i];
+        if (drop && !strcmp(e->name, drop)) continue;
+        json_t *shape = json_array();
+        size_t nb = e->t.nbytes;
+        for (int k = 0; k < e->t.n_dims; k++) {
+            int64_t v = e->t.ne[k];
+            if (k == 0 && reshape && !strcmp(e->name, reshape)) { nb = nb / (size_t)v * (size_t)(v + 1); v++; }
+            json_array_append_new(shape, json_integer(v));
+        }
+        json_object_set_new(h, e->name, json_pack("{s:s, s:o, s:[I, I]}", "dtype",
+                            e->t.type == VLM_DT_F32 ? "F32" : e->t.type == VLM_DT_BF16 ? "BF16" : "F16",
+                            "shape", shape, "data_offsets", (json_int_t)off, (json_int_t)(off + nb)));
+        off += nb;
+    }
+    char *hs = json_dumps(h, JSON_COMPACT);
+    size_t hl = strlen(hs);
+    char *p = vlm_path_join(dst, "model.safetensors");
+    FILE *f = fopen(p, "wb");
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)hl >> (8 * i));
+    fwrite(len8, 1, 8, f);
+    fwrite(hs, 1, hl, f);
+    for (size_t i = 0; i < w->n; i++) {
+        const struct vlm_weight *e = &w->w[i];
+        if (drop && !strcmp(e->name, drop)) continue;
+        fwrite(e->t.data, 1, e->t.nbytes, f);
+        if (reshape && !strcmp(e->name, reshape))
+            for (size_t k = 0; k < e->t.nbytes / (size_t)e->t.ne[0]; k++) fputc(0, f);
+    }
+    fclose(f);
+    vlm_free(p);
+    free(hs);
+    json_decref(h);
+}
+
+/* Loads tmpdir and checks the error names what it should. */
+static void expect_load_error(const char *what, int code, const char *needle1, const char *needle2) {
+    struct vlm_model_params mp = vlm_model_default_params();
+    mp.load_tokenizer = 0;
+    struct vlm_model *m = NULL;
+    int rc = vlm_model_load(tmpdir, &mp, &m);
+    const char *msg = vlm_last_error();
+    CHECK_MSG(rc == code, "%s: rc %d (%s), expected %d", what, rc, msg, code);
+    CHECK_MSG(m == NULL, "%s: model returned on failure", what);
+    CHECK_MSG(needle1 == NULL || strstr(msg, needle1), "%s: message '%s' lacks '%s'", what, msg, needle1);
+    CHECK_MSG(needle2 == NULL || strstr(msg, needle2), "%s: message '%s' lacks '%s'", what, msg, needle2);
+    vlm_model_free(m);
+}
+
+static void test_malformed(void) {
+    const char *src = test_path("tests/fixtures/models/split-gqa-untied");
+    char srcdir[1024];
+    snprintf(srcdir, sizeof srcdir, "%s", src);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/vlm-test-model-XXXXXX");
+    if (!mkdtemp(tmpdir)) { CHECK_MSG(0, "mkdtemp"); return; }
+    copy_file(srcdir, tmpdir, "config.json");
+    copy_file(srcdir, tmpdir, "generation_config.json");
+    struct vlm_weights w;
+    vlm_weights_init(&w);
+    struct vlm_error err;
+    char *stp = vlm_path_join(srcdir, "model.safetensors");
+    CHECK_EQ_INT(vlm_safetensors_load_file(stp, &w, &err), VLM_OK);
+    vlm_free(stp);
+
+    /* truncated: the last tensor's bytes cut short */
+    size_t len;
+    uint8_t *all = read_all(srcdir, "model.safetensors", &len);
+    write_file(tmpdir, "model.safetensors", all, len - 100);
+    expect_load_error("truncated", VLM_E_FORMAT, "model.safetensors", "truncated");
+    /* truncated inside the header */
+    write_file(tmpdir, "model.safetensors", all, 50);
+    expect_load_error("truncated header", VLM_E_FORMAT, "model.safetensors", "header");
+    vlm_free(all);
+    /* missing tensor */
+    write_weights(&w, tmpdir, "model.text_model.layers.1.mlp.up_proj.weight", NULL);
+    expect_load_error("missing", VLM_E_NOT_FOUND, "model.safetensors", "model.text_model.layers.1.mlp.up_proj.weight");
+    write_weights(&w, tmpdir, "lm_head.weight", NULL);
+    expect_load_error("missing lm_head", VLM_E_NOT_FOUND, "lm_head.weight", NULL);
+    /* wrong shape */
+    write_weights(&w, tmpdir, NULL, "model.vision_model.encoder.layers.0.self_attn.k_proj.weight");
+    expect_load_error("wrong shape", VLM_E_FORMAT, "model.vision_model.encoder.layers.0.self_attn.k_proj.weight", "expected (32, 32)");
+    write_weights(&w, tmpdir, NULL, "model.connector.modality_projection.proj.weight");
+    expect_load_error("wrong shape proj", VLM_E_FORMAT, "modality_projection", "model.safetensors");
+    /* intact weights load */
+    write_weights(&w, tmpdir, NULL, NULL);
+    struct vlm_model_params mp = vlm_model_default_params();
+    mp.load_tokenizer = 0;
+    struct vlm_model *m = NULL;
+    CHECK_MSG(vlm_model_load(tmpdir, &mp, &m) == VLM_OK, "rewritten weights: %s", vlm_last_error());
+    vlm_model_free(m);
+    /* unknown architecture */
+    size_t clen;
+    char *cfg = read_all(srcdir, "config.json", &clen);
+    char *at = cfg ? strstr(cfg, "Idefics3ForConditionalGeneration") : NULL;
+    if (at) memcpy(at, "Idefics9", 8);
+    write_file(tmpdir, "config.json", cfg, clen);
+    expect_load_error("unknown arch", VLM_E_UNSUPPORTED, "config.json", "Idefics9ForConditionalGeneration");
+    /* config.json that is not JSON */
+    write_file(tmpdir, "config.json", "{\"architectures\": [", 19);
+    expect_load_error("bad config", VLM_E_FORMAT, "config.json", NULL);
+    /* no weights at all */
+    copy_file(srcdir, tmpdir, "config.json");
+    char *p = vlm_path_join(tmpdir, "model.safetensors");
+    unlink(p);
+    vlm_free(p);
+    expect_load_error("no weights", VLM_E_NOT_FOUND, "model.safetensors", NULL);
+    vlm_free(cfg);
+    vlm_weights_free(&w);
+    const char *names[] = {"config.json", "generation_config.json", "model.safetensors"};
+    for (int i = 0; i < 3; i++) { p = vlm_path_join(tmpdir, names[i]); unlink(p); vlm_free(p); }
+    rmdir(tmpdir);
+}
+
+/* Header checks of the safetensors reader on hand-made files. */
+static void st_case(const char *header, size_t data_len, int want_rc, const char *needle) {
+    size_t hl = strlen(header), n = 8 + hl + data_len;
+    uint8_t *buf = vlm_calloc(1, n);
+    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)hl >> (8 * i));
+    memcpy(buf + 8, header, hl);
+    struct vlm_weights w;
+    vlm_weights_init(&w);
+    struct vlm_error err;
+    vlm_error_clear(&err);
+    int rc = vlm_safetensors_parse(buf, n, "x.safetensors", &w, -1, &err);
+    CHECK_MSG(rc == want_rc, "header %s: rc %d (%s), expected %d", header, rc, err.msg, want_rc);
+    CHECK_MSG(!needle || strstr(err.msg, needle), "header %s: message '%s' lacks '%s'", header, err.msg, needle);
+    vlm_weights_free(&w);
+    vlm_free(buf);
+}
+
+static void test_safetensors_checks(void) {
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", 16, VLM_OK, NULL);
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,12]}}", 16, VLM_E_FORMAT, "'a'");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", 8, VLM_E_FORMAT, "past the end");
+    st_case("{\"a\":{\"dtype\":\"Q9\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, VLM_E_FORMAT, "unknown dtype");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+            "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, VLM_E_FORMAT, "overlap");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+            "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16, VLM_E_FORMAT, NULL);
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4],\"data_offsets\":[0,8]}}", 8, VLM_E_FORMAT, "'a'");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,8]}}", 8, VLM_E_FORMAT, "bad shape");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, VLM_E_FORMAT, "data_offsets");
+    st_case("[1,2]", 0, VLM_E_FORMAT, "not a JSON object");
+    st_case("{\"a\":", 0, VLM_E_FORMAT, "not valid JSON");
+    st_case("{\"__metadata__\":{\"format\":\"pt\"},\"i\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, VLM_OK, NULL);
+    /* header length past the file, and over the cap */
+    uint8_t b[16] = {0xff, 0xff, 0, 0, 0, 0, 0, 0, '{', '}'};
+    struct vlm_weights w;
+    vlm_weights_init(&w);
+    struct vlm_error err;
+    CHECK_EQ_INT(vlm_safetensors_parse(b, sizeof b, "y", &w, -1, &err), VLM_E_FORMAT);
+    b[0] = 0; b[1] = 0; b[7] = 0x7f;
+    CHECK_EQ_INT(vlm_safetensors_parse(b, sizeof b, "y", &w, -1, &err), VLM_E_FORMAT);
+    CHECK_MSG(strstr(err.msg, "cap") != NULL, "%s", err.msg);
+    vlm_weights_free(&w);
+}
+
+static const char *big_model_dir(void) {
+    const char *e = getenv("VLM_BIG_MODEL");
+    return e && *e ? e : "/work/models-big/smolvlm-256m-random";
+}
+
+int main(void) {
+    test_safetensors_checks();
+    test_malformed();
+    const char *tiny[] = {"split-gqa-untied", "nosplit-mha-tied", "odd-two-images", "padded-tile"};
+    for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "tests/fixtures/models/%s", tiny[i]);
+        check_model(test_path(rel), 1e-3, i % 2 ? 2 : 1);
+    }
+    /* bf16 weights: the reference is transformers in f32 on the same bf16-rounded weights, so
+     * the 1e-3 bound holds too; against the f32 model's logits the bound is 5e-2. */
+    check_model(test_path("tests/fixtures/models/split-gqa-untied-bf16"), 1e-3, 2);
+    {
+        struct ref r;
+        if (ref_load(test_path("tests/fixtures/models/split-gqa-untied-bf16"), &r) == 0) {
+            json_t *f = json_object_get(r.j, "logits_f32_model");
+            double m = 0;
+            for (int i = 0; i < r.n_vocab; i++) {
+                double dd = fabs(r.logits[i] - json_number_value(json_array_get(f, (size_t)i)));
+                if (dd > m) m = dd;
+            }
+            printf("  bf16 vs f32 model logits: max abs diff %.3g (bound 5e-2)\n", m);
+            CHECK(m <= 5e-2);
+            ref_free(&r);
+        }
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/ref.json", big_model_dir());
+    if (!vlm_file_exists(path)) printf("SKIP: SmolVLM-256M-shaped model: %s not found (scripts/make_model_fixtures.py --big DIR)\n", big_model_dir());
+    else if (test_quick()) printf("SKIP: SmolVLM-256M-shaped model under VLM_TEST_QUICK\n");
+    else check_model(big_model_dir(), 1e-3, 2);
+    TEST_MAIN_END();
+}
