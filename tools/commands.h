@@ -14,6 +14,12 @@ struct vlm_command {
 const char *vlm_tool_default_model(void);
 
 int cmd_version(int argc, char **argv);
+int cmd_preprocess(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+/* `vlm bench --tokenizer ...` (tools/bench_tokenizer.c); cmd_bench_tokenizer is its hidden
+ * stand-alone row `vlm bench-tokenizer` until `vlm bench` dispatches to it. */
+int vlm_bench_tokenizer(int argc, char **argv);
+int cmd_bench_tokenizer(int argc, char **argv);
 /* Each subcommand adds its prototype here and a row in tools/vlm.c's table. */
 
 #endif

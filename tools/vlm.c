@@ -9,6 +9,9 @@
 
 static const struct vlm_command commands[] = {
     {"version", "print the version", cmd_version},
+    {"preprocess", "run a model's image processor on an image (shapes, tokens, .npy)", cmd_preprocess},
+    {"tokenize", "print the token ids and pieces of a text (like llama-tokenize)", cmd_tokenize},
+    {"bench-tokenizer", "tokenizer encoding speed (same as `vlm bench --tokenizer`)", cmd_bench_tokenizer},
     /* one row per subcommand, in the order users meet them */
 };
 
