@@ -46,7 +46,7 @@ static int encode_piece(const struct vlm_tokenizer *t, const char *s, size_t n, 
 static int split_added(const struct vlm_tokenizer *t, const struct tok_trie *tr, const char *text,
                        size_t n, int level, int first, int flags, struct tok_ids *out, struct vlm_error *err) {
     const uint8_t *s = (const uint8_t *)text;
-    size_t pos = 0, done = 0, ms, me;
+    size_t pos = 0, done = 0, ms = 0, me = 0;
     int rc = VLM_OK;
     int32_t ai;
     while (rc == VLM_OK && (ai = tok_trie_find(tr, s, n, pos, &ms, &me)) >= 0) {

@@ -121,7 +121,7 @@ static int find(struct pt *p, const struct tok_pre *d, const char *s, size_t n, 
 static int split_span(struct pt *p, const struct tok_pre *d, const struct span *sp,
                       enum tok_split_behavior bh, int invert, struct cuts *c) {
     const char *s = span_ptr(p, sp);
-    size_t n = sp->len, pos = 0, prev = 0, ms, me;
+    size_t n = sp->len, pos = 0, prev = 0, ms = 0, me = 0;
     int rc;
     c->n = 0;
     while (pos <= n && (rc = find(p, d, s, n, pos, &ms, &me)) == 1) {
