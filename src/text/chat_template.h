@@ -14,6 +14,8 @@ struct vlm_template_limits {
     int    max_depth;        /* nesting of calls/includes/expressions */
     long   max_steps;        /* loop iterations + statements executed */
     size_t max_output;       /* bytes of rendered text */
+    size_t max_memory;       /* bytes of values built while rendering (0 = default) */
+    long   max_millis;       /* wall-clock time of one render in ms (0 = none) */
 };
 struct vlm_template_limits vlm_template_default_limits(void);
 
@@ -31,5 +33,26 @@ int vlm_template_render(const struct vlm_template *t, json_t *context,
 /* Finds a model folder's chat template as transformers does (chat_template.jinja, then
  * chat_template.json, then tokenizer_config.json "chat_template"); *src is vlm_malloc'd. */
 int vlm_chat_template_find(const char *dir, char **src, size_t *len, struct vlm_error *err);
+
+/* The special tokens transformers passes to a template (its tokenizer's special_tokens_map),
+ * read from dir's tokenizer_config.json (every "*_token" key holding a string or an
+ * AddedToken object, plus "extra_special_tokens") and, where that file has no
+ * added_tokens_decoder, special_tokens_map.json. *out is a new JSON object (maybe empty). */
+int vlm_chat_template_special_tokens(const char *dir, json_t **out, struct vlm_error *err);
+
+/* The render context apply_chat_template(messages, add_generation_prompt=...) builds:
+ * special_tokens (may be NULL) + "messages" (null-valued keys dropped, reasoning aliased as
+ * "thinking"/"reasoning_content") + "tools": null + "documents": null +
+ * "add_generation_prompt". With VLM_CHAT_TEMPLATE_PROCESSOR in flags, OpenAI
+ * {"type": "image_url", "image_url": {"url": U}} parts become {"type": "image", "url": U} as a
+ * transformers processor does (use it for processor-level templates: chat_template.jinja/.json).
+ * messages must be a non-empty array of objects. *out is a new object. */
+#define VLM_CHAT_TEMPLATE_PROCESSOR 1
+int vlm_chat_template_context(json_t *special_tokens, json_t *messages, int add_generation_prompt, int flags,
+                              json_t **out, struct vlm_error *err);
+
+/* 1 if dir's chat template comes from chat_template.jinja or chat_template.json (a processor
+ * template, rendered with VLM_CHAT_TEMPLATE_PROCESSOR), 0 if from tokenizer_config.json. */
+int vlm_chat_template_is_processor(const char *dir);
 
 #endif
