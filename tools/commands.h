@@ -14,6 +14,7 @@ struct vlm_command {
 const char *vlm_tool_default_model(void);
 
 int cmd_version(int argc, char **argv);
+int cmd_serve(int argc, char **argv);      /* tools/cmd_serve.c */
 int cmd_preprocess(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 /* `vlm bench --tokenizer ...` (tools/bench_tokenizer.c); cmd_bench_tokenizer is its hidden

@@ -9,6 +9,7 @@
 
 static const struct vlm_command commands[] = {
     {"version", "print the version", cmd_version},
+    {"serve", "OpenAI-compatible server with vLLM's flags (vlm serve [MODEL] --port 8000)", cmd_serve},
     {"preprocess", "run a model's image processor on an image (shapes, tokens, .npy)", cmd_preprocess},
     {"tokenize", "print the token ids and pieces of a text (like llama-tokenize)", cmd_tokenize},
     {"bench-tokenizer", "tokenizer encoding speed (same as `vlm bench --tokenizer`)", cmd_bench_tokenizer},
