@@ -17,6 +17,7 @@ int cmd_version(int argc, char **argv);
 int cmd_serve(int argc, char **argv);      /* tools/cmd_serve.c */
 int cmd_preprocess(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_chat_template(int argc, char **argv);
 /* `vlm bench --tokenizer ...` (tools/bench_tokenizer.c); cmd_bench_tokenizer is its hidden
  * stand-alone row `vlm bench-tokenizer` until `vlm bench` dispatches to it. */
 int vlm_bench_tokenizer(int argc, char **argv);

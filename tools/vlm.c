@@ -12,6 +12,7 @@ static const struct vlm_command commands[] = {
     {"serve", "OpenAI-compatible server with vLLM's flags (vlm serve [MODEL] --port 8000)", cmd_serve},
     {"preprocess", "run a model's image processor on an image (shapes, tokens, .npy)", cmd_preprocess},
     {"tokenize", "print the token ids and pieces of a text (like llama-tokenize)", cmd_tokenize},
+    {"chat-template", "render a model's chat template for a conversation (exact prompt text)", cmd_chat_template},
     {"bench-tokenizer", "tokenizer encoding speed (same as `vlm bench --tokenizer`)", cmd_bench_tokenizer},
     /* one row per subcommand, in the order users meet them */
 };
