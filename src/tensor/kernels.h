@@ -23,6 +23,8 @@ struct vlm_kernels {
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
     void (*layernorm)(float *y, const float *x, const float *w, const float *b, int n, float eps);
     void (*softmax)(float *x, int n);
+    /* x[i] = exp(x[i] - sub) (0 for x[i] = -inf); returns the sum of the new x. */
+    float (*exp_sum)(float *x, float sub, int n);
     /* Elementwise over n: */
     void (*gelu_tanh)(float *x, size_t n);
     void (*gelu_erf)(float *x, size_t n);

@@ -62,14 +62,23 @@ static void f16_to_f32_avx2(float *dst, const uint16_t *src, size_t n) {
     for (; i < n; i++) dst[i] = vlm_f16_to_f32(src[i]);
 }
 
-/* 10 independent ymm accumulators cover FMA latency x throughput (4 x 2) with room. */
+/* 10 independent ymm accumulators (named, so they live in registers) cover FMA latency x
+ * throughput (4 x 2) with room. */
 static double fma_loop_avx2(float *acc, long iters) {
-    __m256 a[10];
     __m256 m = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
-    for (int i = 0; i < 10; i++) a[i] = _mm256_set1_ps(acc[i]);
-    for (long it = 0; it < iters; it++)
-        for (int i = 0; i < 10; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
-    for (int i = 0; i < 10; i++) acc[i] = _mm256_cvtss_f32(a[i]);
+    __m256 a0 = _mm256_set1_ps(acc[0]), a1 = _mm256_set1_ps(acc[1]), a2 = _mm256_set1_ps(acc[2]);
+    __m256 a3 = _mm256_set1_ps(acc[3]), a4 = _mm256_set1_ps(acc[4]), a5 = _mm256_set1_ps(acc[5]);
+    __m256 a6 = _mm256_set1_ps(acc[6]), a7 = _mm256_set1_ps(acc[7]), a8 = _mm256_set1_ps(acc[8]);
+    __m256 a9 = _mm256_set1_ps(acc[9]);
+    for (long it = 0; it < iters; it++) {
+        a0 = _mm256_fmadd_ps(a0, m, c); a1 = _mm256_fmadd_ps(a1, m, c); a2 = _mm256_fmadd_ps(a2, m, c);
+        a3 = _mm256_fmadd_ps(a3, m, c); a4 = _mm256_fmadd_ps(a4, m, c); a5 = _mm256_fmadd_ps(a5, m, c);
+        a6 = _mm256_fmadd_ps(a6, m, c); a7 = _mm256_fmadd_ps(a7, m, c); a8 = _mm256_fmadd_ps(a8, m, c);
+        a9 = _mm256_fmadd_ps(a9, m, c);
+    }
+    a0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                       _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    acc[0] = hsum256(_mm256_add_ps(a0, _mm256_add_ps(a8, a9)));
     return 10.0 * 8 * 2 * (double)iters;
 }
 

@@ -3,6 +3,7 @@
 #include "tensor/kernels.h"
 
 #include <immintrin.h>
+#include <math.h>
 
 static float dot_avx512(const float *a, const float *b, int n) {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
@@ -34,20 +35,491 @@ static void axpy_avx512(float *y, float a, const float *x, int n) {
     }
 }
 
-/* 12 independent zmm accumulators cover FMA latency x throughput with room. */
+/* ---- matmul ---- */
+
+/* Loads 16 weights of row w (dtype wt) at element t as f32; mask selects the valid ones. */
+static inline __m512 load_w16(enum vlm_dtype wt, const void *w, size_t t, __mmask16 m) {
+    if (wt == VLM_DT_BF16) {
+        __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + t);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    if (wt == VLM_DT_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + t));
+    return _mm512_maskz_loadu_ps(m, (const float *)w + t);
+}
+
+static inline const void *w_row(enum vlm_dtype wt, const void *w, size_t ldw, int j) {
+    return (const char *)w + (size_t)j * ldw * (wt == VLM_DT_F32 ? 4 : 2);
+}
+
+/* Few x rows: each weight row is read once from memory (4 rows at a time for independent
+ * FMA chains) and multiplied with up to 2 x rows per pass; the rows stay in L1 between passes. */
+static inline __attribute__((always_inline)) void
+gemv_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w, size_t ldw,
+          int n0, int n1, const float *bias, float *y, int ldy) {
+    int kfull = k & ~15;
+    __mmask16 tail = (__mmask16)((1u << (k & 15)) - 1);
+    int j = n0;
+    for (; j + 4 <= n1; j += 4) {
+        const void *wr[4];
+        for (int r = 0; r < 4; r++) wr[r] = w_row(wt, w, ldw, j + r);
+        for (int i = 0; i < m; i += 2) {
+            int two = i + 1 < m;
+            if (!two) {   /* one x row: 4 chains, no wasted FMAs */
+                const float *x0 = x + (size_t)i * ldx;
+                __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                for (int t = 0; t < kfull; t += 16) {
+                    __m512 v0 = _mm512_loadu_ps(x0 + t);
+                    a0 = _mm512_fmadd_ps(v0, load_w16(wt, wr[0], t, 0xffff), a0);
+                    a1 = _mm512_fmadd_ps(v0, load_w16(wt, wr[1], t, 0xffff), a1);
+                    a2 = _mm512_fmadd_ps(v0, load_w16(wt, wr[2], t, 0xffff), a2);
+                    a3 = _mm512_fmadd_ps(v0, load_w16(wt, wr[3], t, 0xffff), a3);
+                }
+                if (tail) {
+                    __m512 v0 = _mm512_maskz_loadu_ps(tail, x0 + kfull);
+                    a0 = _mm512_fmadd_ps(v0, load_w16(wt, wr[0], kfull, tail), a0);
+                    a1 = _mm512_fmadd_ps(v0, load_w16(wt, wr[1], kfull, tail), a1);
+                    a2 = _mm512_fmadd_ps(v0, load_w16(wt, wr[2], kfull, tail), a2);
+                    a3 = _mm512_fmadd_ps(v0, load_w16(wt, wr[3], kfull, tail), a3);
+                }
+                float *y0 = y + (size_t)i * ldy + j;
+                y0[0] = _mm512_reduce_add_ps(a0) + (bias ? bias[j] : 0);
+                y0[1] = _mm512_reduce_add_ps(a1) + (bias ? bias[j + 1] : 0);
+                y0[2] = _mm512_reduce_add_ps(a2) + (bias ? bias[j + 2] : 0);
+                y0[3] = _mm512_reduce_add_ps(a3) + (bias ? bias[j + 3] : 0);
+                break;
+            }
+            const float *x0 = x + (size_t)i * ldx, *x1 = two ? x0 + ldx : x0;
+            __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
+            __m512 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            for (int t = 0; t < kfull; t += 16) {
+                __m512 v0 = _mm512_loadu_ps(x0 + t), v1 = _mm512_loadu_ps(x1 + t);
+                __m512 w0 = load_w16(wt, wr[0], t, 0xffff), w1 = load_w16(wt, wr[1], t, 0xffff);
+                __m512 w2 = load_w16(wt, wr[2], t, 0xffff), w3 = load_w16(wt, wr[3], t, 0xffff);
+                a00 = _mm512_fmadd_ps(v0, w0, a00); a01 = _mm512_fmadd_ps(v0, w1, a01);
+                a02 = _mm512_fmadd_ps(v0, w2, a02); a03 = _mm512_fmadd_ps(v0, w3, a03);
+                a10 = _mm512_fmadd_ps(v1, w0, a10); a11 = _mm512_fmadd_ps(v1, w1, a11);
+                a12 = _mm512_fmadd_ps(v1, w2, a12); a13 = _mm512_fmadd_ps(v1, w3, a13);
+            }
+            if (tail) {
+                __m512 v0 = _mm512_maskz_loadu_ps(tail, x0 + kfull), v1 = _mm512_maskz_loadu_ps(tail, x1 + kfull);
+                __m512 w0 = load_w16(wt, wr[0], kfull, tail), w1 = load_w16(wt, wr[1], kfull, tail);
+                __m512 w2 = load_w16(wt, wr[2], kfull, tail), w3 = load_w16(wt, wr[3], kfull, tail);
+                a00 = _mm512_fmadd_ps(v0, w0, a00); a01 = _mm512_fmadd_ps(v0, w1, a01);
+                a02 = _mm512_fmadd_ps(v0, w2, a02); a03 = _mm512_fmadd_ps(v0, w3, a03);
+                a10 = _mm512_fmadd_ps(v1, w0, a10); a11 = _mm512_fmadd_ps(v1, w1, a11);
+                a12 = _mm512_fmadd_ps(v1, w2, a12); a13 = _mm512_fmadd_ps(v1, w3, a13);
+            }
+            float *y0 = y + (size_t)i * ldy + j;
+            float b0 = bias ? bias[j] : 0, b1 = bias ? bias[j + 1] : 0;
+            float b2 = bias ? bias[j + 2] : 0, b3 = bias ? bias[j + 3] : 0;
+            y0[0] = _mm512_reduce_add_ps(a00) + b0; y0[1] = _mm512_reduce_add_ps(a01) + b1;
+            y0[2] = _mm512_reduce_add_ps(a02) + b2; y0[3] = _mm512_reduce_add_ps(a03) + b3;
+            if (two) {
+                float *y1 = y0 + ldy;
+                y1[0] = _mm512_reduce_add_ps(a10) + b0; y1[1] = _mm512_reduce_add_ps(a11) + b1;
+                y1[2] = _mm512_reduce_add_ps(a12) + b2; y1[3] = _mm512_reduce_add_ps(a13) + b3;
+            }
+        }
+    }
+    for (; j < n1; j++) {
+        const void *wr = w_row(wt, w, ldw, j);
+        for (int i = 0; i < m; i++) {
+            const float *xi = x + (size_t)i * ldx;
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+            int t = 0;
+            for (; t + 32 <= kfull; t += 32) {
+                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(xi + t), load_w16(wt, wr, t, 0xffff), a0);
+                a1 = _mm512_fmadd_ps(_mm512_loadu_ps(xi + t + 16), load_w16(wt, wr, t + 16, 0xffff), a1);
+            }
+            for (; t < kfull; t += 16)
+                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(xi + t), load_w16(wt, wr, t, 0xffff), a0);
+            if (tail) a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, xi + kfull), load_w16(wt, wr, kfull, tail), a1);
+            y[(size_t)i * ldy + j] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + (bias ? bias[j] : 0);
+        }
+    }
+}
+
+/* One copy per dtype, so the conversion in the inner loop is branch-free. */
+static void gemv_bf16(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
+                      int n1, const float *bias, float *y, int ldy) {
+    gemv_body(x, ldx, m, k, VLM_DT_BF16, w, ldw, n0, n1, bias, y, ldy);
+}
+static void gemv_f16(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
+                     int n1, const float *bias, float *y, int ldy) {
+    gemv_body(x, ldx, m, k, VLM_DT_F16, w, ldw, n0, n1, bias, y, ldy);
+}
+static void gemv_f32(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
+                     int n1, const float *bias, float *y, int ldy) {
+    gemv_body(x, ldx, m, k, VLM_DT_F32, w, ldw, n0, n1, bias, y, ldy);
+}
+
+/* Many x rows: W is packed (converted to f32) into panels of NR=32 columns x KC depth, and an
+ * MR x NR register tile (8 x 2 zmm accumulators) walks each panel with broadcast x values. */
+#define GE_MR 8
+#define GE_NR 32
+#define GE_KC 256
+#define GE_NC 64
+
+/* panel[t*32 + c] = W[j0 + c][k0 + t] for c < nc (zero past nc). */
+static void pack_panel(float *panel, enum vlm_dtype wt, const void *w, size_t ldw, int j0, int nc,
+                       int k0, int kc) {
+    float row[GE_KC];
+    for (int c = 0; c < GE_NR; c++) {
+        if (c >= nc) {
+            for (int t = 0; t < kc; t++) panel[t * GE_NR + c] = 0.0f;
+            continue;
+        }
+        const void *wr = w_row(wt, w, ldw, j0 + c);
+        int t = 0;
+        for (; t + 16 <= kc; t += 16) _mm512_storeu_ps(row + t, load_w16(wt, wr, (size_t)k0 + t, 0xffff));
+        if (t < kc) {
+            __mmask16 mk = (__mmask16)((1u << (kc - t)) - 1);
+            _mm512_mask_storeu_ps(row + t, mk, load_w16(wt, wr, (size_t)k0 + t, mk));
+        }
+        for (t = 0; t < kc; t++) panel[t * GE_NR + c] = row[t];
+    }
+}
+
+/* C (rows x 32 at y, masks for the column tail) (+)= X (rows x kc) @ panel. first: C = bias
+ * or 0 before adding. The full-height tile keeps 16 accumulators in registers. */
+static void micro_8x32(const float *x, int ldx, int kc, const float *panel, float *y, int ldy,
+                       int first, const float *bias, __mmask16 m0, __mmask16 m1) {
+    __m512 c[GE_MR][2];
+    for (int r = 0; r < GE_MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+    const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * (size_t)ldx, *x3 = x + 3 * (size_t)ldx;
+    const float *x4 = x + 4 * (size_t)ldx, *x5 = x + 5 * (size_t)ldx, *x6 = x + 6 * (size_t)ldx,
+                *x7 = x + 7 * (size_t)ldx;
+    for (int t = 0; t < kc; t++) {
+        __m512 b0 = _mm512_load_ps(panel + t * GE_NR), b1 = _mm512_load_ps(panel + t * GE_NR + 16);
+        __m512 a;
+        a = _mm512_set1_ps(x0[t]); c[0][0] = _mm512_fmadd_ps(a, b0, c[0][0]); c[0][1] = _mm512_fmadd_ps(a, b1, c[0][1]);
+        a = _mm512_set1_ps(x1[t]); c[1][0] = _mm512_fmadd_ps(a, b0, c[1][0]); c[1][1] = _mm512_fmadd_ps(a, b1, c[1][1]);
+        a = _mm512_set1_ps(x2[t]); c[2][0] = _mm512_fmadd_ps(a, b0, c[2][0]); c[2][1] = _mm512_fmadd_ps(a, b1, c[2][1]);
+        a = _mm512_set1_ps(x3[t]); c[3][0] = _mm512_fmadd_ps(a, b0, c[3][0]); c[3][1] = _mm512_fmadd_ps(a, b1, c[3][1]);
+        a = _mm512_set1_ps(x4[t]); c[4][0] = _mm512_fmadd_ps(a, b0, c[4][0]); c[4][1] = _mm512_fmadd_ps(a, b1, c[4][1]);
+        a = _mm512_set1_ps(x5[t]); c[5][0] = _mm512_fmadd_ps(a, b0, c[5][0]); c[5][1] = _mm512_fmadd_ps(a, b1, c[5][1]);
+        a = _mm512_set1_ps(x6[t]); c[6][0] = _mm512_fmadd_ps(a, b0, c[6][0]); c[6][1] = _mm512_fmadd_ps(a, b1, c[6][1]);
+        a = _mm512_set1_ps(x7[t]); c[7][0] = _mm512_fmadd_ps(a, b0, c[7][0]); c[7][1] = _mm512_fmadd_ps(a, b1, c[7][1]);
+    }
+    __m512 bb0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 bb1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    for (int r = 0; r < GE_MR; r++) {
+        float *yr = y + (size_t)r * ldy;
+        __m512 o0 = first ? bb0 : _mm512_maskz_loadu_ps(m0, yr);
+        __m512 o1 = first ? bb1 : _mm512_maskz_loadu_ps(m1, yr + 16);
+        _mm512_mask_storeu_ps(yr, m0, _mm512_add_ps(o0, c[r][0]));
+        _mm512_mask_storeu_ps(yr + 16, m1, _mm512_add_ps(o1, c[r][1]));
+    }
+}
+
+/* The same for fewer than 8 rows (the m tail). */
+static void micro_tail(const float *x, int ldx, int rows, int kc, const float *panel, float *y,
+                       int ldy, int first, const float *bias, __mmask16 m0, __mmask16 m1) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * ldx;
+        __m512 c0 = _mm512_setzero_ps(), c1 = c0;
+        for (int t = 0; t < kc; t++) {
+            __m512 a = _mm512_set1_ps(xr[t]);
+            c0 = _mm512_fmadd_ps(a, _mm512_load_ps(panel + t * GE_NR), c0);
+            c1 = _mm512_fmadd_ps(a, _mm512_load_ps(panel + t * GE_NR + 16), c1);
+        }
+        float *yr = y + (size_t)r * ldy;
+        __m512 o0 = first ? (bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps()) : _mm512_maskz_loadu_ps(m0, yr);
+        __m512 o1 = first ? (bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps()) : _mm512_maskz_loadu_ps(m1, yr + 16);
+        _mm512_mask_storeu_ps(yr, m0, _mm512_add_ps(o0, c0));
+        _mm512_mask_storeu_ps(yr + 16, m1, _mm512_add_ps(o1, c1));
+    }
+}
+
+static void gemm_avx512(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w,
+                        size_t ldw, int n0, int n1, const float *bias, float *y, int ldy) {
+    float panels[GE_NC / GE_NR][GE_KC * GE_NR] __attribute__((aligned(64)));
+    for (int jb = n0; jb < n1; jb += GE_NC) {
+        int nb = n1 - jb < GE_NC ? n1 - jb : GE_NC;
+        int np = (nb + GE_NR - 1) / GE_NR;
+        for (int k0 = 0; k0 < k; k0 += GE_KC) {
+            int kc = k - k0 < GE_KC ? k - k0 : GE_KC;
+            for (int p = 0; p < np; p++) {
+                int nc = nb - p * GE_NR < GE_NR ? nb - p * GE_NR : GE_NR;
+                pack_panel(panels[p], wt, w, ldw, jb + p * GE_NR, nc, k0, kc);
+            }
+            for (int i = 0; i < m; i += GE_MR) {
+                int rows = m - i < GE_MR ? m - i : GE_MR;
+                for (int p = 0; p < np; p++) {
+                    int j = jb + p * GE_NR, nc = nb - p * GE_NR < GE_NR ? nb - p * GE_NR : GE_NR;
+                    __mmask16 m0 = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
+                    __mmask16 m1 = nc >= 32 ? 0xffff : nc > 16 ? (__mmask16)((1u << (nc - 16)) - 1) : 0;
+                    const float *xs = x + (size_t)i * ldx + k0;
+                    float *ys = y + (size_t)i * ldy + j;
+                    const float *bs = bias ? bias + j : NULL;
+                    if (rows == GE_MR) micro_8x32(xs, ldx, kc, panels[p], ys, ldy, k0 == 0, bs, m0, m1);
+                    else micro_tail(xs, ldx, rows, kc, panels[p], ys, ldy, k0 == 0, bs, m0, m1);
+                }
+            }
+        }
+    }
+}
+
+static void matmul_avx512(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w,
+                          size_t ldw, int n0, int n1, const float *bias, float *y, int ldy) {
+    if (k <= 0) {
+        for (int i = 0; i < m; i++)
+            for (int j = n0; j < n1; j++) y[(size_t)i * ldy + j] = bias ? bias[j] : 0.0f;
+        return;
+    }
+    if (m < GE_MR) {
+        if (wt == VLM_DT_BF16) gemv_bf16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
+        else if (wt == VLM_DT_F16) gemv_f16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
+        else gemv_f32(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
+    }
+    else gemm_avx512(x, ldx, m, k, wt, w, ldw, n0, n1, bias, y, ldy);
+}
+
+/* ---- elementwise math ---- */
+
+static inline __mmask16 tail_mask(int r) { return (__mmask16)((1u << r) - 1); }
+
+/* e^x in f32 to ~1 ulp: x = n*ln2 + r, |r| <= ln2/2, Cephes' degree-6 polynomial for e^r,
+ * 2^n applied with vscalefps (which underflows to 0 and overflows to inf cleanly). Inputs
+ * below -110 (and -inf) give 0. */
+static inline __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(89.0f)), _mm512_set1_ps(-110.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* x * sigmoid(x) = x / (1 + e^-x) */
+static inline __m512 silu512(__m512 x) {
+    __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+/* 0.5 x (1 + tanh(u)), tanh(u) = 1 - 2 / (1 + e^{2u}) */
+static inline __m512 gelu_tanh512(__m512 x) {
+    __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.79788456080286536f),
+                             _mm512_fmadd_ps(x3, _mm512_set1_ps(0.044715f), x));
+    __m512 e = exp512(_mm512_add_ps(u, u));
+    __m512 th = _mm512_sub_ps(_mm512_set1_ps(1.0f),
+                              _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), _mm512_add_ps(_mm512_set1_ps(1.0f), th));
+}
+
+/* erf by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7), odd extension. */
+static inline __m512 erf512(__m512 x) {
+    __m512 a = _mm512_abs_ps(x);
+    __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(a, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+    __m512 p = _mm512_set1_ps(1.061405429f);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+    p = _mm512_mul_ps(p, t);
+    __m512 e = exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), a), a));
+    __m512 y = _mm512_fnmadd_ps(p, e, _mm512_set1_ps(1.0f));
+    /* copy the sign of x */
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y),
+        _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u))));
+}
+
+static inline __m512 gelu_erf512(__m512 x) {
+    __m512 e = erf512(_mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f)));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+#define ELEMENTWISE512(name, op)                                              \
+    static void name(float *x, size_t n) {                                    \
+        size_t i = 0;                                                         \
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, op(_mm512_loadu_ps(x + i))); \
+        if (i < n) {                                                          \
+            __mmask16 m = tail_mask((int)(n - i));                            \
+            _mm512_mask_storeu_ps(x + i, m, op(_mm512_maskz_loadu_ps(m, x + i))); \
+        }                                                                     \
+    }
+ELEMENTWISE512(silu_avx512, silu512)
+ELEMENTWISE512(gelu_tanh_avx512, gelu_tanh512)
+ELEMENTWISE512(gelu_erf_avx512, gelu_erf512)
+
+static void silu_mul_avx512(float *g, const float *u, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(silu512(_mm512_loadu_ps(g + i)), _mm512_loadu_ps(u + i)));
+    if (i < n) {
+        __mmask16 m = tail_mask((int)(n - i));
+        _mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(silu512(_mm512_maskz_loadu_ps(m, g + i)),
+                                                      _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
+static void add_avx512(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = tail_mask((int)(n - i));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+static void scale_avx512(float *x, float a, int n) {
+    __m512 va = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(va, _mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(va, _mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+static float exp_sum_avx512(float *x, float sub, int n) {
+    __m512 vs = _mm512_set1_ps(sub), acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vs));
+        _mm512_storeu_ps(x + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (i < n) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs)));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+static void softmax_avx512(float *x, int n) {
+    if (n <= 0) return;
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(x + i));
+    if (i < n) mx = _mm512_mask_max_ps(mx, tail_mask(n - i), mx, _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
+    float m = _mm512_reduce_max_ps(mx);
+    if (m == -INFINITY) m = 0.0f;   /* all masked: exp gives 0s, the sum 0 gives NaN as torch */
+    float s = exp_sum_avx512(x, m, n);
+    scale_avx512(x, 1.0f / s, n);
+}
+
+static inline float sum_sq(const float *x, int n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
+        a0 = _mm512_fmadd_ps(v0, v0, a0);
+        a1 = _mm512_fmadd_ps(v1, v1, a1);
+    }
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        a0 = _mm512_fmadd_ps(v, v, a0);
+    }
+    if (i < n) {
+        __m512 v = _mm512_maskz_loadu_ps(tail_mask(n - i), x + i);
+        a1 = _mm512_fmadd_ps(v, v, a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+static void rmsnorm_avx512(float *y, const float *x, const float *w, int n, float eps) {
+    float r = 1.0f / sqrtf(sum_sq(x, n) / (float)n + eps);
+    __m512 vr = _mm512_set1_ps(r);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + i), vr);
+        _mm512_storeu_ps(y + i, w ? _mm512_mul_ps(v, _mm512_loadu_ps(w + i)) : v);
+    }
+    for (; i < n; i++) y[i] = x[i] * r * (w ? w[i] : 1.0f);
+}
+
+static void layernorm_avx512(float *y, const float *x, const float *w, const float *b, int n,
+                             float eps) {
+    __m512 acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + i));
+    if (i < n) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
+    float mean = _mm512_reduce_add_ps(acc) / (float)n;
+    __m512 vm = _mm512_set1_ps(mean), a0 = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 d = _mm512_sub_ps(_mm512_loadu_ps(x + i), vm);
+        a0 = _mm512_fmadd_ps(d, d, a0);
+    }
+    if (i < n) {
+        __m512 d = _mm512_maskz_sub_ps(tail_mask(n - i), _mm512_maskz_loadu_ps(tail_mask(n - i), x + i), vm);
+        a0 = _mm512_fmadd_ps(d, d, a0);
+    }
+    float r = 1.0f / sqrtf(_mm512_reduce_add_ps(a0) / (float)n + eps);
+    __m512 vr = _mm512_set1_ps(r);
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm), vr);
+        if (w) v = _mm512_mul_ps(v, _mm512_loadu_ps(w + i));
+        if (b) v = _mm512_add_ps(v, _mm512_loadu_ps(b + i));
+        _mm512_storeu_ps(y + i, v);
+    }
+    for (; i < n; i++) y[i] = (x[i] - mean) * r * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
+}
+
+static void bf16_to_f32_avx512(float *dst, const uint16_t *src, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + i)));
+        _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+    }
+    for (; i < n; i++) dst[i] = vlm_bf16_to_f32(src[i]);
+}
+
+static void f16_to_f32_avx512(float *dst, const uint16_t *src, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+    for (; i < n; i++) dst[i] = vlm_f16_to_f32(src[i]);
+}
+
+/* 12 independent zmm accumulators (named, so they live in registers) cover FMA latency x
+ * throughput with room. */
 static double fma_loop_avx512(float *acc, long iters) {
-    __m512 a[12];
     __m512 m = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.001f);
-    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps(acc[i]);
-    for (long it = 0; it < iters; it++)
-        for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], m, c);
-    for (int i = 0; i < 12; i++) acc[i] = _mm512_cvtss_f32(a[i]);
+    __m512 a0 = _mm512_set1_ps(acc[0]), a1 = _mm512_set1_ps(acc[1]), a2 = _mm512_set1_ps(acc[2]);
+    __m512 a3 = _mm512_set1_ps(acc[3]), a4 = _mm512_set1_ps(acc[4]), a5 = _mm512_set1_ps(acc[5]);
+    __m512 a6 = _mm512_set1_ps(acc[6]), a7 = _mm512_set1_ps(acc[7]), a8 = _mm512_set1_ps(acc[8]);
+    __m512 a9 = _mm512_set1_ps(acc[9]), a10 = _mm512_set1_ps(acc[10]), a11 = _mm512_set1_ps(acc[11]);
+    for (long it = 0; it < iters; it++) {
+        a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c); a2 = _mm512_fmadd_ps(a2, m, c);
+        a3 = _mm512_fmadd_ps(a3, m, c); a4 = _mm512_fmadd_ps(a4, m, c); a5 = _mm512_fmadd_ps(a5, m, c);
+        a6 = _mm512_fmadd_ps(a6, m, c); a7 = _mm512_fmadd_ps(a7, m, c); a8 = _mm512_fmadd_ps(a8, m, c);
+        a9 = _mm512_fmadd_ps(a9, m, c); a10 = _mm512_fmadd_ps(a10, m, c); a11 = _mm512_fmadd_ps(a11, m, c);
+    }
+    a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                       _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    a8 = _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11));
+    acc[0] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a8));
     return 12.0 * 16 * 2 * (double)iters;
 }
 
 void vlm_kernels_init_avx512(struct vlm_kernels *k) {
     k->name = "avx512";
+    k->matmul = matmul_avx512;
     k->dot = dot_avx512;
     k->axpy = axpy_avx512;
     k->fma_loop = fma_loop_avx512;
+    k->scale = scale_avx512;
+    k->add = add_avx512;
+    k->softmax = softmax_avx512;
+    k->exp_sum = exp_sum_avx512;
+    k->silu = silu_avx512;
+    k->silu_mul = silu_mul_avx512;
+    k->gelu_tanh = gelu_tanh_avx512;
+    k->gelu_erf = gelu_erf_avx512;
+    k->rmsnorm = rmsnorm_avx512;
+    k->layernorm = layernorm_avx512;
+    k->bf16_to_f32 = bf16_to_f32_avx512;
+    k->f16_to_f32 = f16_to_f32_avx512;
 }

@@ -78,6 +78,15 @@ static void softmax_generic(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
+static float exp_sum_generic(float *x, float sub, int n) {
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - sub);
+        s += x[i];
+    }
+    return s;
+}
+
 float vlm_gelu_erf_1(float x) {
     return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
 }
@@ -134,6 +143,7 @@ void vlm_kernels_init_generic(struct vlm_kernels *k) {
     k->rmsnorm = rmsnorm_generic;
     k->layernorm = layernorm_generic;
     k->softmax = softmax_generic;
+    k->exp_sum = exp_sum_generic;
     k->gelu_tanh = gelu_tanh_generic;
     k->gelu_erf = gelu_erf_generic;
     k->silu = silu_generic;

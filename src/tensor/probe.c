@@ -11,7 +11,7 @@
 #include <time.h>
 
 #define BW_BYTES  ((size_t)256 << 20)
-#define BW_PASSES 3
+#define BW_PASSES 8
 
 static double now_s(void) {
     struct timespec ts;
@@ -78,15 +78,16 @@ double vlm_probe_peak_flops(struct vlm_pool *pool) {
     if (T > 64) T = 64;
     for (int t = 0; t < T; t++)
         for (int i = 0; i < 16; i++) j->acc[t][i] = 0.5f + 0.01f * (float)i;
-    /* calibrate: grow iters until one pass takes ~30 ms, then keep the best of the rest */
-    j->iters = 1 << 14;
+    /* calibrate: grow iters until one pass takes ~5 ms, then keep the best of many short
+     * passes (short, so that some land in time slices where other processes are idle) */
+    j->iters = 1 << 12;
     double best = 0;
-    for (int pass = 0; pass < 12; pass++) {
+    for (int pass = 0; pass < 40; pass++) {
         double t0 = now_s();
         vlm_pool_run(pool, T, fl_task, j);
         double dt = now_s() - t0, flops = 0;
         for (int t = 0; t < T; t++) flops += j->flops[t];
-        if (dt < 0.03 && pass < 8) {
+        if (dt < 0.005 && pass < 10) {
             j->iters *= 2;
             continue;
         }
