@@ -38,24 +38,19 @@ static int fail_code(struct vlm_api_error *e, int code, const char *param, const
     return vlm_api_fail(e, vlm_api_status_for(code), param, "%s", msg);
 }
 
-/* Requested processor overrides clamped to the server's ceilings. */
+/* Requested processor overrides clamped to the server's ceilings: a request may turn image
+ * splitting off (not on when the server turned it off) and lower size.longest_edge. */
 static void proc_overrides(const struct vlm_server *s, json_t *kw, struct vlm_processor_overrides *o) {
     *o = s->proc_ceiling;
+    o->max_image_size = 0;
     if (!json_is_object(kw)) return;
     json_t *v = json_object_get(kw, "do_image_splitting");
     if (json_is_boolean(v) && !(s->proc_ceiling.do_image_splitting == 0 && json_is_true(v)))
         o->do_image_splitting = json_is_true(v);
+    int ceiling = s->proc_ceiling.longest_edge ? s->proc_ceiling.longest_edge : s->proc_longest_cfg;
     v = json_object_get(json_object_get(kw, "size"), "longest_edge");
-    if (json_is_integer(v) && json_integer_value(v) > 0 &&
-        (!s->proc_ceiling.longest_edge || json_integer_value(v) < s->proc_ceiling.longest_edge))
-        o->longest_edge = (int)json_integer_value(v);
-    v = json_object_get(json_object_get(kw, "max_image_size"), "longest_edge");
-    if (json_is_integer(v) && json_integer_value(v) > 0 &&
-        (!s->proc_ceiling.max_image_size || json_integer_value(v) < s->proc_ceiling.max_image_size))
-        o->max_image_size = (int)json_integer_value(v);
-    /* without a server ceiling a request may only lower sizes it cannot see: refuse raises */
-    if (!s->proc_ceiling.longest_edge && o->longest_edge > 4096) o->longest_edge = 4096;
-    if (!s->proc_ceiling.max_image_size && o->max_image_size > 2048) o->max_image_size = 2048;
+    if (json_is_integer(v) && json_integer_value(v) > 0 && ceiling > 0)
+        o->longest_edge = json_integer_value(v) < ceiling ? (int)json_integer_value(v) : ceiling;
 }
 
 struct encode_job {

@@ -187,17 +187,31 @@ static int load_template(struct vlm_server *s, struct vlm_error *err) {
     return rc;
 }
 
-/* Server processor settings (--mm-processor-kwargs) become the ceilings requests are clamped to. */
+/* Server processor settings (--mm-processor-kwargs) apply to every request and are the
+ * ceilings requests are clamped to; without one, the model's preprocessor_config.json value is
+ * the ceiling. max_image_size (the tile side the vision tower was trained on) is never changed. */
 static void proc_ceiling(struct vlm_server *s) {
     json_t *k = s->cfg.mm_processor_kwargs;
     s->proc_ceiling.do_image_splitting = -1;
+    char *path = vlm_path_join(s->cfg.model_dir, "preprocessor_config.json"), *txt = NULL;
+    size_t len = 0;
+    if (path && vlm_read_file(path, 1u << 20, &txt, &len, NULL) == VLM_OK) {
+        json_t *pre = json_loadb(txt, len, 0, NULL);
+        json_t *v = json_object_get(json_object_get(pre, "size"), "longest_edge");
+        if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= 65536)
+            s->proc_longest_cfg = (int)json_integer_value(v);
+        json_decref(pre);
+    }
+    vlm_free(txt);
+    vlm_free(path);
     if (!json_is_object(k)) return;
     json_t *v = json_object_get(k, "do_image_splitting");
     if (json_is_boolean(v)) s->proc_ceiling.do_image_splitting = json_is_true(v);
     v = json_object_get(json_object_get(k, "size"), "longest_edge");
-    if (json_is_integer(v)) s->proc_ceiling.longest_edge = (int)json_integer_value(v);
-    v = json_object_get(json_object_get(k, "max_image_size"), "longest_edge");
-    if (json_is_integer(v)) s->proc_ceiling.max_image_size = (int)json_integer_value(v);
+    if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= 65536)
+        s->proc_ceiling.longest_edge = (int)json_integer_value(v);
+    if (json_object_get(k, "max_image_size"))
+        VLM_LOGW("--mm-processor-kwargs: max_image_size is the vision tower's tile size and is not changed");
 }
 
 int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out, struct vlm_error *err) {

@@ -31,7 +31,8 @@ struct vlm_server {
     struct vlm_image_cache *cache;
     struct vlm_api_limits  limits;
     struct vlm_image_limits img_limits;
-    struct vlm_processor_overrides proc_ceiling;
+    struct vlm_processor_overrides proc_ceiling;  /* --mm-processor-kwargs (0 = as configured) */
+    int                    proc_longest_cfg;  /* the model's size.longest_edge (0 = unknown) */
     time_t                 started;
 };
 
