@@ -31,7 +31,7 @@ def find_model():
     env = os.environ.get("VLM_E2E_MODEL")
     if env:
         return env if _usable_model(env) else None
-    cands = [os.path.join(ROOT, "models", "vlm-demo")]
+    cands = [os.path.join(ROOT, "models", "vlm-demo"), os.path.join(ROOT, "tests", "fixtures", "server", "tiny-vlm")]
     fx = os.path.join(ROOT, "tests", "fixtures", "models")
     if os.path.isdir(fx):
         cands += [os.path.join(fx, d) for d in sorted(os.listdir(fx))]
