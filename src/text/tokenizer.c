@@ -330,10 +330,12 @@ static void default_bos_eos(struct vlm_tokenizer *t) {
     if (t->has_tmpl && a + 1 < t->n_tmpl) t->eos_id = t->tmpl[t->n_tmpl - 1];
 }
 
-static int parse_json(const char *data, size_t len, const char *what, json_t **out, struct vlm_error *err) {
+static int parse_json(const char *data, size_t len, int config, const char *what, json_t **out,
+                      struct vlm_error *err) {
     json_error_t je;
     if (len > TOK_MAX_JSON_BYTES) return vlm_error_set(err, VLM_E_TOO_LARGE, "%s: too large", what);
-    *out = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+    /* the config holds numbers such as model_max_length = 1e30 that fit no integer */
+    *out = json_loadb(data, len, JSON_REJECT_DUPLICATES | (config ? JSON_DECODE_INT_AS_REAL : 0), &je);
     if (!*out) return vlm_error_set(err, VLM_E_FORMAT, "%s: line %d: %s", what, je.line, je.text);
     return VLM_OK;
 }
@@ -356,8 +358,8 @@ int vlm_tokenizer_load_mem(const char *json, size_t json_len, const char *config
                            struct vlm_tokenizer **out, struct vlm_error *err) {
     *out = NULL;
     json_t *root = NULL, *cfg = NULL;
-    int rc = parse_json(json, json_len, "tokenizer.json", &root, err);
-    if (!rc && config) rc = parse_json(config, config_len, "tokenizer_config.json", &cfg, err);
+    int rc = parse_json(json, json_len, 0, "tokenizer.json", &root, err);
+    if (!rc && config) rc = parse_json(config, config_len, 1, "tokenizer_config.json", &cfg, err);
     struct vlm_tokenizer *t = rc ? NULL : vlm_calloc(1, sizeof *t);
     if (!rc && !t) rc = nomem(err);
     if (!rc) rc = load_root(t, root, cfg, err);
