@@ -1,6 +1,7 @@
 /* attention.c — scaled dot-product attention over a (possibly strided) K/V, with GQA, causal
- * and key masks. One pass per query row with an online (running-max) softmax in f32, so no
- * score buffer of n_kv floats is needed; keys are taken in blocks to amortize rescaling. */
+ * and key masks, softmax in f32 with a running max (online), so no n_q x n_kv score matrix is
+ * ever stored. Few queries (decode): one row at a time with dot/axpy. Many queries (vision,
+ * prefill): blocks of queries x keys through the matmul kernel (S = Q K^T, O += P V). */
 #include "tensor/tensor.h"
 
 #include "tensor/kernels.h"
@@ -19,6 +20,7 @@ struct att_job {
     const float *q, *k, *v;
     const uint8_t *mask;
     int n_q, n_kv, n_head, n_kv_head, hd, causal, q_pos0, n_qblocks;
+    int blocked, qblock;   /* blocked path and its query rows per task */
     size_t stride;
     float scale;
 };
@@ -64,14 +66,82 @@ static void att_row(const struct att_job *j, const float *qr, const float *kh, c
     }
 }
 
+/* Blocked path: per task a block of up to BQ query rows of one head, keys in blocks of BK.
+ * Scores are kept transposed, S^T (keys, queries), so that the softmax steps run across
+ * queries with vector ops and both products need no transposition of K or V:
+ *   S^T = K_blk @ Qs^T  (Qs^T packed once per task, scale folded in)
+ *   O  += P @ V_blk     (P read as the transpose of S^T; V rows used in place).
+ * About 100 KB of stack. */
+#define BQ 64
+#define BK 128
+
+static void att_block(const struct att_job *j, int h, int i0, int i1, const float *kh,
+                      const float *vh) {
+    const struct vlm_kernels *kt = j->kt;
+    int hd = j->hd, rows = i1 - i0, ldq = j->n_head * hd;
+    /* rows * hd <= BQ * 64 floats in the Q and O buffers: fewer rows for wider heads */
+    float Qt[BQ * 64], O[BQ * 64], St[BK * BQ], mcol[BQ], lcol[BQ], sub[BQ];
+    for (int r = 0; r < rows; r++) {
+        const float *qr = j->q + (size_t)(i0 + r) * ldq + (size_t)h * hd;
+        for (int d = 0; d < hd; d++) Qt[(size_t)d * rows + r] = qr[d] * j->scale;
+        mcol[r] = -INFINITY;
+        lcol[r] = 0.0f;
+    }
+    memset(O, 0, (size_t)rows * hd * sizeof *O);
+    long last = j->causal ? (long)j->q_pos0 + i1 : j->n_kv;   /* keys < last may be visible */
+    int n_vis = last < j->n_kv ? (last < 0 ? 0 : (int)last) : j->n_kv;
+    for (int k0 = 0; k0 < n_vis; k0 += BK) {
+        int nk = n_vis - k0 < BK ? n_vis - k0 : BK;
+        /* St (nk, rows) = K_blk (nk, hd) @ Qt (hd, rows) */
+        kt->gemm_f32(nk, rows, hd, kh + (size_t)k0 * j->stride, j->stride, 1, Qt, (size_t)rows,
+                     St, (size_t)rows, 0);
+        /* masks: a hidden key hides its whole row; causal hides queries before the key */
+        for (int t = 0; t < nk; t++) {
+            int key = k0 + t;
+            float *st = St + (size_t)t * rows;
+            if (j->mask && !j->mask[key]) {
+                for (int r = 0; r < rows; r++) st[r] = -INFINITY;
+            } else if (j->causal) {
+                long first_vis = (long)key - j->q_pos0 - i0;   /* first query row seeing key */
+                for (int r = 0; r < rows && r < first_vis; r++) st[r] = -INFINITY;
+            }
+        }
+        float bm[BQ];
+        for (int r = 0; r < rows; r++) bm[r] = -INFINITY;
+        kt->col_max(St, nk, rows, (size_t)rows, bm);
+        for (int r = 0; r < rows; r++) {
+            if (bm[r] > mcol[r]) {   /* new running max: rescale what was summed so far */
+                float c = expf(mcol[r] - bm[r]);
+                lcol[r] *= c;
+                if (c != 1.0f) kt->scale(O + (size_t)r * hd, c, hd);
+                mcol[r] = bm[r];
+            }
+            sub[r] = mcol[r] == -INFINITY ? 0.0f : mcol[r];   /* all hidden so far: exp -> 0 */
+        }
+        kt->exp_cols(St, nk, rows, (size_t)rows, sub, lcol);
+        /* O (rows, hd) += P (rows, nk) @ V_blk (nk, hd), P(r, t) = St[t*rows + r] */
+        kt->gemm_f32(rows, hd, nk, St, 1, (size_t)rows, vh + (size_t)k0 * j->stride, j->stride,
+                     O, (size_t)hd, 1);
+    }
+    for (int r = 0; r < rows; r++) {
+        float *orow = j->out + ((size_t)(i0 + r) * j->n_head + h) * hd;
+        float inv = lcol[r] > 0.0f ? 1.0f / lcol[r] : 0.0f;
+        for (int d = 0; d < hd; d++) orow[d] = O[(size_t)r * hd + d] * inv;
+    }
+}
+
 static void att_task(void *ctx, int task, int thread) {
     (void)thread;
     const struct att_job *j = ctx;
     int h = task / j->n_qblocks, qb = task % j->n_qblocks;
     int g = h / (j->n_head / j->n_kv_head);
     const float *kh = j->k + (size_t)g * j->hd, *vh = j->v + (size_t)g * j->hd;
-    int i1 = (qb + 1) * ATT_QB < j->n_q ? (qb + 1) * ATT_QB : j->n_q;
-    for (int i = qb * ATT_QB; i < i1; i++) {
+    int i1 = (qb + 1) * j->qblock < j->n_q ? (qb + 1) * j->qblock : j->n_q;
+    if (j->blocked) {
+        att_block(j, h, qb * j->qblock, i1, kh, vh);
+        return;
+    }
+    for (int i = qb * j->qblock; i < i1; i++) {
         int n_vis = j->n_kv;
         if (j->causal) {
             long last = (long)j->q_pos0 + i + 1;
@@ -97,6 +167,9 @@ void vlm_attention(struct vlm_pool *pool, float *out, const float *q, int n_q, c
                         .mask = kv_mask, .n_q = n_q, .n_kv = n_kv, .n_head = n_head,
                         .n_kv_head = n_kv_head, .hd = head_dim, .causal = causal,
                         .q_pos0 = q_pos0, .stride = kv_row_stride, .scale = scale};
-    j.n_qblocks = (n_q + ATT_QB - 1) / ATT_QB;
+    /* Blocked when a task has enough query rows to fill the matmul's register tile. */
+    j.blocked = n_q >= 16 && head_dim <= 256;
+    j.qblock = j.blocked ? (BQ * 64 / head_dim < BQ ? BQ * 64 / head_dim : BQ) : ATT_QB;
+    j.n_qblocks = (n_q + j.qblock - 1) / j.qblock;
     vlm_pool_run(pool, n_head * j.n_qblocks, att_task, &j);
 }

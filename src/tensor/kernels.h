@@ -16,6 +16,16 @@ struct vlm_kernels {
      * many-row (prefill, vision) case; the caller splits the work over threads. */
     void (*matmul)(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w,
                    size_t ldw, int n0, int n1, const float *bias, float *y, int ldy);
+    /* C (m, n) = A (m, k) @ B (k, n) (acc = 0) or C += A @ B (acc = 1), all f32.
+     * A(i, t) at a[i*a_rs + t*a_ks] (fast when a_ks == 1 or a_rs == 1), B(t, j) at
+     * b[t*ldb + j], C(i, j) at c[i*ldc + j]. Single-threaded (attention's blocks). */
+    void (*gemm_f32)(int m, int n, int k, const float *a, size_t a_rs, size_t a_ks,
+                     const float *b, size_t ldb, float *c, size_t ldc, int acc);
+    /* Column-wise softmax steps over x (rows, n), row stride ld:
+     * col_max: mx[j] = max(mx[j], x[i][j]) over i;
+     * exp_cols: x[i][j] = exp(x[i][j] - sub[j]) (0 for -inf), colsum[j] += the new x[i][j]. */
+    void (*col_max)(const float *x, int rows, int n, size_t ld, float *mx);
+    void (*exp_cols)(float *x, int rows, int n, size_t ld, const float *sub, float *colsum);
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float *y, float a, const float *x, int n);     /* y += a*x */
     void (*scale)(float *x, float a, int n);                     /* x *= a */
@@ -56,5 +66,7 @@ void vlm_kernels_init_avx512(struct vlm_kernels *k);
 /* Scalar helpers shared by the variants (kernels_generic.c). */
 float vlm_gelu_erf_1(float x);
 float vlm_gelu_tanh_1(float x);
+void  vlm_gemm_f32_generic(int m, int n, int k, const float *a, size_t a_rs, size_t a_ks,
+                           const float *b, size_t ldb, float *c, size_t ldc, int acc);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 static float dot_avx512(const float *a, const float *b, int n) {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
@@ -180,54 +181,108 @@ static void pack_panel(float *panel, enum vlm_dtype wt, const void *w, size_t ld
     }
 }
 
-/* C (rows x 32 at y, masks for the column tail) (+)= X (rows x kc) @ panel. first: C = bias
- * or 0 before adding. The full-height tile keeps 16 accumulators in registers. */
-static void micro_8x32(const float *x, int ldx, int kc, const float *panel, float *y, int ldy,
-                       int first, const float *bias, __mmask16 m0, __mmask16 m1) {
-    __m512 c[GE_MR][2];
-    for (int r = 0; r < GE_MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
-    const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * (size_t)ldx, *x3 = x + 3 * (size_t)ldx;
-    const float *x4 = x + 4 * (size_t)ldx, *x5 = x + 5 * (size_t)ldx, *x6 = x + 6 * (size_t)ldx,
-                *x7 = x + 7 * (size_t)ldx;
+/* The register tile: C (8 x 32, column masks m0/m1) (+)= A (8 x kc) @ B (kc x 32).
+ * A(r, t) at a[r*rs + t] (trans = 0) or a[t*ks + r] (trans = 1); B(t, c) at b[t*ldb + c].
+ * first: C = bias (or 0) + product, else C += product. 16 zmm accumulators stay in registers;
+ * A values are broadcast, B rows loaded (masked past the column tail). */
+static inline __attribute__((always_inline)) void
+micro_8x32_body(const float *a, size_t rs, size_t ks, int trans, int kc, const float *b, size_t ldb,
+                float *y, size_t ldy, int first, const float *bias, __mmask16 m0, __mmask16 m1) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
+           c61 = c00, c70 = c00, c71 = c00;
+    const float *x0 = a, *x1 = a + rs, *x2 = a + 2 * rs, *x3 = a + 3 * rs, *x4 = a + 4 * rs,
+                *x5 = a + 5 * rs, *x6 = a + 6 * rs, *x7 = a + 7 * rs;
     for (int t = 0; t < kc; t++) {
-        __m512 b0 = _mm512_load_ps(panel + t * GE_NR), b1 = _mm512_load_ps(panel + t * GE_NR + 16);
-        __m512 a;
-        a = _mm512_set1_ps(x0[t]); c[0][0] = _mm512_fmadd_ps(a, b0, c[0][0]); c[0][1] = _mm512_fmadd_ps(a, b1, c[0][1]);
-        a = _mm512_set1_ps(x1[t]); c[1][0] = _mm512_fmadd_ps(a, b0, c[1][0]); c[1][1] = _mm512_fmadd_ps(a, b1, c[1][1]);
-        a = _mm512_set1_ps(x2[t]); c[2][0] = _mm512_fmadd_ps(a, b0, c[2][0]); c[2][1] = _mm512_fmadd_ps(a, b1, c[2][1]);
-        a = _mm512_set1_ps(x3[t]); c[3][0] = _mm512_fmadd_ps(a, b0, c[3][0]); c[3][1] = _mm512_fmadd_ps(a, b1, c[3][1]);
-        a = _mm512_set1_ps(x4[t]); c[4][0] = _mm512_fmadd_ps(a, b0, c[4][0]); c[4][1] = _mm512_fmadd_ps(a, b1, c[4][1]);
-        a = _mm512_set1_ps(x5[t]); c[5][0] = _mm512_fmadd_ps(a, b0, c[5][0]); c[5][1] = _mm512_fmadd_ps(a, b1, c[5][1]);
-        a = _mm512_set1_ps(x6[t]); c[6][0] = _mm512_fmadd_ps(a, b0, c[6][0]); c[6][1] = _mm512_fmadd_ps(a, b1, c[6][1]);
-        a = _mm512_set1_ps(x7[t]); c[7][0] = _mm512_fmadd_ps(a, b0, c[7][0]); c[7][1] = _mm512_fmadd_ps(a, b1, c[7][1]);
+        const float *bt = b + (size_t)t * ldb;
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, bt), b1 = _mm512_maskz_loadu_ps(m1, bt + 16);
+        const float *at = a + (size_t)t * ks;
+#define ROW(r, xr, c0, c1) do { \
+            __m512 av = _mm512_set1_ps(trans ? at[r] : xr[t]); \
+            c0 = _mm512_fmadd_ps(av, b0, c0); c1 = _mm512_fmadd_ps(av, b1, c1); \
+        } while (0)
+        ROW(0, x0, c00, c01); ROW(1, x1, c10, c11); ROW(2, x2, c20, c21); ROW(3, x3, c30, c31);
+        ROW(4, x4, c40, c41); ROW(5, x5, c50, c51); ROW(6, x6, c60, c61); ROW(7, x7, c70, c71);
+#undef ROW
     }
     __m512 bb0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
     __m512 bb1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-    for (int r = 0; r < GE_MR; r++) {
-        float *yr = y + (size_t)r * ldy;
-        __m512 o0 = first ? bb0 : _mm512_maskz_loadu_ps(m0, yr);
-        __m512 o1 = first ? bb1 : _mm512_maskz_loadu_ps(m1, yr + 16);
-        _mm512_mask_storeu_ps(yr, m0, _mm512_add_ps(o0, c[r][0]));
-        _mm512_mask_storeu_ps(yr + 16, m1, _mm512_add_ps(o1, c[r][1]));
-    }
+#define OUT(r, c0, c1) do { \
+        float *yr = y + (size_t)(r) * ldy; \
+        __m512 o0 = first ? bb0 : _mm512_maskz_loadu_ps(m0, yr); \
+        __m512 o1 = first ? bb1 : _mm512_maskz_loadu_ps(m1, yr + 16); \
+        _mm512_mask_storeu_ps(yr, m0, _mm512_add_ps(o0, c0)); \
+        _mm512_mask_storeu_ps(yr + 16, m1, _mm512_add_ps(o1, c1)); \
+    } while (0)
+    OUT(0, c00, c01); OUT(1, c10, c11); OUT(2, c20, c21); OUT(3, c30, c31);
+    OUT(4, c40, c41); OUT(5, c50, c51); OUT(6, c60, c61); OUT(7, c70, c71);
+#undef OUT
 }
 
-/* The same for fewer than 8 rows (the m tail). */
-static void micro_tail(const float *x, int ldx, int rows, int kc, const float *panel, float *y,
-                       int ldy, int first, const float *bias, __mmask16 m0, __mmask16 m1) {
+static void micro_8x32(const float *a, size_t rs, int kc, const float *b, size_t ldb, float *y,
+                       size_t ldy, int first, const float *bias, __mmask16 m0, __mmask16 m1) {
+    micro_8x32_body(a, rs, 0, 0, kc, b, ldb, y, ldy, first, bias, m0, m1);
+}
+
+static void micro_8x32_t(const float *a, size_t ks, int kc, const float *b, size_t ldb, float *y,
+                         size_t ldy, int first, const float *bias, __mmask16 m0, __mmask16 m1) {
+    micro_8x32_body(a, 0, ks, 1, kc, b, ldb, y, ldy, first, bias, m0, m1);
+}
+
+/* Fewer than 8 rows (the m tail), any A strides. */
+static void micro_tail(const float *a, size_t rs, size_t ks, int rows, int kc, const float *b,
+                       size_t ldb, float *y, size_t ldy, int first, const float *bias,
+                       __mmask16 m0, __mmask16 m1) {
     for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * ldx;
+        const float *ar = a + (size_t)r * rs;
         __m512 c0 = _mm512_setzero_ps(), c1 = c0;
         for (int t = 0; t < kc; t++) {
-            __m512 a = _mm512_set1_ps(xr[t]);
-            c0 = _mm512_fmadd_ps(a, _mm512_load_ps(panel + t * GE_NR), c0);
-            c1 = _mm512_fmadd_ps(a, _mm512_load_ps(panel + t * GE_NR + 16), c1);
+            __m512 av = _mm512_set1_ps(ar[(size_t)t * ks]);
+            c0 = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m0, b + (size_t)t * ldb), c0);
+            c1 = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m1, b + (size_t)t * ldb + 16), c1);
         }
         float *yr = y + (size_t)r * ldy;
         __m512 o0 = first ? (bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps()) : _mm512_maskz_loadu_ps(m0, yr);
         __m512 o1 = first ? (bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps()) : _mm512_maskz_loadu_ps(m1, yr + 16);
         _mm512_mask_storeu_ps(yr, m0, _mm512_add_ps(o0, c0));
         _mm512_mask_storeu_ps(yr + 16, m1, _mm512_add_ps(o1, c1));
+    }
+}
+
+static inline void col_masks(int nc, __mmask16 *m0, __mmask16 *m1) {
+    *m0 = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
+    *m1 = nc >= 32 ? 0xffff : nc > 16 ? (__mmask16)((1u << (nc - 16)) - 1) : 0;
+}
+
+/* C (m, n) (+)= A (m, k) @ B (k, n), f32, no packing: B rows are read in place (they are
+ * contiguous in n), A by broadcasts. K is blocked so a B block stays in L1/L2. */
+static void gemm_f32_avx512(int m, int n, int k, const float *a, size_t a_rs, size_t a_ks,
+                            const float *b, size_t ldb, float *c, size_t ldc, int acc) {
+    if (a_ks != 1 && a_rs != 1) {
+        vlm_gemm_f32_generic(m, n, k, a, a_rs, a_ks, b, ldb, c, ldc, acc);
+        return;
+    }
+    if (k <= 0) {
+        if (!acc)
+            for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, (size_t)n * sizeof *c);
+        return;
+    }
+    for (int k0 = 0; k0 < k; k0 += GE_KC) {
+        int kc = k - k0 < GE_KC ? k - k0 : GE_KC, first = !acc && k0 == 0;
+        for (int j = 0; j < n; j += GE_NR) {
+            __mmask16 m0, m1;
+            col_masks(n - j, &m0, &m1);
+            const float *bj = b + (size_t)k0 * ldb + j;
+            int i = 0;
+            for (; i + GE_MR <= m; i += GE_MR) {
+                const float *ai = a + (size_t)i * a_rs + (size_t)k0 * a_ks;
+                if (a_ks == 1) micro_8x32(ai, a_rs, kc, bj, ldb, c + (size_t)i * ldc + j, ldc, first, NULL, m0, m1);
+                else micro_8x32_t(ai, a_ks, kc, bj, ldb, c + (size_t)i * ldc + j, ldc, first, NULL, m0, m1);
+            }
+            if (i < m)
+                micro_tail(a + (size_t)i * a_rs + (size_t)k0 * a_ks, a_rs, a_ks, m - i, kc, bj, ldb,
+                           c + (size_t)i * ldc + j, ldc, first, NULL, m0, m1);
+        }
     }
 }
 
@@ -247,13 +302,15 @@ static void gemm_avx512(const float *x, int ldx, int m, int k, enum vlm_dtype wt
                 int rows = m - i < GE_MR ? m - i : GE_MR;
                 for (int p = 0; p < np; p++) {
                     int j = jb + p * GE_NR, nc = nb - p * GE_NR < GE_NR ? nb - p * GE_NR : GE_NR;
-                    __mmask16 m0 = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
-                    __mmask16 m1 = nc >= 32 ? 0xffff : nc > 16 ? (__mmask16)((1u << (nc - 16)) - 1) : 0;
+                    __mmask16 m0, m1;
+                    col_masks(nc, &m0, &m1);
                     const float *xs = x + (size_t)i * ldx + k0;
                     float *ys = y + (size_t)i * ldy + j;
                     const float *bs = bias ? bias + j : NULL;
-                    if (rows == GE_MR) micro_8x32(xs, ldx, kc, panels[p], ys, ldy, k0 == 0, bs, m0, m1);
-                    else micro_tail(xs, ldx, rows, kc, panels[p], ys, ldy, k0 == 0, bs, m0, m1);
+                    if (rows == GE_MR)
+                        micro_8x32(xs, (size_t)ldx, kc, panels[p], GE_NR, ys, (size_t)ldy, k0 == 0, bs, m0, m1);
+                    else
+                        micro_tail(xs, (size_t)ldx, 1, rows, kc, panels[p], GE_NR, ys, (size_t)ldy, k0 == 0, bs, m0, m1);
                 }
             }
         }
@@ -398,6 +455,30 @@ static float exp_sum_avx512(float *x, float sub, int n) {
     return _mm512_reduce_add_ps(acc);
 }
 
+static void col_max_avx512(const float *x, int rows, int n, size_t ld, float *mx) {
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? 0xffff : tail_mask(n - j);
+        __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m, mx + j);
+        for (int i = 0; i < rows; i++)
+            v = _mm512_mask_max_ps(v, m, v, _mm512_maskz_loadu_ps(m, x + i * ld + j));
+        _mm512_mask_storeu_ps(mx + j, m, v);
+    }
+}
+
+static void exp_cols_avx512(float *x, int rows, int n, size_t ld, const float *sub, float *colsum) {
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? 0xffff : tail_mask(n - j);
+        __m512 vs = _mm512_maskz_loadu_ps(m, sub + j), acc = _mm512_maskz_loadu_ps(m, colsum + j);
+        for (int i = 0; i < rows; i++) {
+            float *xi = x + i * ld + j;
+            __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xi), vs));
+            _mm512_mask_storeu_ps(xi, m, e);
+            acc = _mm512_mask_add_ps(acc, m, acc, e);
+        }
+        _mm512_mask_storeu_ps(colsum + j, m, acc);
+    }
+}
+
 static void softmax_avx512(float *x, int n) {
     if (n <= 0) return;
     __m512 mx = _mm512_set1_ps(-INFINITY);
@@ -507,6 +588,7 @@ static double fma_loop_avx512(float *acc, long iters) {
 void vlm_kernels_init_avx512(struct vlm_kernels *k) {
     k->name = "avx512";
     k->matmul = matmul_avx512;
+    k->gemm_f32 = gemm_f32_avx512;
     k->dot = dot_avx512;
     k->axpy = axpy_avx512;
     k->fma_loop = fma_loop_avx512;
@@ -514,6 +596,8 @@ void vlm_kernels_init_avx512(struct vlm_kernels *k) {
     k->add = add_avx512;
     k->softmax = softmax_avx512;
     k->exp_sum = exp_sum_avx512;
+    k->col_max = col_max_avx512;
+    k->exp_cols = exp_cols_avx512;
     k->silu = silu_avx512;
     k->silu_mul = silu_mul_avx512;
     k->gelu_tanh = gelu_tanh_avx512;

@@ -28,6 +28,31 @@ static void matmul_generic(const float *x, int ldx, int m, int k, enum vlm_dtype
     }
 }
 
+void vlm_gemm_f32_generic(int m, int n, int k, const float *a, size_t a_rs, size_t a_ks,
+                          const float *b, size_t ldb, float *c, size_t ldc, int acc) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float s = 0.0f;
+            for (int t = 0; t < k; t++) s += a[i * a_rs + t * a_ks] * b[t * ldb + j];
+            c[i * ldc + j] = acc ? c[i * ldc + j] + s : s;
+        }
+}
+
+static void col_max_generic(const float *x, int rows, int n, size_t ld, float *mx) {
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < n; j++)
+            if (x[i * ld + j] > mx[j]) mx[j] = x[i * ld + j];
+}
+
+static void exp_cols_generic(float *x, int rows, int n, size_t ld, const float *sub, float *colsum) {
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < n; j++) {
+            float e = expf(x[i * ld + j] - sub[j]);
+            x[i * ld + j] = e;
+            colsum[j] += e;
+        }
+}
+
 static float dot_generic(const float *a, const float *b, int n) {
     float s = 0.0f;
     for (int i = 0; i < n; i++) s += a[i] * b[i];
@@ -137,6 +162,9 @@ static double fma_loop_generic(float *acc, long iters) {
 void vlm_kernels_init_generic(struct vlm_kernels *k) {
     k->name = "generic";
     k->matmul = matmul_generic;
+    k->gemm_f32 = vlm_gemm_f32_generic;
+    k->col_max = col_max_generic;
+    k->exp_cols = exp_cols_generic;
     k->dot = dot_generic;
     k->axpy = axpy_generic;
     k->scale = scale_generic;
