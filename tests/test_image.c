@@ -270,7 +270,11 @@ int main(void) {
     CHECK(m != NULL);
     if (m) {
         test_decode_parity(m);
+        test_resize_parity(m);                 /* SIMD kernels where the CPU has them */
+        setenv("VLM_FORCE_GENERIC", "1", 1);   /* and the scalar reference */
         test_resize_parity(m);
+        test_decode_parity(m);
+        unsetenv("VLM_FORCE_GENERIC");
         json_decref(m);
     }
     test_bombs();

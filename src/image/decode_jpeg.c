@@ -127,9 +127,10 @@ int img_decode_jpeg(const uint8_t *b, size_t n, const struct vlm_image_limits *l
     if (!row) { rc = vlm_error_set(err, VLM_E_NOMEM, "image: out of memory"); longjmp(e.jb, 1); }
     while (d.output_scanline < d.output_height) {
         int y = (int)d.output_scanline;
-        JSAMPROW rp = (JSAMPROW)row;
+        uint8_t *dst = out->px + (size_t)y * out->w * 3;
+        JSAMPROW rp = comps == 3 ? (JSAMPROW)dst : (JSAMPROW)row;   /* RGB lands in place */
         if (jpeg_read_scanlines(&d, &rp, 1) != 1) { rc = img_corrupt(err, "JPEG"); longjmp(e.jb, 1); }
-        row_to_rgb(row, out->px + (size_t)y * out->w * 3, out->w, comps);
+        if (comps != 3) row_to_rgb(row, dst, out->w, comps);
     }
     jpeg_finish_decompress(&d);
     jpeg_destroy_decompress(&d);

@@ -87,5 +87,10 @@ int  vlm_image_crop(const struct vlm_image *in, int x, int y, int w, int h,
  * mean/std are NULL). Pixels of dst outside the image are left untouched. */
 void vlm_image_to_chw(const struct vlm_image *img, double rescale, const float *mean,
                       const float *std, float *dst, int dst_h, int dst_w);
+/* The same for the rectangle (x, y, w, h) of img, which must lie inside it (tiles of a
+ * larger image without copying them out first). */
+void vlm_image_rect_to_chw(const struct vlm_image *img, int x, int y, int w, int h,
+                           double rescale, const float *mean, const float *std, float *dst,
+                           int dst_h, int dst_w);
 
 #endif

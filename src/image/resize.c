@@ -4,10 +4,12 @@
  * vertical pass reads, then the vertical pass; NEAREST is PIL's affine nearest-neighbour.
  * Also crop and the channels-first rescale/normalize every processor ends with. */
 #include "image/image.h"
+#include "image/resize_internal.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PREC 22   /* PIL's PRECISION_BITS = 32 - 8 - 2 */
@@ -60,14 +62,13 @@ static int pick(int resample, struct filter *f) {
 /* Fixed-point coefficients for resampling in_size -> out_size: for each output index i,
  * taps k[i*ksize .. +n[i]) apply to inputs start[i] ... (PIL's precompute_coeffs followed by
  * normalize_coeffs_8bpc). */
-struct coeffs { int ksize; int *start, *n; int32_t *k; };
 
-static void coeffs_free(struct coeffs *c) {
+static void coeffs_free(struct img_coeffs *c) {
     vlm_free(c->start); vlm_free(c->n); vlm_free(c->k);
     memset(c, 0, sizeof *c);
 }
 
-static int coeffs_make(int in_size, int out_size, const struct filter *f, struct coeffs *c) {
+static int coeffs_make(int in_size, int out_size, const struct filter *f, struct img_coeffs *c) {
     float in0 = 0.0f, in1 = (float)in_size;
     double scale = (double)(in1 - in0) / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
     double support = f->support * filterscale;
@@ -108,32 +109,64 @@ static inline uint8_t clip8(int32_t v) {
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-/* Rows [y0, y0+rows) of in, resampled horizontally into tmp (rows x out_w). */
-static void pass_h(const struct vlm_image *in, int y0, int rows, const struct coeffs *c,
-                   int out_w, uint8_t *tmp) {
-    for (int y = 0; y < rows; y++) {
-        const uint8_t *src = in->rgb + (size_t)(y0 + y) * in->width * 3;
-        uint8_t *dst = tmp + (size_t)y * out_w * 3;
-        for (int xx = 0; xx < out_w; xx++) {
-            const int32_t *k = c->k + (size_t)xx * c->ksize;
-            const uint8_t *s = src + (size_t)c->start[xx] * 3;
-            int32_t s0 = 1 << (PREC - 1), s1 = s0, s2 = s0;
-            for (int x = 0, n = c->n[xx]; x < n; x++, s += 3) {
-                s0 += s[0] * k[x];
-                s1 += s[1] * k[x];
-                s2 += s[2] * k[x];
-            }
-            dst[3 * xx] = clip8(s0);
-            dst[3 * xx + 1] = clip8(s1);
-            dst[3 * xx + 2] = clip8(s2);
+/* AVX2 kernels when the CPU has them, unless VLM_FORCE_GENERIC is set (tests run both). */
+static int use_avx2(void) {
+    const char *g = getenv("VLM_FORCE_GENERIC");
+    if (g && *g && *g != '0') return 0;
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+}
+
+/* One row: src (in RGB) resampled horizontally into dst (out_w RGB). */
+static void row_h(const uint8_t *src, const struct img_coeffs *c, int out_w, uint8_t *dst) {
+    for (int xx = 0; xx < out_w; xx++) {
+        const int32_t *k = c->k + (size_t)xx * c->ksize;
+        const uint8_t *s = src + (size_t)c->start[xx] * 3;
+        int32_t s0 = 1 << (PREC - 1), s1 = s0, s2 = s0;
+        for (int x = 0, n = c->n[xx]; x < n; x++, s += 3) {
+            s0 += s[0] * k[x];
+            s1 += s[1] * k[x];
+            s2 += s[2] * k[x];
         }
+        dst[3 * xx] = clip8(s0);
+        dst[3 * xx + 1] = clip8(s1);
+        dst[3 * xx + 2] = clip8(s2);
     }
 }
 
+/* Rows [y0, y0+rows) of in, resampled horizontally into tmp (rows x out_w). */
+static int pass_h(const struct vlm_image *in, int y0, int rows, const struct img_coeffs *c,
+                  int out_w, uint8_t *tmp) {
+    size_t in_bytes = (size_t)in->width * 3, out_bytes = (size_t)out_w * 3;
+    int y = 0;
+    if (use_avx2() && rows >= 8) {
+        uint8_t *tbuf = vlm_malloc(in_bytes * 8 + 64);
+        if (!tbuf) return -1;
+        for (; y + 8 <= rows; y += 8) {
+            const uint8_t *ir[8];
+            uint8_t *orow[8];
+            for (int r = 0; r < 8; r++) {
+                ir[r] = in->rgb + (size_t)(y0 + y + r) * in_bytes;
+                orow[r] = tmp + (size_t)(y + r) * out_bytes;
+            }
+            img_pass_h8_avx2(ir, out_w, c, orow, tbuf, in_bytes);
+        }
+        vlm_free(tbuf);
+    }
+    for (; y < rows; y++)
+        row_h(in->rgb + (size_t)(y0 + y) * in_bytes, c, out_w, tmp + (size_t)y * out_bytes);
+    return 0;
+}
+
 /* Vertical pass: out row yy = taps over rows (start[yy] - first) of src (width w). */
-static int pass_v(const uint8_t *src, int w, int first, const struct coeffs *c, int out_h,
+static int pass_v(const uint8_t *src, int w, int first, const struct img_coeffs *c, int out_h,
                   uint8_t *out) {
     size_t n = (size_t)w * 3;
+    if (use_avx2()) {
+        for (int yy = 0; yy < out_h; yy++)
+            img_pass_v_avx2(src + (size_t)(c->start[yy] - first) * n, n, n,
+                            c->k + (size_t)yy * c->ksize, c->n[yy], out + (size_t)yy * n);
+        return 0;
+    }
     int32_t *acc = vlm_malloc(sizeof(int32_t) * n);
     if (!acc) return -1;
     for (int yy = 0; yy < out_h; yy++) {
@@ -189,7 +222,7 @@ int vlm_image_resize(const struct vlm_image *in, int width, int height, int resa
         nearest(in, out);
         return VLM_OK;
     }
-    struct coeffs cv, ch;
+    struct img_coeffs cv, ch;
     memset(&ch, 0, sizeof ch);
     if (coeffs_make(in->height, height, &f, &cv)) {
         vlm_image_free(out);
@@ -210,15 +243,15 @@ int vlm_image_resize(const struct vlm_image *in, int width, int height, int resa
             bad = 1;
         else {
             struct vlm_image t = {in->width, height, tmp};
-            pass_h(&t, 0, height, &ch, width, out->rgb);
+            bad = pass_h(&t, 0, height, &ch, width, out->rgb);
         }
         need_h = need_v = 0;
     }
     if (need_h) {
         if (coeffs_make(in->width, width, &f, &ch)) bad = 1;
-        else if (!need_v) pass_h(in, 0, in->height, &ch, width, out->rgb);
+        else if (!need_v) bad = pass_h(in, 0, in->height, &ch, width, out->rgb);
         else if (!(tmp = vlm_malloc((size_t)width * 3 * (size_t)(last - first)))) bad = 1;
-        else pass_h(in, first, last - first, &ch, width, tmp);
+        else bad = pass_h(in, first, last - first, &ch, width, tmp);
     }
     if (!bad && need_v) {
         if (need_h) bad = pass_v(tmp, width, first, &cv, height, out->rgb);
@@ -247,8 +280,9 @@ int vlm_image_crop(const struct vlm_image *in, int x, int y, int w, int h,
     return VLM_OK;
 }
 
-void vlm_image_to_chw(const struct vlm_image *img, double rescale, const float *mean,
-                      const float *std, float *dst, int dst_h, int dst_w) {
+void vlm_image_rect_to_chw(const struct vlm_image *img, int x0, int y0, int w, int h,
+                           double rescale, const float *mean, const float *std, float *dst,
+                           int dst_h, int dst_w) {
     float lut[3][256];
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++) {
@@ -256,10 +290,12 @@ void vlm_image_to_chw(const struct vlm_image *img, double rescale, const float *
             if (mean && std) f = (f - mean[c]) / std[c];
             lut[c][v] = f;
         }
-    int h = img->height < dst_h ? img->height : dst_h, w = img->width < dst_w ? img->width : dst_w;
+    if (x0 < 0 || y0 < 0 || w < 0 || h < 0 || x0 > img->width - w || y0 > img->height - h) return;
+    if (h > dst_h) h = dst_h;
+    if (w > dst_w) w = dst_w;
     size_t plane = (size_t)dst_h * dst_w;
     for (int y = 0; y < h; y++) {
-        const uint8_t *s = img->rgb + (size_t)y * img->width * 3;
+        const uint8_t *s = img->rgb + ((size_t)(y0 + y) * img->width + x0) * 3;
         float *d0 = dst + (size_t)y * dst_w, *d1 = d0 + plane, *d2 = d1 + plane;
         for (int x = 0; x < w; x++, s += 3) {
             d0[x] = lut[0][s[0]];
@@ -267,4 +303,10 @@ void vlm_image_to_chw(const struct vlm_image *img, double rescale, const float *
             d2[x] = lut[2][s[2]];
         }
     }
+}
+
+void vlm_image_to_chw(const struct vlm_image *img, double rescale, const float *mean,
+                      const float *std, float *dst, int dst_h, int dst_w) {
+    vlm_image_rect_to_chw(img, 0, 0, img->width, img->height, rescale, mean, std, dst, dst_h,
+                          dst_w);
 }

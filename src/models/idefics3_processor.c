@@ -148,17 +148,27 @@ static void encoder_size(int h, int w, int m, int *oh, int *ow) {
     *ow = w;
 }
 
-/* Resizes *img in place to w x h (PIL's copy when the size is unchanged). */
-static int resize_to(struct vlm_image *img, int w, int h, int resample, struct vlm_error *err) {
+/* The working image: borrowed from the caller until the first resize makes one of our own. */
+struct work {
+    const struct vlm_image *cur;
+    struct vlm_image own;
+};
+
+/* cur = cur resized to w x h (PIL returns a copy when the size is unchanged: nothing to do). */
+static int resize_to(struct work *wk, int w, int h, int resample, struct vlm_error *err) {
     if (w < 1 || h < 1) return vlm_error_set(err, VLM_E_INVALID, "processor: image too small to resize");
-    if (img->width == w && img->height == h) return VLM_OK;
+    if (wk->cur->width == w && wk->cur->height == h) return VLM_OK;
     struct vlm_image t;
-    int rc = vlm_image_resize(img, w, h, resample, &t, err);
+    int rc = vlm_image_resize(wk->cur, w, h, resample, &t, err);
     if (rc) return rc;
-    vlm_image_free(img);
-    *img = t;
+    vlm_image_free(&wk->own);
+    wk->own = t;
+    wk->cur = &wk->own;
     return VLM_OK;
 }
+
+/* A tile: a rectangle of an image (the split image, or the global image). */
+struct tile { const struct vlm_image *src; int x, y, w, h; };
 
 static int build_prompt(const struct idefics3 *s, int rows, int cols, struct vlm_image_input *out,
                         struct vlm_error *err) {
@@ -183,24 +193,29 @@ static int build_prompt(const struct idefics3 *s, int rows, int cols, struct vlm
 
 /* Rescale + normalize each tile into out->pixels, padding to the largest tile with 0 and
  * marking real pixels in pixel_mask (1) as HF's pad() does. */
-static int pack_tiles(const struct idefics3 *s, struct vlm_image *tiles, int n,
+static int pack_tiles(const struct idefics3 *s, const struct tile *tiles, int n,
                       struct vlm_image_input *out, struct vlm_error *err) {
     int H = 0, W = 0;
     for (int i = 0; i < n; i++) {
-        if (tiles[i].height > H) H = tiles[i].height;
-        if (tiles[i].width > W) W = tiles[i].width;
+        if (tiles[i].h > H) H = tiles[i].h;
+        if (tiles[i].w > W) W = tiles[i].w;
     }
     size_t plane = (size_t)H * W, total;
     if (!vlm_mul3_ok(plane, 3, (size_t)n, &total)) return vlm_error_set(err, VLM_E_TOO_LARGE, "processor: too large");
-    out->pixels = vlm_calloc(total, sizeof(float));
-    out->pixel_mask = vlm_calloc(plane * (size_t)n, 1);
+    out->pixels = vlm_malloc(total * sizeof(float));
+    out->pixel_mask = vlm_malloc(plane * (size_t)n);
     if (!out->pixels || !out->pixel_mask) return vlm_error_set(err, VLM_E_NOMEM, "processor: out of memory");
     double scale = s->c.do_rescale ? s->c.rescale_factor : 1.0;
     for (int i = 0; i < n; i++) {
-        vlm_image_to_chw(&tiles[i], scale, s->c.do_normalize ? s->c.mean : NULL,
-                         s->c.do_normalize ? s->c.std : NULL, out->pixels + (size_t)i * 3 * plane, H, W);
+        const struct tile *t = &tiles[i];
+        float *px = out->pixels + (size_t)i * 3 * plane;
+        if (t->h != H || t->w != W) memset(px, 0, 3 * plane * sizeof(float));   /* padding */
+        vlm_image_rect_to_chw(t->src, t->x, t->y, t->w, t->h, scale,
+                              s->c.do_normalize ? s->c.mean : NULL, s->c.do_normalize ? s->c.std : NULL,
+                              px, H, W);
         uint8_t *m = out->pixel_mask + (size_t)i * plane;
-        for (int y = 0; y < tiles[i].height; y++) memset(m + (size_t)y * W, 1, (size_t)tiles[i].width);
+        memset(m, 0, plane);
+        for (int y = 0; y < t->h; y++) memset(m + (size_t)y * W, 1, (size_t)t->w);
     }
     out->n_tiles = n;
     out->channels = 3;
@@ -209,14 +224,13 @@ static int pack_tiles(const struct idefics3 *s, struct vlm_image *tiles, int n,
     return VLM_OK;
 }
 
-static int split(const struct idefics3 *s, int m, struct vlm_image *img, struct vlm_image *tiles,
-                 int *n, int *rows, int *cols, struct vlm_error *err) {
-    int h = img->height, w = img->width, rc;
+/* split_images: m x m crops of img row by row, then img resized to m x m (into *global). */
+static int split(const struct idefics3 *s, int m, const struct vlm_image *img, struct vlm_image *global,
+                 struct tile *tiles, int *n, int *rows, int *cols, struct vlm_error *err) {
+    int h = img->height, w = img->width;
     *rows = *cols = 0;
     if (h <= m && w <= m) {
-        tiles[0] = *img;
-        memset(img, 0, sizeof *img);
-        *n = 1;
+        tiles[(*n)++] = (struct tile){img, 0, 0, w, h};
         return VLM_OK;
     }
     int nh = (h - m) / m + 1, nw = (w - m) / m + 1;
@@ -224,12 +238,11 @@ static int split(const struct idefics3 *s, int m, struct vlm_image *img, struct 
     for (int r = 0; r < nh; r++)
         for (int c = 0; c < nw; c++) {
             int cw = w - c * m < m ? w - c * m : m, ch = h - r * m < m ? h - r * m : m;
-            rc = vlm_image_crop(img, c * m, r * m, cw, ch, &tiles[(*n)++], err);
-            if (rc) return rc;
+            tiles[(*n)++] = (struct tile){img, c * m, r * m, cw, ch};
         }
-    rc = vlm_image_resize(img, m, m, s->c.resample, &tiles[*n], err);
+    int rc = vlm_image_resize(img, m, m, s->c.resample, global, err);
     if (rc) return rc;
-    (*n)++;
+    tiles[(*n)++] = (struct tile){global, 0, 0, m, m};
     *rows = nh;
     *cols = nw;
     return VLM_OK;
@@ -248,28 +261,26 @@ static int run(const void *state, const struct vlm_image *in,
         if (ov->longest_edge > 0) longest = ov->longest_edge;
         if (ov->max_image_size > 0) m = ov->max_image_size;
     }
-    struct vlm_image img;
-    int rc = vlm_image_alloc(&img, in->width, in->height, err);
-    if (rc) return rc;
-    memcpy(img.rgb, in->rgb, (size_t)in->width * in->height * 3);
-
+    struct work wk = {in, {0, 0, NULL}};
+    struct vlm_image global = {0, 0, NULL};
+    int rc = VLM_OK;
     if (s->c.do_resize) {
         int h = s->size_h, w = s->size_w;
-        if (longest > 0) longest_edge_size(img.height, img.width, longest, &h, &w);
-        rc = resize_to(&img, w, h, s->c.resample, err);
+        if (longest > 0) longest_edge_size(in->height, in->width, longest, &h, &w);
+        rc = resize_to(&wk, w, h, s->c.resample, err);
     }
-    struct vlm_image *tiles = NULL;
+    struct tile *tiles = NULL;
     int n = 0, rows = 0, cols = 0;
-    if (!rc && !(tiles = vlm_calloc(MAX_TILES, sizeof *tiles)))
+    if (!rc && !(tiles = vlm_malloc(MAX_TILES * sizeof *tiles)))
         rc = vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     if (!rc && splitting) {
         int h, w;
-        encoder_size(img.height, img.width, m, &h, &w);
-        rc = resize_to(&img, w, h, s->c.resample, err);
-        if (!rc) rc = split(s, m, &img, tiles, &n, &rows, &cols, err);
+        encoder_size(wk.cur->height, wk.cur->width, m, &h, &w);
+        rc = resize_to(&wk, w, h, s->c.resample, err);
+        if (!rc) rc = split(s, m, wk.cur, &global, tiles, &n, &rows, &cols, err);
     } else if (!rc) {
-        rc = resize_to(&img, m, m, s->c.resample, err);
-        if (!rc) { tiles[0] = img; memset(&img, 0, sizeof img); n = 1; }
+        rc = resize_to(&wk, m, m, s->c.resample, err);
+        if (!rc) tiles[n++] = (struct tile){wk.cur, 0, 0, m, m};
     }
     if (!rc) rc = pack_tiles(s, tiles, n, out, err);
     if (!rc) {
@@ -277,9 +288,9 @@ static int run(const void *state, const struct vlm_image *in,
         out->n_cols = cols;
         rc = build_prompt(s, rows, cols, out, err);
     }
-    for (int i = 0; tiles && i < n; i++) vlm_image_free(&tiles[i]);
     vlm_free(tiles);
-    vlm_image_free(&img);
+    vlm_image_free(&global);
+    vlm_image_free(&wk.own);
     if (rc) vlm_image_input_free(out);
     return rc;
 }
