@@ -338,6 +338,13 @@ static void test_attention(void) {
         {33, 70, 4, 1, 33, 0, 0, 1, 0},   /* vision-like, odd head_dim, key mask */
         {17, 130, 12, 12, 64, 0, 0, 1, 3},
         {4, 100, 2, 2, 128, 1, 96, 1, 0}, /* causal + mask */
+        /* blocked path (>= 16 queries): several query and key blocks, causal chunks */
+        {100, 300, 4, 2, 64, 1, 200, 0, 5},
+        {70, 70, 3, 3, 128, 1, 0, 1, 0},
+        {20, 260, 2, 1, 256, 0, 0, 1, 7},
+        {40, 200, 2, 2, 48, 1, 0, 0, 0},
+        {90, 300, 2, 2, 33, 0, 0, 2, 0},  /* the whole first key block hidden */
+        {30, 280, 2, 2, 16, 1, 250, 2, 0},
     };
     for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
         int nq = cs[c].n_q, nkv = cs[c].n_kv, nh = cs[c].n_head, nkh = cs[c].n_kv_head, hd = cs[c].hd;
@@ -349,16 +356,19 @@ static void test_attention(void) {
         fill(q, (size_t)nq * nh * hd, 2.0f); fill(k, nkv * stride, 2.0f); fill(v, nkv * stride, 1.0f);
         if (cs[c].masked) {
             mask = vlm_malloc((size_t)nkv);
-            for (int j = 0; j < nkv; j++) mask[j] = (j % 7) != 3 && j < nkv - 5;
+            for (int j = 0; j < nkv; j++)
+                mask[j] = cs[c].masked == 2 ? j >= 130 : (j % 7) != 3 && j < nkv - 5;
         }
         float scale = 1.0f / sqrtf((float)hd);
-        for (int p = 0; p < 2; p++) {
-            vlm_attention(p ? pool : NULL, o, q, nq, k, v, nkv, nh, nkh, hd, stride, scale,
-                          cs[c].causal, cs[c].q_pos0, mask);
+        for (int p = 0; p < 2 * VLM_KERNELS_N_VARIANTS; p++) {
+            const struct vlm_kernels *kt = vlm_kernels_variant(p / 2);
+            if (!kt) continue;
+            vlm_attention_with(kt, p % 2 ? pool : NULL, o, q, nq, k, v, nkv, nh, nkh, hd, stride,
+                               scale, cs[c].causal, cs[c].q_pos0, mask);
             ref_attention(r, q, nq, k, v, nkv, nh, nkh, hd, stride, scale, cs[c].causal, cs[c].q_pos0, mask);
             double me = 0;
             for (size_t i = 0; i < (size_t)nq * nh * hd; i++) me = fmax(me, fabs(o[i] - r[i]));
-            CHECK_MSG(me < 2e-5, "attention case %zu pool %d: max err %g", c, p, me);
+            CHECK_MSG(me < 2e-5, "attention %s case %zu pool %d: max err %g", kt->name, c, p % 2, me);
         }
         vlm_free(q); vlm_free(k); vlm_free(v); vlm_free(o); vlm_free(r); vlm_free(mask);
     }

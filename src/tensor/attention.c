@@ -157,13 +157,21 @@ void vlm_attention(struct vlm_pool *pool, float *out, const float *q, int n_q, c
                    const float *v, int n_kv, int n_head, int n_kv_head, int head_dim,
                    size_t kv_row_stride, float scale, int causal, int q_pos0,
                    const uint8_t *kv_mask) {
+    vlm_attention_with(vlm_kernels(), pool, out, q, n_q, k, v, n_kv, n_head, n_kv_head, head_dim,
+                       kv_row_stride, scale, causal, q_pos0, kv_mask);
+}
+
+void vlm_attention_with(const struct vlm_kernels *kt, struct vlm_pool *pool, float *out,
+                        const float *q, int n_q, const float *k, const float *v, int n_kv,
+                        int n_head, int n_kv_head, int head_dim, size_t kv_row_stride,
+                        float scale, int causal, int q_pos0, const uint8_t *kv_mask) {
     if (n_q <= 0 || n_head <= 0) return;
     if (n_kv_head <= 0 || n_head % n_kv_head || head_dim > ATT_MAXD || head_dim <= 0) {
         for (size_t i = 0; i < (size_t)n_q * n_head * (head_dim > 0 ? head_dim : 0); i++)
             out[i] = NAN;
         return;
     }
-    struct att_job j = {.kt = vlm_kernels(), .out = out, .q = q, .k = k, .v = v,
+    struct att_job j = {.kt = kt, .out = out, .q = q, .k = k, .v = v,
                         .mask = kv_mask, .n_q = n_q, .n_kv = n_kv, .n_head = n_head,
                         .n_kv_head = n_kv_head, .hd = head_dim, .causal = causal,
                         .q_pos0 = q_pos0, .stride = kv_row_stride, .scale = scale};

@@ -1,9 +1,11 @@
 /* kernels.c — picks the kernel table once from CPU features: generic first, then AVX2+FMA,
- * then AVX-512 (F/BW/VL/DQ) overrides. VLM_FORCE_GENERIC=1 keeps the scalar reference. */
+ * then AVX-512 (F/BW/VL/DQ) overrides. VLM_FORCE_GENERIC=1 keeps the scalar reference;
+ * VLM_KERNELS=generic|avx2|avx512 caps the choice. */
 #include "tensor/kernels.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 static struct vlm_kernels tables[VLM_KERNELS_N_VARIANTS];
 static int                supported[VLM_KERNELS_N_VARIANTS];
@@ -47,6 +49,11 @@ static void choose(void) {
         }
     }
 #endif
+    /* VLM_KERNELS=generic|avx2|avx512 caps the choice (benchmarks, bug hunts) */
+    const char *cap = getenv("VLM_KERNELS");
+    if (cap)
+        for (int i = 0; i < chosen; i++)
+            if (!strcmp(cap, tables[i].name)) chosen = i;
     const char *g = getenv("VLM_FORCE_GENERIC");
     if (g && *g && *g != '0') chosen = 0;
 }

@@ -63,6 +63,13 @@ void vlm_kernels_init_generic(struct vlm_kernels *k);
 void vlm_kernels_init_avx2(struct vlm_kernels *k);
 void vlm_kernels_init_avx512(struct vlm_kernels *k);
 
+/* vlm_attention with a given table (tests run every variant). */
+struct vlm_pool;
+void vlm_attention_with(const struct vlm_kernels *kt, struct vlm_pool *pool, float *out,
+                        const float *q, int n_q, const float *k, const float *v, int n_kv,
+                        int n_head, int n_kv_head, int head_dim, size_t kv_row_stride,
+                        float scale, int causal, int q_pos0, const uint8_t *kv_mask);
+
 /* Scalar helpers shared by the variants (kernels_generic.c). */
 float vlm_gelu_erf_1(float x);
 float vlm_gelu_tanh_1(float x);

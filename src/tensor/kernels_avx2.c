@@ -3,6 +3,8 @@
 #include "tensor/kernels.h"
 
 #include <immintrin.h>
+#include <math.h>
+#include <string.h>
 
 static inline float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -62,6 +64,427 @@ static void f16_to_f32_avx2(float *dst, const uint16_t *src, size_t n) {
     for (; i < n; i++) dst[i] = vlm_f16_to_f32(src[i]);
 }
 
+/* ---- matmul ---- */
+
+static inline __m256i tail_mask8(int r) {   /* lanes < r set */
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* 8 weights of a row at element t as f32 (all 8 valid). */
+static inline __m256 load_w8(enum vlm_dtype wt, const void *w, size_t t) {
+    if (wt == VLM_DT_BF16) {
+        __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + t)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+    }
+    if (wt == VLM_DT_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + t)));
+    return _mm256_loadu_ps((const float *)w + t);
+}
+
+/* The last r < 8 weights of a row at t, zero-padded (copied so nothing past the row is read). */
+static inline __m256 load_w8_tail(enum vlm_dtype wt, const void *w, size_t t, int r) {
+    float f[8] = {0};
+    for (int i = 0; i < r; i++) {
+        if (wt == VLM_DT_BF16) f[i] = vlm_bf16_to_f32(((const uint16_t *)w)[t + i]);
+        else if (wt == VLM_DT_F16) f[i] = vlm_f16_to_f32(((const uint16_t *)w)[t + i]);
+        else f[i] = ((const float *)w)[t + i];
+    }
+    return _mm256_loadu_ps(f);
+}
+
+static inline const void *w_row(enum vlm_dtype wt, const void *w, size_t ldw, int j) {
+    return (const char *)w + (size_t)j * ldw * (wt == VLM_DT_F32 ? 4 : 2);
+}
+
+/* Few x rows: 4 weight rows at a time, each read once, times each x row. */
+static inline __attribute__((always_inline)) void
+gemv_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w, size_t ldw,
+          int n0, int n1, const float *bias, float *y, int ldy) {
+    int kfull = k & ~7, rem = k & 7;
+    __m256i tm = tail_mask8(rem);
+    int j = n0;
+    for (; j + 4 <= n1; j += 4) {
+        const void *w0 = w_row(wt, w, ldw, j), *w1 = w_row(wt, w, ldw, j + 1);
+        const void *w2 = w_row(wt, w, ldw, j + 2), *w3 = w_row(wt, w, ldw, j + 3);
+        for (int i = 0; i < m; i++) {
+            const float *xi = x + (size_t)i * ldx;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int t = 0; t < kfull; t += 8) {
+                __m256 v = _mm256_loadu_ps(xi + t);
+                a0 = _mm256_fmadd_ps(v, load_w8(wt, w0, t), a0);
+                a1 = _mm256_fmadd_ps(v, load_w8(wt, w1, t), a1);
+                a2 = _mm256_fmadd_ps(v, load_w8(wt, w2, t), a2);
+                a3 = _mm256_fmadd_ps(v, load_w8(wt, w3, t), a3);
+            }
+            if (rem) {
+                __m256 v = _mm256_maskload_ps(xi + kfull, tm);
+                a0 = _mm256_fmadd_ps(v, load_w8_tail(wt, w0, kfull, rem), a0);
+                a1 = _mm256_fmadd_ps(v, load_w8_tail(wt, w1, kfull, rem), a1);
+                a2 = _mm256_fmadd_ps(v, load_w8_tail(wt, w2, kfull, rem), a2);
+                a3 = _mm256_fmadd_ps(v, load_w8_tail(wt, w3, kfull, rem), a3);
+            }
+            float *yi = y + (size_t)i * ldy + j;
+            yi[0] = hsum256(a0) + (bias ? bias[j] : 0);
+            yi[1] = hsum256(a1) + (bias ? bias[j + 1] : 0);
+            yi[2] = hsum256(a2) + (bias ? bias[j + 2] : 0);
+            yi[3] = hsum256(a3) + (bias ? bias[j + 3] : 0);
+        }
+    }
+    for (; j < n1; j++) {
+        const void *wr = w_row(wt, w, ldw, j);
+        for (int i = 0; i < m; i++) {
+            const float *xi = x + (size_t)i * ldx;
+            __m256 a0 = _mm256_setzero_ps();
+            for (int t = 0; t < kfull; t += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xi + t), load_w8(wt, wr, t), a0);
+            if (rem) a0 = _mm256_fmadd_ps(_mm256_maskload_ps(xi + kfull, tm), load_w8_tail(wt, wr, kfull, rem), a0);
+            y[(size_t)i * ldy + j] = hsum256(a0) + (bias ? bias[j] : 0);
+        }
+    }
+}
+
+static void gemv_bf16(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
+                      int n1, const float *bias, float *y, int ldy) {
+    gemv_body(x, ldx, m, k, VLM_DT_BF16, w, ldw, n0, n1, bias, y, ldy);
+}
+static void gemv_f16(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
+                     int n1, const float *bias, float *y, int ldy) {
+    gemv_body(x, ldx, m, k, VLM_DT_F16, w, ldw, n0, n1, bias, y, ldy);
+}
+static void gemv_f32(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
+                     int n1, const float *bias, float *y, int ldy) {
+    gemv_body(x, ldx, m, k, VLM_DT_F32, w, ldw, n0, n1, bias, y, ldy);
+}
+
+/* Many x rows: W packed to f32 panels of NR=16 columns, a 6 x 16 register tile (12 ymm
+ * accumulators) with broadcast x values. */
+#define G2_MR 6
+#define G2_NR 16
+#define G2_KC 256
+#define G2_NC 64
+
+static void pack_panel(float *panel, enum vlm_dtype wt, const void *w, size_t ldw, int j0, int nc,
+                       int k0, int kc) {
+    float row[G2_KC];
+    for (int c = 0; c < G2_NR; c++) {
+        if (c >= nc) {
+            for (int t = 0; t < kc; t++) panel[t * G2_NR + c] = 0.0f;
+            continue;
+        }
+        const void *wr = w_row(wt, w, ldw, j0 + c);
+        int t = 0;
+        for (; t + 8 <= kc; t += 8) _mm256_storeu_ps(row + t, load_w8(wt, wr, (size_t)k0 + t));
+        if (t < kc) _mm256_storeu_ps(row + t, load_w8_tail(wt, wr, (size_t)k0 + t, kc - t));
+        for (t = 0; t < kc; t++) panel[t * G2_NR + c] = row[t];
+    }
+}
+
+/* C (rows x 16) (+)= A (rows x kc) @ B (kc x 16); A(r, t) at a[r*rs + t*ks]; B rows at b + t*ldb
+ * (lanes past nc masked unless full); first: C = bias (or 0) + product. */
+static inline __attribute__((always_inline)) void
+store_row(float *yr, __m256 c0, __m256 c1, int first, const float *bias, int full, __m256i mk0,
+          __m256i mk1) {
+    if (full) {
+        __m256 o0 = first ? (bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps()) : _mm256_loadu_ps(yr);
+        __m256 o1 = first ? (bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps()) : _mm256_loadu_ps(yr + 8);
+        _mm256_storeu_ps(yr, _mm256_add_ps(o0, c0));
+        _mm256_storeu_ps(yr + 8, _mm256_add_ps(o1, c1));
+    } else {
+        __m256 o0 = first ? (bias ? _mm256_maskload_ps(bias, mk0) : _mm256_setzero_ps()) : _mm256_maskload_ps(yr, mk0);
+        __m256 o1 = first ? (bias ? _mm256_maskload_ps(bias + 8, mk1) : _mm256_setzero_ps()) : _mm256_maskload_ps(yr + 8, mk1);
+        _mm256_maskstore_ps(yr, mk0, _mm256_add_ps(o0, c0));
+        _mm256_maskstore_ps(yr + 8, mk1, _mm256_add_ps(o1, c1));
+    }
+}
+
+/* The 6-row tile with 12 named accumulators (so they stay in registers). */
+static inline __attribute__((always_inline)) void
+micro6_body(const float *a, size_t rs, size_t ks, int kc, const float *b, size_t ldb, float *y,
+            size_t ldy, int first, const float *bias, int nc, int full) {
+    __m256i mk0 = tail_mask8(nc), mk1 = tail_mask8(nc - 8);
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int t = 0; t < kc; t++) {
+        const float *bt = b + (size_t)t * ldb, *at = a + (size_t)t * ks;
+        __m256 b0 = full ? _mm256_loadu_ps(bt) : _mm256_maskload_ps(bt, mk0);
+        __m256 b1 = full ? _mm256_loadu_ps(bt + 8) : _mm256_maskload_ps(bt + 8, mk1);
+        __m256 av;
+        av = _mm256_broadcast_ss(at);          c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
+        av = _mm256_broadcast_ss(at + rs);     c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
+        av = _mm256_broadcast_ss(at + 2 * rs); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
+        av = _mm256_broadcast_ss(at + 3 * rs); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
+        av = _mm256_broadcast_ss(at + 4 * rs); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
+        av = _mm256_broadcast_ss(at + 5 * rs); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
+    }
+    store_row(y, c00, c01, first, bias, full, mk0, mk1);
+    store_row(y + ldy, c10, c11, first, bias, full, mk0, mk1);
+    store_row(y + 2 * ldy, c20, c21, first, bias, full, mk0, mk1);
+    store_row(y + 3 * ldy, c30, c31, first, bias, full, mk0, mk1);
+    store_row(y + 4 * ldy, c40, c41, first, bias, full, mk0, mk1);
+    store_row(y + 5 * ldy, c50, c51, first, bias, full, mk0, mk1);
+}
+
+static void micro_6(const float *a, size_t rs, size_t ks, int kc, const float *b, size_t ldb,
+                    float *y, size_t ldy, int first, const float *bias, int nc) {
+    if (nc == G2_NR) micro6_body(a, rs, ks, kc, b, ldb, y, ldy, first, bias, nc, 1);
+    else micro6_body(a, rs, ks, kc, b, ldb, y, ldy, first, bias, nc, 0);
+}
+
+static void micro_6_rows(const float *a, size_t rs, int kc, const float *b, size_t ldb, float *y,
+                         size_t ldy, int first, const float *bias, int nc) {
+    if (nc == G2_NR) micro6_body(a, rs, 1, kc, b, ldb, y, ldy, first, bias, nc, 1);
+    else micro6_body(a, rs, 1, kc, b, ldb, y, ldy, first, bias, nc, 0);
+}
+
+/* Fewer than 6 rows: one row at a time. */
+static void micro_n(const float *a, size_t rs, size_t ks, int rows, int kc, const float *b,
+                    size_t ldb, float *y, size_t ldy, int first, const float *bias, int nc) {
+    __m256i mk0 = tail_mask8(nc), mk1 = tail_mask8(nc - 8);
+    for (int r = 0; r < rows; r++) {
+        __m256 c0 = _mm256_setzero_ps(), c1 = c0;
+        for (int t = 0; t < kc; t++) {
+            __m256 av = _mm256_broadcast_ss(a + r * rs + (size_t)t * ks);
+            c0 = _mm256_fmadd_ps(av, _mm256_maskload_ps(b + (size_t)t * ldb, mk0), c0);
+            c1 = _mm256_fmadd_ps(av, _mm256_maskload_ps(b + (size_t)t * ldb + 8, mk1), c1);
+        }
+        store_row(y + r * ldy, c0, c1, first, bias, 0, mk0, mk1);
+    }
+}
+
+static void gemm_avx2(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w,
+                      size_t ldw, int n0, int n1, const float *bias, float *y, int ldy) {
+    float panels[G2_NC / G2_NR][G2_KC * G2_NR] __attribute__((aligned(32)));
+    for (int jb = n0; jb < n1; jb += G2_NC) {
+        int nb = n1 - jb < G2_NC ? n1 - jb : G2_NC, np = (nb + G2_NR - 1) / G2_NR;
+        for (int k0 = 0; k0 < k; k0 += G2_KC) {
+            int kc = k - k0 < G2_KC ? k - k0 : G2_KC;
+            for (int p = 0; p < np; p++) {
+                int nc = nb - p * G2_NR < G2_NR ? nb - p * G2_NR : G2_NR;
+                pack_panel(panels[p], wt, w, ldw, jb + p * G2_NR, nc, k0, kc);
+            }
+            for (int i = 0; i < m; i += G2_MR) {
+                int rows = m - i < G2_MR ? m - i : G2_MR;
+                for (int p = 0; p < np; p++) {
+                    int j = jb + p * G2_NR, nc = nb - p * G2_NR < G2_NR ? nb - p * G2_NR : G2_NR;
+                    const float *xs = x + (size_t)i * ldx + k0;
+                    float *ys = y + (size_t)i * ldy + j;
+                    const float *bs = bias ? bias + j : NULL;
+                    if (rows == G2_MR) micro_6_rows(xs, (size_t)ldx, kc, panels[p], G2_NR, ys, (size_t)ldy, k0 == 0, bs, nc);
+                    else micro_n(xs, (size_t)ldx, 1, rows, kc, panels[p], G2_NR, ys, (size_t)ldy, k0 == 0, bs, nc);
+                }
+            }
+        }
+    }
+}
+
+static void matmul_avx2(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w,
+                        size_t ldw, int n0, int n1, const float *bias, float *y, int ldy) {
+    if (k <= 0) {
+        for (int i = 0; i < m; i++)
+            for (int j = n0; j < n1; j++) y[(size_t)i * ldy + j] = bias ? bias[j] : 0.0f;
+        return;
+    }
+    if (m < G2_MR) {
+        if (wt == VLM_DT_BF16) gemv_bf16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
+        else if (wt == VLM_DT_F16) gemv_f16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
+        else gemv_f32(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
+    } else {
+        gemm_avx2(x, ldx, m, k, wt, w, ldw, n0, n1, bias, y, ldy);
+    }
+}
+
+static void gemm_f32_avx2(int m, int n, int k, const float *a, size_t a_rs, size_t a_ks,
+                          const float *b, size_t ldb, float *c, size_t ldc, int acc) {
+    if (k <= 0) {
+        if (!acc)
+            for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, (size_t)n * sizeof *c);
+        return;
+    }
+    for (int k0 = 0; k0 < k; k0 += G2_KC) {
+        int kc = k - k0 < G2_KC ? k - k0 : G2_KC, first = !acc && k0 == 0;
+        for (int j = 0; j < n; j += G2_NR) {
+            int nc = n - j < G2_NR ? n - j : G2_NR;
+            const float *bj = b + (size_t)k0 * ldb + j;
+            int i = 0;
+            for (; i + G2_MR <= m; i += G2_MR)
+                micro_6(a + (size_t)i * a_rs + (size_t)k0 * a_ks, a_rs, a_ks, kc, bj, ldb,
+                        c + (size_t)i * ldc + j, ldc, first, NULL, nc);
+            if (i < m)
+                micro_n(a + (size_t)i * a_rs + (size_t)k0 * a_ks, a_rs, a_ks, m - i, kc, bj, ldb,
+                        c + (size_t)i * ldc + j, ldc, first, NULL, nc);
+        }
+    }
+}
+
+/* ---- elementwise math ---- */
+
+/* e^x to ~1 ulp (Cephes polynomial); 2^n built in the exponent bits; below -87.3 gives 0. */
+static inline __m256 exp256(__m256 x) {
+    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33f), _CMP_LT_OQ);
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.72f)), _mm256_set1_ps(-87.33f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* n in [-126, 128]: split 2^n = 2^(n/2) * 2^(n - n/2) so 128 does not overflow the bits */
+    __m256i ni = _mm256_cvtps_epi32(n), h = _mm256_srai_epi32(ni, 1);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, _mm256_set1_epi32(127)), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_sub_epi32(ni, h), _mm256_set1_epi32(127)), 23));
+    return _mm256_andnot_ps(tiny, _mm256_mul_ps(_mm256_mul_ps(p, s1), s2));
+}
+
+static inline __m256 silu256(__m256 x) {
+    __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+static inline __m256 gelu_tanh256(__m256 x) {
+    __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+    __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.79788456080286536f),
+                             _mm256_fmadd_ps(x3, _mm256_set1_ps(0.044715f), x));
+    __m256 e = exp256(_mm256_add_ps(u, u));
+    __m256 th = _mm256_sub_ps(_mm256_set1_ps(1.0f),
+                              _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e)));
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), th));
+}
+
+static inline __m256 gelu_erf256(__m256 x) {   /* erf: Abramowitz & Stegun 7.1.26 */
+    __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f));
+    __m256 a = _mm256_andnot_ps(sign, z);
+    __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(a, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
+    __m256 p = _mm256_set1_ps(1.061405429f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+    p = _mm256_mul_ps(p, t);
+    __m256 e = exp256(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), a), a));
+    __m256 erf = _mm256_or_ps(_mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.0f)), _mm256_and_ps(sign, z));
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), erf));
+}
+
+#define ELEMENTWISE256(name, op)                                                         \
+    static void name(float *x, size_t n) {                                               \
+        size_t i = 0;                                                                    \
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, op(_mm256_loadu_ps(x + i)));  \
+        if (i < n) {                                                                     \
+            __m256i m = tail_mask8((int)(n - i));                                        \
+            _mm256_maskstore_ps(x + i, m, op(_mm256_maskload_ps(x + i, m)));             \
+        }                                                                                \
+    }
+ELEMENTWISE256(silu_avx2, silu256)
+ELEMENTWISE256(gelu_tanh_avx2, gelu_tanh256)
+ELEMENTWISE256(gelu_erf_avx2, gelu_erf256)
+
+static void silu_mul_avx2(float *g, const float *u, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(silu256(_mm256_loadu_ps(g + i)), _mm256_loadu_ps(u + i)));
+    for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static float exp_sum_avx2(float *x, float sub, int n) {
+    __m256 vs = _mm256_set1_ps(sub), acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float s = hsum256(acc);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - sub);
+        s += x[i];
+    }
+    return s;
+}
+
+static void softmax_avx2(float *x, int n) {
+    if (n <= 0) return;
+    float m = x[0];
+    for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+    if (m == -INFINITY) m = 0.0f;
+    float s = exp_sum_avx2(x, m, n);
+    scale_avx2(x, 1.0f / s, n);
+}
+
+static void col_max_avx2(const float *x, int rows, int n, size_t ld, float *mx) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 v = _mm256_loadu_ps(mx + j);
+        for (int i = 0; i < rows; i++) v = _mm256_max_ps(v, _mm256_loadu_ps(x + i * ld + j));
+        _mm256_storeu_ps(mx + j, v);
+    }
+    for (; j < n; j++)
+        for (int i = 0; i < rows; i++) mx[j] = x[i * ld + j] > mx[j] ? x[i * ld + j] : mx[j];
+}
+
+static void exp_cols_avx2(float *x, int rows, int n, size_t ld, const float *sub, float *colsum) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 vs = _mm256_loadu_ps(sub + j), acc = _mm256_loadu_ps(colsum + j);
+        for (int i = 0; i < rows; i++) {
+            __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i * ld + j), vs));
+            _mm256_storeu_ps(x + i * ld + j, e);
+            acc = _mm256_add_ps(acc, e);
+        }
+        _mm256_storeu_ps(colsum + j, acc);
+    }
+    for (; j < n; j++)
+        for (int i = 0; i < rows; i++) {
+            x[i * ld + j] = expf(x[i * ld + j] - sub[j]);
+            colsum[j] += x[i * ld + j];
+        }
+}
+
+static void rmsnorm_avx2(float *y, const float *x, const float *w, int n, float eps) {
+    __m256 a = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i), a);
+    float ss = hsum256(a);
+    for (; i < n; i++) ss += x[i] * x[i];
+    float r = 1.0f / sqrtf(ss / (float)n + eps);
+    __m256 vr = _mm256_set1_ps(r);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), vr);
+        _mm256_storeu_ps(y + i, w ? _mm256_mul_ps(v, _mm256_loadu_ps(w + i)) : v);
+    }
+    for (; i < n; i++) y[i] = x[i] * r * (w ? w[i] : 1.0f);
+}
+
+static void layernorm_avx2(float *y, const float *x, const float *w, const float *b, int n, float eps) {
+    __m256 a = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) a = _mm256_add_ps(a, _mm256_loadu_ps(x + i));
+    float s = hsum256(a);
+    for (; i < n; i++) s += x[i];
+    float mean = s / (float)n;
+    __m256 vm = _mm256_set1_ps(mean);
+    a = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
+        a = _mm256_fmadd_ps(d, d, a);
+    }
+    float var = hsum256(a);
+    for (; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    float r = 1.0f / sqrtf(var / (float)n + eps);
+    __m256 vr = _mm256_set1_ps(r);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vr);
+        if (w) v = _mm256_mul_ps(v, _mm256_loadu_ps(w + i));
+        if (b) v = _mm256_add_ps(v, _mm256_loadu_ps(b + i));
+        _mm256_storeu_ps(y + i, v);
+    }
+    for (; i < n; i++) y[i] = (x[i] - mean) * r * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
+}
+
 /* 10 independent ymm accumulators (named, so they live in registers) cover FMA latency x
  * throughput (4 x 2) with room. */
 static double fma_loop_avx2(float *acc, long iters) {
@@ -91,4 +514,16 @@ void vlm_kernels_init_avx2(struct vlm_kernels *k) {
     k->bf16_to_f32 = bf16_to_f32_avx2;
     k->f16_to_f32 = f16_to_f32_avx2;
     k->fma_loop = fma_loop_avx2;
+    k->matmul = matmul_avx2;
+    k->gemm_f32 = gemm_f32_avx2;
+    k->col_max = col_max_avx2;
+    k->exp_cols = exp_cols_avx2;
+    k->exp_sum = exp_sum_avx2;
+    k->softmax = softmax_avx2;
+    k->silu = silu_avx2;
+    k->silu_mul = silu_mul_avx2;
+    k->gelu_tanh = gelu_tanh_avx2;
+    k->gelu_erf = gelu_erf_avx2;
+    k->rmsnorm = rmsnorm_avx2;
+    k->layernorm = layernorm_avx2;
 }
