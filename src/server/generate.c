@@ -311,7 +311,10 @@ int gen_pump(struct gen *g, int timeout_ms) {
             if (!g->ch[i].done) {
                 struct vlm_seq_event ev;
                 int r = vlm_seq_wait(g->ch[i].q, &ev, 20);
-                if (r == 1) apply_event(g, &g->ch[i], &ev);
+                if (r == 1) {
+                    apply_event(g, &g->ch[i], &ev);
+                    return g->ch[i].done ? gen_pump(g, 0) : 0;   /* report progress at once */
+                }
                 break;
             }
         waited += 20;
