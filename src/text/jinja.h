@@ -109,6 +109,7 @@ int jinja_parse(struct jtoks *toks, struct jarena *a, struct jnlist *body, struc
 struct jframe {
     struct jframe *parent;
     jv vars;                 /* a JV_DICT */
+    int captured;            /* a macro closes over it: a loop must not reuse it */
 };
 struct jstate {
     struct jarena *arena;

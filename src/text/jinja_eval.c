@@ -76,6 +76,16 @@ jv jlookup(struct jstate *st, const char *name) {
     return jv_undef(msg, st);
 }
 
+/* A fresh scope for the next loop iteration: the previous one emptied in place unless a macro
+ * captured it (keeps long loops from allocating a scope per item). */
+static struct jframe *iter_frame(struct jstate *st, struct jframe *prev, struct jframe *outer) {
+    if (prev && !prev->captured) {
+        prev->vars.u.d->len = 0;
+        return prev;
+    }
+    return push_frame(st, outer);
+}
+
 static int set_var(struct jstate *st, const char *name, jv v) {
     return jv_dict_sets(st, st->frame->vars, name, v);
 }
@@ -672,8 +682,9 @@ static int exec_for(struct jstate *st, const struct jnode *n) {
     struct jframe *outer = st->frame;
     if (n->c) {   /* the loop filter sees each item bound to the target, before `loop` exists */
         jv kept = jv_list(st, items.u.l->len);
+        struct jframe *f = NULL;
         for (size_t i = 0; i < items.u.l->len && !JSTOP(st); i++) {
-            st->frame = push_frame(st, outer);
+            st->frame = f = iter_frame(st, f, outer);
             if (!st->frame || jstep(st, 1, n) || assign(st, n->a, items.u.l->items[i], n)) break;
             if (jv_truthy(jeval(st, n->c))) jv_list_push(st, kept, items.u.l->items[i]);
         }
@@ -687,6 +698,7 @@ static int exec_for(struct jstate *st, const struct jnode *n) {
     loopv.u.loop = lp;
     lp->depth0 = 0;   /* depth counts recursive loops only, which are not supported */
     lp->length = (int64_t)items.u.l->len;
+    struct jframe *f = NULL;
     for (size_t i = 0; i < items.u.l->len && !JSTOP(st); i++) {
         if (jstep(st, 1, n)) break;
         lp->index0 = (int64_t)i;
@@ -694,7 +706,7 @@ static int exec_for(struct jstate *st, const struct jnode *n) {
         lp->has_next = i + 1 < items.u.l->len;
         if (lp->has_prev) lp->prev = items.u.l->items[i - 1];
         if (lp->has_next) lp->next = items.u.l->items[i + 1];
-        st->frame = push_frame(st, outer);
+        st->frame = f = iter_frame(st, f, outer);
         if (!st->frame || set_var(st, "loop", loopv) || assign(st, n->a, items.u.l->items[i], n)) break;
         jexec_list(st, &n->body);
         st->frame = outer;
@@ -715,6 +727,7 @@ static jv make_macro(struct jstate *st, const struct jnode *n, const char *name)
     m->params = &n->args;
     m->names = n->kwnames;
     m->closure = st->frame;
+    for (struct jframe *f = st->frame; f; f = f->parent) f->captured = 1;
     v.u.m = m;
     return v;
 }

@@ -179,7 +179,11 @@ static jv to_int(struct jstate *st, jv v, jv dflt, jv base) {
 }
 
 static jv do_indent(struct jstate *st, jv v, jv width, jv first, jv blank) {
-    jv s = need_str(st, v);
+    if (v.type != JV_STR) {   /* Jinja appends "\n" to the value: only strings work */
+        jfail(st, VLM_E_INVALID, NULL, "indent needs a string, got %s", jv_typename(v));
+        return jv_none();
+    }
+    jv s = v;
     if (JSTOP(st)) return s;
     struct vlm_buf ind = {0}, out = {.max = st->lim.max_output};
     if (width.type == JV_STR) vlm_buf_append(&ind, width.u.s->data, width.u.s->len);
@@ -526,8 +530,9 @@ int jtest(struct jstate *st, const char *name, jv v, jv *args, int nargs, const 
         int odd = fmod(fabs(jv_num(v)), 2.0) == 1.0;
         return name[0] == 'o' ? odd : fmod(jv_num(v), 2.0) == 0;
     }
-    if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
-        if (v.type != JV_STR) return 0;
+    if (!strcmp(name, "lower") || !strcmp(name, "upper")) {   /* str(value).islower() */
+        v = v.type == JV_UNDEF ? jv_strn(st, "", 0) : jv_to_str(st, v);
+        if (JSTOP(st)) return 0;
         jv r = jmethod(st, v, name[0] == 'l' ? "islower" : "isupper", NULL, 0, NULL, NULL, 0, at);
         return r.type == JV_BOOL && r.u.b;
     }
