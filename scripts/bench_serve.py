@@ -2,7 +2,9 @@
 """bench_serve.py — throughput and latency of `vlm serve` at 1, 4 and 16 concurrent clients,
 each request carrying one image (streamed chat completions, greedy, fixed output length).
 
-Prints per concurrency: aggregate decode tokens/s (generated tokens of all clients / wall time),
+Prints per concurrency: aggregate decode tokens/s (tokens after each request's first one, over
+the time during which any request was decoding), generated tokens / wall time (image encoding
+and prefill included),
 TTFT p50/p99 and inter-token latency p50/p99, then the 16-vs-1 aggregate decode ratio (what
 continuous batching buys: one pass over the weights serves every live sequence).
 
@@ -16,6 +18,7 @@ import base64
 import http.client
 import json
 import os
+import shlex
 import socket
 import struct
 import subprocess
@@ -79,15 +82,17 @@ def one_request(url, model, image, max_tokens, out):
                 stamps.append(time.perf_counter())
     t1 = time.perf_counter()
     conn.close()
-    out.append({"t0": t0, "t1": t1, "ttft": (stamps[0] - t0) if stamps else float("nan"),
+    out.append({"t0": t0, "t1": t1, "first": stamps[0] if stamps else t1, "last": stamps[-1] if stamps else t1,
+                "n_stamps": len(stamps), "ttft": (stamps[0] - t0) if stamps else float("nan"),
                 "itl": [b - a for a, b in zip(stamps, stamps[1:])],
                 "tokens": usage["completion_tokens"] if usage else len(stamps),
                 "prompt_tokens": usage["prompt_tokens"] if usage else 0})
 
 
-def run_level(url, model, clients, requests_each, max_tokens, size):
+def run_level(url, model, clients, requests_each, max_tokens, size, same):
     res, errs = [], []
-    images = [f"data:image/png;base64,{base64.b64encode(png(size, size, c)).decode()}" for c in range(clients)]
+    images = [f"data:image/png;base64,{base64.b64encode(png(size, size, 0 if same else c)).decode()}"
+              for c in range(clients)]
 
     def worker(c):
         try:
@@ -108,7 +113,18 @@ def run_level(url, model, clients, requests_each, max_tokens, size):
     toks = sum(r["tokens"] for r in res)
     itl = [x for r in res for x in r["itl"]]
     ttft = [r["ttft"] for r in res]
-    return {"clients": clients, "requests": len(res), "wall_s": wall, "decode_tok_s": toks / wall,
+    # decode throughput: tokens after each request's first, over the time any request was decoding
+    spans, busy, end = sorted((r["first"], r["last"]) for r in res), 0.0, float("-inf")
+    for a0, a1 in spans:
+        if a0 > end:
+            busy += a1 - a0
+            end = a1
+        elif a1 > end:
+            busy += a1 - end
+            end = a1
+    dec = sum(max(0, r["n_stamps"] - 1) for r in res)
+    return {"clients": clients, "requests": len(res), "wall_s": wall, "decode_tok_s": dec / busy if busy > 0 else 0.0,
+            "total_tok_s": toks / wall,
             "ttft_p50": pct(ttft, 50), "ttft_p99": pct(ttft, 99), "itl_p50": pct(itl, 50), "itl_p99": pct(itl, 99),
             "prompt_tokens": res[0]["prompt_tokens"] if res else 0}
 
@@ -131,6 +147,10 @@ def main():
     ap.add_argument("--requests", type=int, default=2, help="requests per client per level")
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--image-size", type=int, default=512)
+    ap.add_argument("--same-image", action="store_true", help="every client sends the same image (cache hits)")
+    ap.add_argument("--no-image-splitting", action="store_true",
+                    help="serve with --mm-processor-kwargs '{\"do_image_splitting\":false}' (one tile per image)")
+    ap.add_argument("--server-args", default="", help="extra `vlm serve` flags (shell-quoted)")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
     proc = None
@@ -139,7 +159,9 @@ def main():
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         cmd = [a.bin, "serve", a.model, "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "bench",
-               "--max-num-seqs", "16"] + (["--threads", str(a.threads)] if a.threads else [])
+               "--max-num-seqs", "16"] + (["--threads", str(a.threads)] if a.threads else []) + shlex.split(a.server_args)
+        if a.no_image_splitting:
+            cmd += ["--mm-processor-kwargs", json.dumps({"do_image_splitting": False})]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=sys.stderr)
         for _ in range(600):
             try:
@@ -157,12 +179,12 @@ def main():
         one_request(url, model, f"data:image/png;base64,{base64.b64encode(png(a.image_size, a.image_size, 99)).decode()}",
                     4, [])                                             # warm-up
         rows = []
-        print(f"{'clients':>7} {'reqs':>5} {'decode tok/s':>13} {'TTFT p50':>9} {'TTFT p99':>9} "
+        print(f"{'clients':>7} {'reqs':>5} {'decode tok/s':>13} {'tok/s wall':>11} {'TTFT p50':>9} {'TTFT p99':>9} "
               f"{'ITL p50':>8} {'ITL p99':>8}  (prompt tokens/request incl. image)")
         for lv in [int(x) for x in a.levels.split(",")]:
-            r = run_level(url, model, lv, a.requests, a.max_tokens, a.image_size)
+            r = run_level(url, model, lv, a.requests, a.max_tokens, a.image_size, a.same_image)
             rows.append(r)
-            print(f"{r['clients']:>7} {r['requests']:>5} {r['decode_tok_s']:>13.1f} {r['ttft_p50']*1e3:>7.0f}ms "
+            print(f"{r['clients']:>7} {r['requests']:>5} {r['decode_tok_s']:>13.1f} {r['total_tok_s']:>11.1f} {r['ttft_p50']*1e3:>7.0f}ms "
                   f"{r['ttft_p99']*1e3:>7.0f}ms {r['itl_p50']*1e3:>6.1f}ms {r['itl_p99']*1e3:>6.1f}ms  ({r['prompt_tokens']})",
                   flush=True)
         lv = {r["clients"]: r for r in rows}
