@@ -4,11 +4,12 @@
 #include "text/tok_internal.h"
 
 #include <string.h>
-#include <unicode/ucasemap.h>
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
+#include <unicode/utf16.h>
 
 #include "util/error.h"
+#include "util/utf8.h"
 
 static int replace_str(const struct tok_norm *d, const char *s, size_t n, struct vlm_buf *out) {
     size_t i = 0;
@@ -45,30 +46,42 @@ static int replace_re(const struct tok_norm *d, const char *s, size_t n, struct 
     return rc;
 }
 
-/* Unicode normalization / lower-casing through ICU (UTF-8 -> UTF-16 -> UTF-8). */
+/* Lowercase as HF does it: each character on its own (Rust's char::to_lowercase, full
+ * mappings such as U+0130 -> "i\u0307", but no context: a final capital sigma becomes σ). */
+static int lowercase(const char *s, size_t n, struct vlm_buf *out) {
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp;
+        size_t cl = vlm_utf8_decode((const uint8_t *)s + i, n - i, &cp);
+        if (!cl) { cp = 0xFFFD; cl = 1; }
+        i += cl;
+        if (cp < 0x80) {
+            char c = (char)(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp);
+            if (vlm_buf_append(out, &c, 1)) return VLM_E_NOMEM;
+            continue;
+        }
+        UChar src[2], dst[8];
+        int32_t sl = 0, dl;
+        UErrorCode st = U_ZERO_ERROR;
+        U16_APPEND_UNSAFE(src, sl, (UChar32)cp);
+        dl = u_strToLower(dst, 8, src, sl, "", &st);
+        if (U_FAILURE(st)) { dst[0] = src[0]; dst[1] = src[1]; dl = sl; }
+        for (int32_t k = 0; k < dl;) {
+            UChar32 c;
+            U16_NEXT_UNSAFE(dst, k, c);
+            uint8_t u[4];
+            size_t ul = vlm_utf8_encode((uint32_t)c, u);
+            if (vlm_buf_append(out, u, ul)) return VLM_E_NOMEM;
+        }
+    }
+    return VLM_OK;
+}
+
+/* Unicode normalization through ICU (UTF-8 -> UTF-16 -> UTF-8). */
 static int icu_step(enum tok_norm_type type, const char *s, size_t n, struct vlm_buf *out,
                     struct vlm_error *err) {
     UErrorCode st = U_ZERO_ERROR;
     if (n > (size_t)INT32_MAX / 8) return vlm_error_set(err, VLM_E_TOO_LARGE, "text too long to normalize");
-    if (type == NORM_LOWERCASE) {
-        UCaseMap *cm = ucasemap_open("", 0, &st);
-        int32_t cap = (int32_t)n + 16, len = 0;
-        for (int tries = 0; tries < 2 && U_SUCCESS(st); tries++) {
-            out->len = 0;
-            if (vlm_buf_append(out, NULL, 0) || !(out->data = vlm_realloc(out->data, (size_t)cap + 1))) {
-                ucasemap_close(cm); return VLM_E_NOMEM;
-            }
-            out->cap = (size_t)cap + 1;
-            len = ucasemap_utf8ToLower(cm, out->data, cap, s, (int32_t)n, &st);
-            if (st == U_BUFFER_OVERFLOW_ERROR) { st = U_ZERO_ERROR; cap = len + 1; continue; }
-            break;
-        }
-        ucasemap_close(cm);
-        if (U_FAILURE(st)) return vlm_error_set(err, VLM_E_FORMAT, "lower-casing failed: %s", u_errorName(st));
-        out->len = (size_t)len;
-        out->data[len] = 0;
-        return VLM_OK;
-    }
     const UNormalizer2 *nz = type == NORM_NFC ? unorm2_getNFCInstance(&st) :
                              type == NORM_NFKC ? unorm2_getNFKCInstance(&st) :
                              type == NORM_NFD ? unorm2_getNFDInstance(&st) : unorm2_getNFKDInstance(&st);
@@ -128,8 +141,10 @@ static int step(const struct tok_norm *d, const char *s, size_t n, struct vlm_bu
     case NORM_NFC:
         if (nfc_stable(s, n)) return vlm_buf_append(out, s, n);
         return icu_step(d->type, s, n, out, err);
+    case NORM_LOWERCASE:
+        return lowercase(s, n, out);
     default:
-        if (ascii_only(s, n) && d->type != NORM_LOWERCASE) return vlm_buf_append(out, s, n);
+        if (ascii_only(s, n)) return vlm_buf_append(out, s, n);
         return icu_step(d->type, s, n, out, err);
     }
 }

@@ -436,6 +436,8 @@ int32_t vlm_tokenizer_token_id(const struct vlm_tokenizer *t, const char *piece)
 const char *tok_id_str(const struct vlm_tokenizer *t, int32_t id, size_t *len) {
     if (id < 0 || (size_t)id >= t->n_total) return NULL;
     int32_t a = t->added_of_id[id];
+    /* HF gives a normalized added token back in its normalized spelling */
+    if (a >= 0 && t->added[a].normalized && t->added[a].norm) { *len = t->added[a].norm_len; return t->added[a].norm; }
     if (a >= 0) { *len = t->added[a].len; return t->added[a].content; }
     if ((size_t)id >= t->n_vocab || !t->pieces[id]) return NULL;
     *len = t->piece_len[id];
