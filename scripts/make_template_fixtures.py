@@ -238,6 +238,9 @@ CONVERSATIONS = [
 
 
 UNITS = [
+    "{{ d.keys() }}{{ d.values() }}{{ d.items() }}{{ d.keys() | list }}{{ 'a' in d.keys() }}",
+    "{{ {'a': 'é😀\\u2028'} | tojson(ensure_ascii=true) }}{{ ['é'] | tojson(ensure_ascii=false) }}",
+    "{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}{{ d | length }}{{ d.values() | sum }}",
     '{% set c = 0 %}{% for i in [1,2] %}{% set c = c + 1 %}{{c}}{% endfor %}{{c}}',
     '{% set l = [1] %}{% set _ = l.append(2) %}{{l}}',
     '{{ x.y }}',

@@ -7,7 +7,9 @@
 #include "util/alloc.h"
 #include "util/error.h"
 
+#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Renders src with ctx_json; returns the vlm_malloc'd output or NULL (err filled). */
 static char *render_lim(const char *src, const char *ctx_json, const struct vlm_template_limits *lim,
@@ -284,6 +286,41 @@ static void test_alloc_failures(void) {
     json_decref(ctx);
 }
 
+/* `vlm chat-template` prints exactly the rendered prompt (no added newline) for a few cases. */
+static void test_cli(void) {
+    const char *bin = getenv("VLM_BIN");
+    if (!bin || !*bin) { printf("cli: VLM_BIN not set, skipped\n"); return; }
+    json_t *cases = json_load_file(test_path("tests/fixtures/templates/cases.json"), 0, NULL);
+    size_t i, checked = 0;
+    json_t *c;
+    json_array_foreach(cases, i, c) {
+        if (i % 37 != 0 || json_is_true(json_object_get(c, "error")) || json_object_size(json_object_get(c, "kwargs")))
+            continue;
+        char path[] = "/tmp/vlm_ct_XXXXXX";
+        int fd = mkstemp(path);
+        if (fd < 0) continue;
+        FILE *f = fdopen(fd, "w");
+        json_dumpf(json_object_get(c, "messages"), f, 0);
+        fclose(f);
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd, "'%s' chat-template '%s/%s' --messages '%s' %s", bin,
+                 test_path("tests/fixtures/templates"), json_string_value(json_object_get(c, "template")), path,
+                 json_is_true(json_object_get(c, "add_generation_prompt")) ? "" : "--no-generation-prompt");
+        FILE *p = popen(cmd, "r");
+        char buf[65536];
+        size_t n = p ? fread(buf, 1, sizeof buf, p) : 0;
+        int st = p ? pclose(p) : -1;
+        remove(path);
+        json_t *want = json_object_get(c, "expected");
+        CHECK_MSG(st == 0 && n == json_string_length(want) && !memcmp(buf, json_string_value(want), n),
+                  "%s: status %d, %zu bytes, want %zu", cmd, st, n, json_string_length(want));
+        checked++;
+    }
+    CHECK(checked >= 5);
+    printf("cli: %zu cases printed byte-identically by vlm chat-template\n", checked);
+    json_decref(cases);
+}
+
 int main(void) {
     test_real_templates();
     test_units();
@@ -293,5 +330,6 @@ int main(void) {
     test_strftime_and_misc();
     test_find_and_context();
     test_alloc_failures();
+    test_cli();
     TEST_MAIN_END();
 }

@@ -11,8 +11,8 @@ struct vlm_error;
 struct vlm_template;
 
 struct vlm_template_limits {
-    int    max_depth;        /* nesting of calls/includes/expressions */
-    long   max_steps;        /* loop iterations + statements executed */
+    int    max_depth;        /* nesting of macro calls (the source's own nesting is capped at parse) */
+    long   max_steps;        /* loop iterations + statements + expressions evaluated */
     size_t max_output;       /* bytes of rendered text */
     size_t max_memory;       /* bytes of values built while rendering (0 = default) */
     long   max_millis;       /* wall-clock time of one render in ms (0 = none) */
@@ -23,7 +23,11 @@ struct vlm_template_limits vlm_template_default_limits(void);
 int vlm_template_parse(const char *src, size_t len, struct vlm_template **out, struct vlm_error *err);
 void vlm_template_free(struct vlm_template *t);
 
-/* Renders with the given context object, e.g. {"messages": [...], "add_generation_prompt": true,
+/* A parsed template is immutable: any number of threads may render it at once.
+ * Defaults: depth 64, 5,000,000 steps, 32 MiB output, 512 MiB memory, 10 s. Past a limit the
+ * render fails with VLM_E_LIMIT; a template error (raise_exception, undefined attribute, type
+ * error) fails with VLM_E_INVALID or VLM_E_FORBIDDEN (sandbox) naming line and column.
+ * Renders with the given context object, e.g. {"messages": [...], "add_generation_prompt": true,
  * "bos_token": "<s>", "eos_token": "</s>", ...} (the caller builds it as transformers does).
  * *out is vlm_malloc'd and NUL-terminated. limits may be NULL for the defaults. */
 int vlm_template_render(const struct vlm_template *t, json_t *context,

@@ -27,7 +27,7 @@ enum jv_type {
     JV_NS, JV_MACRO, JV_FUNC, JV_LOOP
 };
 struct jstr  { size_t len; char data[]; };           /* UTF-8, NUL-terminated */
-struct jlist { size_t len, cap; struct jv *items; int is_tuple; };
+struct jlist { size_t len, cap; struct jv *items; int is_tuple; int view; };   /* view: 1..3 = dict_keys/values/items */
 struct jdict { size_t len, cap; struct jv *keys, *vals; };
 struct jv {
     int type;
@@ -153,8 +153,10 @@ const char *jv_typename(jv v);
 int  jv_write_str(struct jstate *st, struct vlm_buf *b, jv v);  /* str(v), Python style */
 int  jv_write_repr(struct jstate *st, struct vlm_buf *b, jv v);
 jv   jv_to_str(struct jstate *st, jv v);
+#define JV_JSON_SORT_KEYS 1
+#define JV_JSON_ASCII     2
 int  jv_write_json(struct jstate *st, struct vlm_buf *b, jv v, const char *indent, int level,
-                   const char *item_sep, const char *key_sep, int sort_keys, const struct jnode *at);
+                   const char *item_sep, const char *key_sep, int flags, const struct jnode *at);
 jv   jv_from_json(struct jstate *st, json_t *j, int depth);
 void jv_fmt_float(double f, char *buf, size_t n);
 int  jv_iter_list(struct jstate *st, jv v, jv *out, const struct jnode *at); /* any iterable -> list */

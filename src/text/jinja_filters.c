@@ -247,7 +247,8 @@ static jv do_tojson(struct jstate *st, jv v, jv *args, int nargs, const char **k
     }
     struct vlm_buf b = {.max = st->lim.max_output};
     jv r = jv_none();
-    if (jv_write_json(st, &b, v, indp, 0, isep, ksep, jv_truthy(sort), at) == VLM_OK)
+    int flags = (jv_truthy(sort) ? JV_JSON_SORT_KEYS : 0) | (jv_truthy(ARG("ensure_ascii", -1, jv_bool(0))) ? JV_JSON_ASCII : 0);
+    if (jv_write_json(st, &b, v, indp, 0, isep, ksep, flags, at) == VLM_OK)
         r = jv_strn(st, b.data ? b.data : "", b.len);
     vlm_buf_free(&b);
     return r;

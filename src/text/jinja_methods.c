@@ -520,6 +520,7 @@ jv jmethod(struct jstate *st, jv self, const char *m, jv *args, int nargs, const
                 return d;
             }
             jv out = jv_list(st, self.u.d->len);
+            if (!JSTOP(st)) out.u.l->view = m[0] == 'k' ? 1 : m[0] == 'v' ? 2 : 3;   /* prints as dict_keys([...]) */
             for (size_t i = 0; i < self.u.d->len && !JSTOP(st); i++) {
                 jv x = m[0] == 'k' ? self.u.d->keys[i] : self.u.d->vals[i];
                 if (m[0] == 'i') {

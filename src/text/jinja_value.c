@@ -431,14 +431,17 @@ static int write_value(struct jstate *st, struct vlm_buf *b, jv v, int repr, int
     case JV_STR:
         return repr ? write_str_repr(b, v.u.s->data, v.u.s->len) : vlm_buf_append(b, v.u.s->data, v.u.s->len);
     case JV_LIST: {
-        int t = v.u.l->is_tuple;
-        rc = vlm_buf_putc(b, t ? '(' : '[');
+        static const char *const views[] = {"", "dict_keys(", "dict_values(", "dict_items("};
+        int t = v.u.l->is_tuple, view = v.u.l->view > 0 && v.u.l->view < 4 ? v.u.l->view : 0;
+        if (view) rc = vlm_buf_append(b, views[view], strlen(views[view]));
+        if (!rc) rc = vlm_buf_putc(b, t ? '(' : '[');
         for (size_t i = 0; i < v.u.l->len && !rc; i++) {
             if (i) rc = vlm_buf_append(b, ", ", 2);
             if (!rc) rc = write_value(st, b, v.u.l->items[i], 1, depth + 1);
         }
         if (!rc && t && v.u.l->len == 1) rc = vlm_buf_putc(b, ',');
-        return rc ? rc : vlm_buf_putc(b, t ? ')' : ']');
+        if (!rc) rc = vlm_buf_putc(b, t ? ')' : ']');
+        return rc || !view ? rc : vlm_buf_putc(b, ')');
     }
     case JV_NS: rc = vlm_buf_append(b, "<Namespace ", 11); /* fall through */
     case JV_DICT:
@@ -478,10 +481,22 @@ jv jv_to_str(struct jstate *st, jv v) {
 }
 
 /* ---- json.dumps(ensure_ascii=False) ---- */
-static int json_str(struct vlm_buf *b, const char *s, size_t n) {
+static int json_str(struct vlm_buf *b, const char *s, size_t n, int ascii) {
     int rc = vlm_buf_putc(b, '"');
     for (size_t i = 0; i < n && !rc; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (ascii && c >= 0x80) {   /* ensure_ascii=True: \uXXXX, surrogate pairs past the BMP */
+            size_t w;
+            uint32_t cp = (uint32_t)u8_decode(s + i, n - i, &w);
+            if (cp >= 0x10000) {
+                cp -= 0x10000;
+                rc = vlm_buf_appendf(b, "\\u%04x\\u%04x", 0xD800 + (cp >> 10), 0xDC00 + (cp & 0x3FF));
+            } else {
+                rc = vlm_buf_appendf(b, "\\u%04x", cp);
+            }
+            i += w - 1;
+            continue;
+        }
         switch (c) {
         case '"': rc = vlm_buf_append(b, "\\\"", 2); break;
         case '\\': rc = vlm_buf_append(b, "\\\\", 2); break;
@@ -502,10 +517,10 @@ static int json_nl(struct vlm_buf *b, const char *indent, int level) {
     return rc;
 }
 
-static int json_key(struct jstate *st, struct vlm_buf *b, jv k, const struct jnode *at) {
+static int json_key(struct jstate *st, struct vlm_buf *b, jv k, int ascii, const struct jnode *at) {
     char num[64];
     switch (k.type) {
-    case JV_STR: return json_str(b, k.u.s->data, k.u.s->len);
+    case JV_STR: return json_str(b, k.u.s->data, k.u.s->len, ascii);
     case JV_INT: return vlm_buf_appendf(b, "\"%lld\"", (long long)k.u.i);
     case JV_BOOL: return vlm_buf_appendf(b, "\"%s\"", k.u.b ? "true" : "false");
     case JV_NONE: return vlm_buf_append(b, "\"null\"", 6);
@@ -524,8 +539,9 @@ static int key_cmp(const void *x, const void *y) {
 }
 
 int jv_write_json(struct jstate *st, struct vlm_buf *b, jv v, const char *indent, int level,
-                  const char *isep, const char *ksep, int sort_keys, const struct jnode *at) {
+                  const char *isep, const char *ksep, int flags, const struct jnode *at) {
     char num[64];
+    int sort_keys = flags & JV_JSON_SORT_KEYS, ascii = flags & JV_JSON_ASCII;
     int rc = VLM_OK;
     if (level > 256) return jfail(st, VLM_E_LIMIT, at, "value nested too deeply for tojson");
     switch (v.type) {
@@ -537,14 +553,14 @@ int jv_write_json(struct jstate *st, struct vlm_buf *b, jv v, const char *indent
         else if (isinf(v.u.f)) snprintf(num, sizeof num, v.u.f < 0 ? "-Infinity" : "Infinity");
         else jv_fmt_float(v.u.f, num, sizeof num);
         return buf_rc(st, vlm_buf_append(b, num, strlen(num)));
-    case JV_STR: return buf_rc(st, json_str(b, v.u.s->data, v.u.s->len));
+    case JV_STR: return buf_rc(st, json_str(b, v.u.s->data, v.u.s->len, ascii));
     case JV_LIST:
         if (v.u.l->len == 0) return buf_rc(st, vlm_buf_append(b, "[]", 2));
         rc = vlm_buf_putc(b, '[');
         for (size_t i = 0; i < v.u.l->len && !rc; i++) {
             if (i) rc = vlm_buf_append(b, isep, strlen(isep));
             if (!rc && indent) rc = json_nl(b, indent, level + 1);
-            if (!rc) rc = jv_write_json(st, b, v.u.l->items[i], indent, level + 1, isep, ksep, sort_keys, at);
+            if (!rc) rc = jv_write_json(st, b, v.u.l->items[i], indent, level + 1, isep, ksep, flags, at);
         }
         if (!rc && indent) rc = json_nl(b, indent, level);
         if (!rc) rc = vlm_buf_putc(b, ']');
@@ -562,9 +578,9 @@ int jv_write_json(struct jstate *st, struct vlm_buf *b, jv v, const char *indent
             size_t k = (size_t)(ord[i] - v.u.d->keys);
             if (i) rc = vlm_buf_append(b, isep, strlen(isep));
             if (!rc && indent) rc = json_nl(b, indent, level + 1);
-            if (!rc) rc = json_key(st, b, v.u.d->keys[k], at);
+            if (!rc) rc = json_key(st, b, v.u.d->keys[k], ascii, at);
             if (!rc) rc = vlm_buf_append(b, ksep, strlen(ksep));
-            if (!rc) rc = jv_write_json(st, b, v.u.d->vals[k], indent, level + 1, isep, ksep, sort_keys, at);
+            if (!rc) rc = jv_write_json(st, b, v.u.d->vals[k], indent, level + 1, isep, ksep, flags, at);
         }
         if (!rc && indent) rc = json_nl(b, indent, level);
         if (!rc) rc = vlm_buf_putc(b, '}');
@@ -612,7 +628,15 @@ jv jv_from_json(struct jstate *st, json_t *j, int depth) {
 
 int jv_iter_list(struct jstate *st, jv v, jv *out, const struct jnode *at) {
     switch (v.type) {
-    case JV_LIST: *out = v; return VLM_OK;
+    case JV_LIST:
+        if (v.u.l->view) {   /* list(d.keys()) is a plain list */
+            jv l = jv_list(st, v.u.l->len);
+            for (size_t i = 0; i < v.u.l->len && !JSTOP(st); i++) jv_list_push(st, l, v.u.l->items[i]);
+            *out = l;
+            return st->rc;
+        }
+        *out = v;
+        return VLM_OK;
     case JV_UNDEF: *out = jv_list(st, 0); return st->rc;
     case JV_DICT: case JV_NS: {
         jv l = jv_list(st, v.u.d->len);
