@@ -10,6 +10,7 @@
 #include "util/alloc.h"
 #include "util/threadpool.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -37,6 +38,42 @@ static void pool_fn(void *ctx, int task, int thread) {
     atomic_fetch_add(&c->hits[task], 1);
     if (thread < 0 || thread >= c->n_threads) atomic_store(&c->bad_thread, 1);
 }
+/* Nested runs (from inside a task) execute serially on that thread. */
+struct nest_ctx {
+    struct vlm_pool *pool;
+    _Atomic int inner;
+};
+static void inner_fn(void *ctx, int task, int thread) {
+    (void)task; (void)thread;
+    atomic_fetch_add(&((struct nest_ctx *)ctx)->inner, 1);
+}
+static void outer_fn(void *ctx, int task, int thread) {
+    (void)task; (void)thread;
+    struct nest_ctx *c = ctx;
+    vlm_pool_run(c->pool, 5, inner_fn, c);
+}
+
+/* Several threads sharing one pool: each run must still see every task exactly once. */
+struct caller_arg {
+    struct vlm_pool *pool;
+    int ok;
+};
+static void count_fn(void *ctx, int task, int thread) {
+    (void)thread;
+    atomic_fetch_add(&((_Atomic int *)ctx)[task], 1);
+}
+static void *caller_main(void *arg) {
+    struct caller_arg *a = arg;
+    _Atomic int hits[37];
+    a->ok = 1;
+    for (int rep = 0; rep < 300; rep++) {
+        for (int i = 0; i < 37; i++) atomic_store(&hits[i], 0);
+        vlm_pool_run(a->pool, 37, count_fn, (void *)hits);
+        for (int i = 0; i < 37; i++) a->ok &= atomic_load(&hits[i]) == 1;
+    }
+    return NULL;
+}
+
 static void test_pool(void) {
     for (int nt = 1; nt <= 4; nt++) {
         struct vlm_pool *p = vlm_pool_new(nt);
@@ -59,6 +96,21 @@ static void test_pool(void) {
         CHECK(1);
         vlm_pool_free(p);
     }
+    struct vlm_pool *p = vlm_pool_new(3);
+    struct nest_ctx nc = {.pool = p};
+    vlm_pool_run(p, 7, outer_fn, &nc);
+    CHECK_EQ_INT(atomic_load(&nc.inner), 35);
+    pthread_t th[3];
+    struct caller_arg ca[3];
+    for (int i = 0; i < 3; i++) {
+        ca[i].pool = p;
+        pthread_create(&th[i], NULL, caller_main, &ca[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_MSG(ca[i].ok, "concurrent caller %d saw a task run twice or not at all", i);
+    }
+    vlm_pool_free(p);
     CHECK_EQ_INT(vlm_pool_size(NULL), 1);
     static struct pool_ctx c0;
     c0.n_threads = 1;
@@ -539,6 +591,16 @@ static int perf_main(int argc, char **argv) {
         perf_matmul(pool, "vision qkv-like", dts[d], 1024, 768, 768, peak, bw);
         perf_matmul(pool, "vision mlp fc1", dts[d], 1024, 3072, 768, peak, bw);
         perf_matmul(pool, "prefill mlp", dts[d], 128, 1536, 576, peak, bw);
+    }
+    /* thread-pool round trip: an empty parallel-for, the fixed cost of each threaded op */
+    {
+        static struct pool_ctx pc;
+        pc.n_threads = vlm_pool_size(pool);
+        int reps = 20000;
+        double t0 = now_s();
+        for (int r = 0; r < reps; r++) vlm_pool_run(pool, vlm_pool_size(pool), pool_fn, &pc);
+        printf("%-20s %9.2f us per vlm_pool_run (%d tasks)\n", "pool round trip",
+               (now_s() - t0) / reps * 1e6, vlm_pool_size(pool));
     }
     /* attention, vision-sized: 1024 x 1024, 12 heads of 64 */
     int nq = 1024, nh = 12, hd = 64;

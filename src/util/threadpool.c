@@ -1,11 +1,14 @@
 /* threadpool.c — vlm_pool: workers wait on a generation counter (spin, then a condition
- * variable), claim tasks with an atomic counter, and report completion with another; the
- * caller works on the same loop and spins until the last worker is done. */
+ * variable) and claim tasks from one atomic word holding (generation, next task, task count),
+ * so a worker that wakes late cannot claim tasks of a later run; the caller claims tasks too
+ * and waits only for the tasks to be done, never for idle workers to check in (which matters
+ * when the machine has more runnable threads than cores). */
 #include "util/threadpool.h"
 
 #include "util/alloc.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -28,10 +31,13 @@ struct vlm_pool {
     /* the current run */
     vlm_pool_fn      fn;
     void            *ctx;
-    int              n_tasks;
-    _Atomic int      next;            /* next task to claim */
-    _Atomic int      pending;         /* workers that have not finished this run */
+    _Atomic uint64_t claim;           /* gen:24 | next:20 | n_tasks:20 */
+    _Atomic int      done;            /* tasks of this run finished */
 };
+
+#define CLAIM_TASK_BITS 20
+#define CLAIM_MAX_TASKS ((1 << CLAIM_TASK_BITS) - 1)
+#define CLAIM_GEN(g)    ((uint64_t)((g) & 0xffffffu) << (2 * CLAIM_TASK_BITS))
 
 struct worker_arg {
     struct vlm_pool *pool;
@@ -52,12 +58,19 @@ static long now_ns(void) {
     return ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
-static void run_tasks(struct vlm_pool *p, int thread) {
-    int n = p->n_tasks;
+/* Claims and runs tasks of run gen until none is left (or a later run has begun). */
+static void run_tasks(struct vlm_pool *p, unsigned gen, int thread) {
+    uint64_t w = atomic_load_explicit(&p->claim, memory_order_acquire);
     for (;;) {
-        int t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
-        if (t >= n) break;
+        uint64_t mask = (1u << CLAIM_TASK_BITS) - 1;
+        int t = (int)((w >> CLAIM_TASK_BITS) & mask), n = (int)(w & mask);
+        if ((w & ~((1ull << (2 * CLAIM_TASK_BITS)) - 1)) != CLAIM_GEN(gen) || t >= n) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->claim, &w, w + (1ull << CLAIM_TASK_BITS),
+                                                   memory_order_acq_rel, memory_order_acquire))
+            continue;   /* w was reloaded */
         p->fn(p->ctx, t, thread);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        w = atomic_load_explicit(&p->claim, memory_order_acquire);
     }
 }
 
@@ -92,8 +105,7 @@ static void *worker_main(void *arg) {
     for (;;) {
         seen = wait_gen(p, seen);
         if (atomic_load(&p->stop)) break;
-        run_tasks(p, wa.id);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+        run_tasks(p, seen, wa.id);
     }
     return NULL;
 }
@@ -158,6 +170,17 @@ int vlm_pool_size(const struct vlm_pool *pool) {
     return pool ? pool->n_threads : 1;
 }
 
+/* Runs past CLAIM_MAX_TASKS tasks go in chunks; later chunks shift the task index. */
+struct chunk_ctx {
+    vlm_pool_fn fn;
+    void       *ctx;
+    int         base;
+};
+static void chunk_fn(void *ctx, int task, int thread) {
+    struct chunk_ctx *c = ctx;
+    c->fn(c->ctx, c->base + task, thread);
+}
+
 void vlm_pool_run(struct vlm_pool *p, int n_tasks, vlm_pool_fn fn, void *ctx) {
     if (n_tasks <= 0) return;
     if (!p || p->n_threads == 1 || n_tasks == 1 || in_pool_task) {
@@ -165,19 +188,23 @@ void vlm_pool_run(struct vlm_pool *p, int n_tasks, vlm_pool_fn fn, void *ctx) {
         return;
     }
     pthread_mutex_lock(&p->run_mu);
-    p->fn = fn;
-    p->ctx = ctx;
-    p->n_tasks = n_tasks;
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
-    atomic_fetch_add(&p->gen, 1);   /* seq_cst: publishes the run before sleepers is read */
-    wake_all(p);
     in_pool_task = 1;
-    run_tasks(p, 0);
-    in_pool_task = 0;
-    for (int i = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) {
-        cpu_relax();
-        if (i > 4096) sched_yield();
+    for (int base = 0; base < n_tasks; base += CLAIM_MAX_TASKS) {
+        int n = n_tasks - base < CLAIM_MAX_TASKS ? n_tasks - base : CLAIM_MAX_TASKS;
+        struct chunk_ctx cc = {fn, ctx, base};
+        p->fn = base ? chunk_fn : fn;
+        p->ctx = base ? (void *)&cc : ctx;
+        atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+        unsigned gen = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+        atomic_store_explicit(&p->claim, CLAIM_GEN(gen) | (uint64_t)n, memory_order_release);
+        atomic_store(&p->gen, gen);   /* seq_cst: publishes the run before sleepers is read */
+        wake_all(p);
+        run_tasks(p, gen, 0);
+        for (int i = 0; atomic_load_explicit(&p->done, memory_order_acquire) < n; i++) {
+            cpu_relax();
+            if (i > 2048) sched_yield();
+        }
     }
+    in_pool_task = 0;
     pthread_mutex_unlock(&p->run_mu);
 }
