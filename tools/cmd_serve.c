@@ -51,6 +51,8 @@ static void serve_help(FILE *f) {
 "  --max-image-pixels N           largest width*height decoded (default 89478485; env VLLM_MAX_IMAGE_PIXELS)\n"
 "  --image-cache-mb N             memory for decoded images and their embeddings (default 256)\n"
 "  --prefill-chunk N              prompt tokens per scheduler step (default 256)\n"
+"  --encode-threads N             threads of the vision encoder, which runs beside decoding, one\n"
+"                                 image at a time (default: half of --threads, at least 1)\n"
 "\n"
 "Environment (as vLLM): VLLM_IMAGE_FETCH_TIMEOUT (seconds, default 5), VLLM_MAX_IMAGE_PIXELS,\n"
 "VLLM_MEDIA_URL_ALLOW_REDIRECTS (1 default; 0 refuses redirects), VLLM_API_KEY.\n");
@@ -123,6 +125,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-model-len")) { NEED_VAL(); if (parse_long(val, 16, 1 << 24, &v)) BAD_VAL(); c.max_model_len = (int)v; }
         else if (!strcmp(a, "--max-num-seqs")) { NEED_VAL(); if (parse_long(val, 1, 1024, &v)) BAD_VAL(); c.max_num_seqs = (int)v; }
         else if (!strcmp(a, "--threads")) { NEED_VAL(); if (parse_long(val, 0, 1024, &v)) BAD_VAL(); c.threads = (int)v; }
+        else if (!strcmp(a, "--encode-threads")) { NEED_VAL(); if (parse_long(val, 0, 1024, &v)) BAD_VAL(); c.encode_threads = (int)v; }
         else if (!strcmp(a, "--limit-mm-per-prompt")) {
             NEED_VAL();
             json_decref(limit);

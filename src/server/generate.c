@@ -9,6 +9,7 @@
 #include "util/error.h"
 #include "util/log.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/random.h>
@@ -58,9 +59,13 @@ struct encode_job {
     const struct vlm_image_input *in;
 };
 
+/* One image at a time: concurrent encoders would only slow each other and the decode steps. */
 static int encode_cb(void *user, float *out, struct vlm_error *err) {
     struct encode_job *j = user;
-    return vlm_model_encode_image(j->s->model, NULL, j->in, out, err);
+    pthread_mutex_lock(&j->s->encode_mu);
+    int rc = vlm_model_encode_image(j->s->model, j->s->encode_pool, j->in, out, err);
+    pthread_mutex_unlock(&j->s->encode_mu);
+    return rc;
 }
 
 /* Fetches and decodes the request's images through the cache (entries kept in sh). */
@@ -300,7 +305,7 @@ int gen_pump(struct gen *g, int timeout_ms) {
         }
         if (all_done) return 1;
         if (progressed) return 0;
-        if (g->conn && vlm_http_client_gone(g->conn)) {
+        if ((g->conn && vlm_http_client_gone(g->conn)) || __atomic_load_n(&g->s->stopping, __ATOMIC_SEQ_CST)) {
             for (int i = 0; i < g->n; i++)
                 if (!g->ch[i].done) finish_choice(g, &g->ch[i], "abort");
             return -1;

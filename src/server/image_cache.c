@@ -103,7 +103,16 @@ struct vlm_cache_entry *vlm_image_cache_acquire(struct vlm_image_cache *c, const
 void vlm_image_cache_release(struct vlm_image_cache *c, struct vlm_cache_entry *e) {
     if (!e) return;
     pthread_mutex_lock(&c->mu);
-    e->refs--;
+    if (--e->refs == 0 && e->img_state != ST_READY) {   /* failed to decode: nothing to keep */
+        for (struct vlm_cache_entry **pp = &c->head; *pp; pp = &(*pp)->next)
+            if (*pp == e) {
+                *pp = e->next;
+                c->n_entries--;
+                c->bytes -= e->bytes;
+                entry_free(e);
+                break;
+            }
+    }
     evict_locked(c);
     pthread_mutex_unlock(&c->mu);
 }

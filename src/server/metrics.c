@@ -48,7 +48,6 @@ struct vlm_metrics *vlm_metrics_new(const char *model_name) {
     hist_init(&m->hist[VLM_M_TTFT], ttft, 16);
     hist_init(&m->hist[VLM_M_ITL], itl, 16);
     hist_init(&m->hist[VLM_M_E2E], e2e, 16);
-    hist_init(&m->hist[VLM_M_QUEUE], ttft, 16);
     hist_init(&m->hist[VLM_M_IMAGE_ENCODE], ttft, 16);
     return m;
 }
@@ -160,7 +159,6 @@ int vlm_metrics_render(struct vlm_metrics *m, const struct vlm_metrics_gauges *g
     if (rc == 0) rc = render_hist(b, "vllm:time_to_first_token_seconds", "Time to first token.", m->model, &m->hist[VLM_M_TTFT]);
     if (rc == 0) rc = render_hist(b, "vllm:inter_token_latency_seconds", "Time between output tokens.", m->model, &m->hist[VLM_M_ITL]);
     if (rc == 0) rc = render_hist(b, "vllm:e2e_request_latency_seconds", "Request latency from arrival to last token.", m->model, &m->hist[VLM_M_E2E]);
-    if (rc == 0) rc = render_hist(b, "vllm:request_queue_time_seconds", "Time from arrival to the start of prefill.", m->model, &m->hist[VLM_M_QUEUE]);
     if (rc == 0) rc = render_hist(b, "vlm:image_encode_seconds", "Decode + preprocess + vision encoder time per image.", m->model, &m->hist[VLM_M_IMAGE_ENCODE]);
     pthread_mutex_unlock(&m->mu);
     return rc;

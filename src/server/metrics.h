@@ -22,7 +22,7 @@ struct vlm_metrics;
 struct vlm_metrics *vlm_metrics_new(const char *model_name);
 void vlm_metrics_free(struct vlm_metrics *m);
 
-enum vlm_metric_hist { VLM_M_TTFT, VLM_M_ITL, VLM_M_E2E, VLM_M_QUEUE, VLM_M_IMAGE_ENCODE, VLM_M_N_HIST };
+enum vlm_metric_hist { VLM_M_TTFT, VLM_M_ITL, VLM_M_E2E, VLM_M_IMAGE_ENCODE, VLM_M_N_HIST };
 
 void vlm_metrics_observe(struct vlm_metrics *m, enum vlm_metric_hist h, double seconds);
 void vlm_metrics_http(struct vlm_metrics *m, int status);          /* one finished HTTP request */

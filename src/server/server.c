@@ -9,9 +9,11 @@
 #include "util/error.h"
 #include "util/file.h"
 #include "util/log.h"
+#include "util/threadpool.h"
 
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 void vlm_server_config_default(struct vlm_server_config *c) {
     memset(c, 0, sizeof *c);
@@ -220,6 +222,7 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
     if (!s) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     s->cfg = *c;
     s->started = time(NULL);
+    pthread_mutex_init(&s->encode_mu, NULL);
     int rc = vlm_media_global_init(err);
     struct vlm_model_params mp = vlm_model_default_params();
     mp.n_threads = c->threads;
@@ -231,6 +234,16 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
         if (!s->tok) rc = vlm_error_set(err, VLM_E_NOT_FOUND, "the model folder has no tokenizer");
     }
     if (rc == VLM_OK) rc = load_template(s, err);
+    if (rc == VLM_OK) {
+        /* images are encoded outside the scheduler (decode never waits for an encoder), one at
+           a time on a pool of their own, so encoders do not crowd out decoding */
+        int n = c->encode_threads;
+        if (n <= 0) {
+            long cores = c->threads > 0 ? c->threads : sysconf(_SC_NPROCESSORS_ONLN);
+            n = cores > 1 ? (int)(cores / 2) : 1;
+        }
+        s->encode_pool = n > 1 ? vlm_pool_new(n) : NULL;
+    }
     if (rc == VLM_OK) {
         struct vlm_sched_params sp = vlm_sched_default_params();
         sp.max_num_seqs = c->max_num_seqs;
@@ -274,11 +287,14 @@ int vlm_server_port(const struct vlm_server *s) { return vlm_http_port(s->http);
 
 void vlm_server_stop(struct vlm_server *s) {
     if (!s) return;
-    vlm_http_stop(s->http);      /* first: no handler runs after this */
+    __atomic_store_n(&s->stopping, 1, __ATOMIC_SEQ_CST);
+    vlm_http_stop(s->http);      /* first: no handler runs after this (they see stopping) */
     vlm_sched_free(s->sched);
     vlm_image_cache_free(s->cache);
     vlm_metrics_free(s->metrics);
     vlm_template_free(s->template_override);
+    vlm_pool_free(s->encode_pool);
+    pthread_mutex_destroy(&s->encode_mu);
     vlm_model_free(s->model);
     vlm_free(s->model_name);
     vlm_free(s);
