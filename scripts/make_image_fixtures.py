@@ -130,6 +130,9 @@ def make_images():
     grey16 = (np.arange(40 * 30).reshape(30, 40, 1) * 3).astype(np.uint16)
     out.append(("grey16.png", png_bytes(grey16, 0, 16)))
     out.append(("interlaced.png", png_bytes(gradient(43, 29), 2, 8, interlace=True)))
+    # Palette of 2 entries, indices past it (PIL: black).
+    idx = np.array([[0, 1, 5, 200] * 4] * 6, np.uint8)[..., None]
+    out.append(("palette_oob.png", png_bytes(idx, 3, 8, extra=png_chunk(b"PLTE", bytes([10, 20, 30, 40, 50, 60])))))
     out.append(("interlaced_rgba.png", png_bytes(rgba, 6, 8, interlace=True)))
     cmyk = Image.fromarray(gradient(48, 32)).convert("CMYK")
     out.append(save(cmyk, "cmyk.jpg", quality=90))

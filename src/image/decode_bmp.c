@@ -135,6 +135,15 @@ int img_decode_bmp(const uint8_t *b, size_t n, const struct vlm_image_limits *li
         if (h.colors <= 0 || h.colors > 65536) return img_corrupt(err, "BMP");
         size_t np = (size_t)h.colors, need = np * (size_t)h.pad;
         if (h.pal_off > n || n - h.pal_off < need) return img_corrupt(err, "BMP");
+        /* PIL keeps a palette of grey levels 0..n-1 (or black/white for 2 colours) as mode
+         * L / 1: indices are grey values; any other palette leaves entries past it black. */
+        int grey = 1;
+        for (size_t i = 0; i < np; i++) {
+            const uint8_t *e = b + h.pal_off + i * (size_t)h.pad;
+            unsigned want = np == 2 ? (i ? 255u : 0u) : (unsigned)i;
+            grey &= e[0] == want && e[1] == want && e[2] == want;
+        }
+        if (!grey) memset(pal, 0, sizeof pal);
         for (size_t i = 0; i < np && i < 256; i++) {   /* stored B, G, R(, X) */
             const uint8_t *e = b + h.pal_off + i * (size_t)h.pad;
             pal[i][0] = e[2]; pal[i][1] = e[1]; pal[i][2] = e[0];

@@ -21,11 +21,16 @@ static int on_read(GifFileType *g, GifByteType *dst, int len) {
     return (int)k;
 }
 
-/* 256-entry RGB table for the frame: PIL pads short palettes with the grey ramp. */
+/* 256-entry RGB table for the frame. Without a colour map PIL reads the indices as grey
+ * levels (mode L); a short colour map leaves the remaining entries black, as PIL's palette. */
 static void make_palette(const ColorMapObject *cm, uint8_t pal[256][3]) {
     for (int i = 0; i < 256; i++) pal[i][0] = pal[i][1] = pal[i][2] = (uint8_t)i;
     if (!cm || !cm->Colors) return;
-    int n = cm->ColorCount > 256 ? 256 : cm->ColorCount;
+    int n = cm->ColorCount > 256 ? 256 : cm->ColorCount, identity = 1;
+    for (int i = 0; i < n; i++)
+        identity &= cm->Colors[i].Red == i && cm->Colors[i].Green == i && cm->Colors[i].Blue == i;
+    if (identity) return;   /* PIL: "palette not needed", mode L */
+    memset(pal, 0, 256 * 3);
     for (int i = 0; i < n; i++) {
         pal[i][0] = cm->Colors[i].Red;
         pal[i][1] = cm->Colors[i].Green;
