@@ -293,3 +293,65 @@ def test_disconnect_mid_stream(server):
         time.sleep(0.05)
     assert running(server) == 0
     assert_healthy(server)
+
+
+# 19: sustained mixed load: failures equal the bad requests, memory and descriptors stay flat --
+
+def _fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _mixed_round(s, n):
+    import concurrent.futures as cf
+    good_img = data_url(png_bytes(36, 36, 4))
+
+    def one(i):
+        kind = i % 6
+        if kind == 0:
+            return "good", s.post("/v1/chat/completions", chat_body(with_image(good_img), max_tokens=6)).status_code
+        if kind == 1:
+            return "good", s.post("/v1/chat/completions", chat_body(f"hello {i}", max_tokens=6)).status_code
+        if kind == 2:
+            return "bad", s.post("/v1/chat/completions", '{"messages": [}').status_code
+        if kind == 3:
+            return "bad", s.post("/v1/chat/completions", chat_body(with_image("http://127.0.0.1:1/x.png"))).status_code
+        if kind == 4:
+            return "bad", s.post("/v1/chat/completions", chat_body(with_image("data:image/png;base64,!!"))).status_code
+        body = json.dumps(chat_body("cancel me", max_tokens=200, stream=True, ignore_eos=True)).encode()
+        c = socket.create_connection(("127.0.0.1", s.port))
+        c.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        c.recv(100)
+        c.close()
+        return "cancel", 0
+
+    with cf.ThreadPoolExecutor(8) as ex:
+        return list(ex.map(one, range(n)))
+
+
+def test_mixed_load_flat(start_server):
+    s = start_server()
+    pid = s.proc.pid
+    _mixed_round(s, 60)                               # warm-up: caches, arenas, threads
+    time.sleep(0.5)
+    fds0, rss0 = _fds(pid), _rss_kb(pid)
+    for _ in range(2):
+        res = _mixed_round(s, 120)
+        assert all(code == 200 for kind, code in res if kind == "good"), res
+        assert all(code == 400 for kind, code in res if kind == "bad"), res
+    deadline = time.time() + 5
+    while time.time() < deadline and running(s) != 0:
+        time.sleep(0.05)
+    assert running(s) == 0
+    time.sleep(0.5)
+    assert _fds(pid) <= fds0 + 2, (fds0, _fds(pid))
+    assert _rss_kb(pid) < rss0 + 20 * 1024, (rss0, _rss_kb(pid))
+    assert_healthy(s)
