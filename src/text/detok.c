@@ -38,9 +38,11 @@ static int emit(struct vlm_detok *d, size_t k, struct vlm_buf *out, struct vlm_e
     int rc = tok_decode_ids(d->t, d->pend.v, k, d->started, out, err);
     if (rc) return rc;
     if (!d->started && d->first_needs_text && out->len == before) return VLM_OK;
+    /* later parts continue the text only once some id had a string (unknown ids are
+     * dropped by the full decode too, and must not count as a first token) */
+    for (size_t i = 0; i < k && !d->started; i++) d->started = vlm_tokenizer_piece(d->t, d->pend.v[i]) != NULL;
     memmove(d->pend.v, d->pend.v + k, (d->pend.n - k) * sizeof *d->pend.v);
     d->pend.n -= k;
-    d->started = 1;
     return VLM_OK;
 }
 

@@ -237,8 +237,9 @@ static int parse_template(struct vlm_tokenizer *t, json_t *post, struct vlm_erro
         if (!json_is_array(ids)) return vlm_error_set(err, VLM_E_FORMAT, "post_processor: unknown special token");
         for (size_t k = 0; k < json_array_size(ids); k++) {
             json_t *v = json_array_get(ids, k);
+            size_t len;
             if (!json_is_integer(v) || json_integer_value(v) < 0 || (size_t)json_integer_value(v) >= t->n_total ||
-                t->n_tmpl >= TOK_MAX_TEMPLATE)
+                !tok_id_str(t, (int32_t)json_integer_value(v), &len) || t->n_tmpl >= TOK_MAX_TEMPLATE)
                 return vlm_error_set(err, VLM_E_FORMAT, "post_processor: bad special token id");
             t->tmpl[t->n_tmpl++] = (int32_t)json_integer_value(v);
         }
