@@ -238,6 +238,7 @@ CONVERSATIONS = [
 
 
 UNITS = [
+    "{{ 5 | round }}{{ true | round }}{{ 7 | round(1, 'floor') }}{{ 2.675 | round(2) }}{{ (0 | round) * 'x' }}|",
     "{{ d.keys() }}{{ d.values() }}{{ d.items() }}{{ d.keys() | list }}{{ 'a' in d.keys() }}",
     "{{ {'a': 'é😀\\u2028'} | tojson(ensure_ascii=true) }}{{ ['é'] | tojson(ensure_ascii=false) }}",
     "{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}{{ d | length }}{{ d.values() | sum }}",

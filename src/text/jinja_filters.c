@@ -150,7 +150,17 @@ static jv do_round(struct jstate *st, jv v, jv prec, jv method, const struct jno
     double y = x * p;
     if (!strcmp(m, "ceil")) y = ceil(y);
     else if (!strcmp(m, "floor")) y = floor(y);
-    else if (!strcmp(m, "common")) y = nearbyint(y);   /* Python's round: half to even */
+    else if (!strcmp(m, "common")) {
+        if (v.type != JV_FLOAT) return jv_int(v.type == JV_INT ? v.u.i : v.u.b);   /* round(int, n) is the int */
+        int64_t pr = prec.type == JV_INT ? prec.u.i : 0;
+        if (pr >= 0 && pr <= 60 && isfinite(x)) {
+            /* Python rounds the exact binary value, ties to even: so does printf */
+            char buf[400];
+            snprintf(buf, sizeof buf, "%.*f", (int)pr, x);
+            return jv_float(strtod(buf, NULL));
+        }
+        y = nearbyint(y);
+    }
     else { jfail(st, VLM_E_INVALID, at, "method must be common, ceil or floor"); return jv_none(); }
     return jv_float(y / p);
 }
