@@ -230,6 +230,19 @@ static void test_matmul(void) {
                         check_matmul_case(kt, dts[d], ms[a], ns[b], ksz[c], (int)((a + b + c) & 1));
                     }
     }
+    /* many rows: the packed GEMM paths (k past one 256-deep block, column and row tails) */
+    static const int bm[] = {128, 131, 200}, bn[] = {33, 97}, bk[] = {31, 257, 300};
+    for (int v = 0; v < VLM_KERNELS_N_VARIANTS; v++) {
+        const struct vlm_kernels *kt = vlm_kernels_variant(v);
+        if (!kt) continue;
+        for (int d = 0; d < 3; d++)
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 2; b++)
+                    for (int c = 0; c < 3; c++) {
+                        if (test_quick() && (a + b + c + d) % 3) continue;
+                        check_matmul_case(kt, dts[d], bm[a], bn[b], bk[c], (a + c) & 1);
+                    }
+    }
     /* the threaded driver on bigger shapes, against the generic kernel */
     struct vlm_pool *pool = vlm_pool_new(3);
     static const int big[][3] = {{1, 300, 130}, {3, 257, 64}, {100, 200, 96}, {130, 70, 250}, {9, 1000, 33}};

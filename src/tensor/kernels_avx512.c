@@ -63,7 +63,37 @@ gemv_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *
     for (; j + 4 <= n1; j += 4) {
         const void *wr[4];
         for (int r = 0; r < 4; r++) wr[r] = w_row(wt, w, ldw, j + r);
-        for (int i = 0; i < m; i += 2) {
+        int i = 0;
+        for (; i + 4 <= m; i += 4) {   /* 4 x rows x 4 W rows: 16 chains, 8 loads per 16 FMAs */
+            const float *x0 = x + (size_t)i * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+            __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00,
+                   c12 = c00, c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00,
+                   c31 = c00, c32 = c00, c33 = c00;
+            for (int t = 0; t < k; t += 16) {
+                __mmask16 mk = t < kfull ? 0xffff : tail;
+                __m512 w0 = load_w16(wt, wr[0], t, mk), w1 = load_w16(wt, wr[1], t, mk);
+                __m512 w2 = load_w16(wt, wr[2], t, mk), w3 = load_w16(wt, wr[3], t, mk);
+#define XROW(xp, d0, d1, d2, d3) do { \
+                    __m512 v = _mm512_maskz_loadu_ps(mk, xp + t); \
+                    d0 = _mm512_fmadd_ps(v, w0, d0); d1 = _mm512_fmadd_ps(v, w1, d1); \
+                    d2 = _mm512_fmadd_ps(v, w2, d2); d3 = _mm512_fmadd_ps(v, w3, d3); \
+                } while (0)
+                XROW(x0, c00, c01, c02, c03); XROW(x1, c10, c11, c12, c13);
+                XROW(x2, c20, c21, c22, c23); XROW(x3, c30, c31, c32, c33);
+#undef XROW
+            }
+            float b0 = bias ? bias[j] : 0, b1 = bias ? bias[j + 1] : 0;
+            float b2 = bias ? bias[j + 2] : 0, b3 = bias ? bias[j + 3] : 0;
+#define YROW(a, d0, d1, d2, d3) do { \
+                float *ya = y + (size_t)(i + a) * ldy + j; \
+                ya[0] = _mm512_reduce_add_ps(d0) + b0; ya[1] = _mm512_reduce_add_ps(d1) + b1; \
+                ya[2] = _mm512_reduce_add_ps(d2) + b2; ya[3] = _mm512_reduce_add_ps(d3) + b3; \
+            } while (0)
+            YROW(0, c00, c01, c02, c03); YROW(1, c10, c11, c12, c13);
+            YROW(2, c20, c21, c22, c23); YROW(3, c30, c31, c32, c33);
+#undef YROW
+        }
+        for (; i < m; i += 2) {
             int two = i + 1 < m;
             if (!two) {   /* one x row: 4 chains, no wasted FMAs */
                 const float *x0 = x + (size_t)i * ldx;
@@ -157,6 +187,9 @@ static void gemv_f32(const float *x, int ldx, int m, int k, const void *w, size_
 /* Many x rows: W is packed (converted to f32) into panels of NR=32 columns x KC depth, and an
  * MR x NR register tile (8 x 2 zmm accumulators) walks each panel with broadcast x values. */
 #define GE_MR 8
+#ifndef GEMV_MAX_M
+#define GEMV_MAX_M 128   /* below this many x rows the unpacked path measured faster */
+#endif
 #define GE_NR 32
 #define GE_KC 256
 #define GE_NC 64
@@ -324,7 +357,7 @@ static void matmul_avx512(const float *x, int ldx, int m, int k, enum vlm_dtype 
             for (int j = n0; j < n1; j++) y[(size_t)i * ldy + j] = bias ? bias[j] : 0.0f;
         return;
     }
-    if (m < GE_MR) {
+    if (m < GEMV_MAX_M) {
         if (wt == VLM_DT_BF16) gemv_bf16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
         else if (wt == VLM_DT_F16) gemv_f16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
         else gemv_f32(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
