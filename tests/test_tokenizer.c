@@ -3,6 +3,7 @@
  * decode, streaming decode) over the committed corpus; load errors on malformed files. */
 #include "test.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "text/tokenizer.h"
@@ -256,6 +257,77 @@ static void synthetic(void) {
     CHECK(!r.bad);
     vlm_free(buf);
 }
+
+/* One tokenizer shared by threads: each thread encodes the same texts and must get the
+ * ids a single thread gets (the tokenizer is immutable after loading). */
+struct thr { const struct vlm_tokenizer *t; const char *const *texts; size_t n; uint64_t sum; int fail; };
+
+static void *thr_run(void *arg) {
+    struct thr *a = arg;
+    for (int rep = 0; rep < 20; rep++)
+        for (size_t i = 0; i < a->n; i++) {
+            int32_t *ids = NULL;
+            size_t m = 0;
+            struct vlm_error err;
+            if (vlm_tokenize(a->t, a->texts[i], strlen(a->texts[i]), VLM_TOK_ADD_SPECIAL | VLM_TOK_PARSE_SPECIAL,
+                             &ids, &m, &err)) { a->fail = 1; continue; }
+            for (size_t k = 0; k < m; k++) a->sum = a->sum * 31 + (uint64_t)ids[k];
+            vlm_free(ids);
+        }
+    return NULL;
+}
+
+static void test_threads(void) {
+    struct vlm_tokenizer *t = load_fixture("qwen3", 1);
+    if (!t) return;
+    static const char *const texts[] = {"Hello world, caf\xc3\xa9 e\xcc\x81 <|im_start|>user\n\xe4\xbd\xa0\xe5\xa5\xbd",
+                                        "def f(x):\n    return x ** 2  # 12345", "   spaces\r\n\r\n\ttabs \xf0\x9f\x98\x80"};
+    struct thr one = {t, texts, 3, 0, 0}, th[4];
+    thr_run(&one);
+    pthread_t id[4];
+    for (int i = 0; i < 4; i++) { th[i] = (struct thr){t, texts, 3, 0, 0}; pthread_create(&id[i], NULL, thr_run, &th[i]); }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(id[i], NULL);
+        CHECK(!th[i].fail);
+        CHECK(th[i].sum == one.sum);
+    }
+    vlm_tokenizer_free(t);
+}
+
+/* `vlm tokenize` on a model folder prints what the library computes. */
+static void test_cli(void) {
+    const char *bin = getenv("VLM_BIN");
+    if (!bin) { printf("VLM_BIN not set: CLI check skipped\n"); return; }
+    char dir[] = "/tmp/vlm-tok-XXXXXX", path[512], cmd[2048], out[4096];
+    CHECK(mkdtemp(dir) != NULL);
+    size_t jl = 0, cl = 0;
+    char *js = read_maybe_xz("tests/fixtures/tokenizers/mistral/tokenizer.json.xz", &jl);
+    char *cs = read_maybe_xz("tests/fixtures/tokenizers/mistral/tokenizer_config.json", &cl);
+    CHECK(js && cs);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    FILE *f = fopen(path, "wb");
+    if (f && js) { fwrite(js, 1, jl, f); fclose(f); }
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    f = fopen(path, "wb");
+    if (f && cs) { fwrite(cs, 1, cl, f); fclose(f); }
+    vlm_free(js); vlm_free(cs);
+    const char *flags[2] = {"", " --no-special"};
+    const char *want[2] = {"{\"ids\":[1,22557,1526,28808],\"pieces\":[\"<s>\",\"\\u2581Hello\",\"\\u2581world\",\"!\"]}",
+                           "{\"ids\":[22557,1526,28808],\"pieces\":[\"\\u2581Hello\",\"\\u2581world\",\"!\"]}"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "%s tokenize %s --text 'Hello world!' --json%s", bin, dir, flags[k]);
+        FILE *p = popen(cmd, "r");
+        size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
+        out[n] = 0;
+        if (n && out[n - 1] == '\n') out[n - 1] = 0;
+        CHECK(p && pclose(p) == 0);
+        CHECK_EQ_STR(out, want[k]);
+    }
+    snprintf(cmd, sizeof cmd, "%s tokenize %s/nonexistent --text x >/dev/null 2>&1", bin, dir);
+    CHECK(system(cmd) != 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
 #endif
 
 /* A tiny valid byte-level tokenizer and malformed variants of it. */
@@ -356,6 +428,8 @@ int main(void) {
     static const char *names[] = {"smolvlm", "llama3", "qwen3", "gemma3", "mistral"};
     for (int i = 0; corpus && i < 5; i++) parity(names[i], corpus, cl);
     synthetic();
+    test_threads();
+    test_cli();
     vlm_free(corpus);
     /* streaming must emit as it goes, not hold everything until the flush */
     CHECK_MSG(streamed_early * 10 >= streamed_total * 9, "only %zu of %zu bytes streamed before flush",
