@@ -17,6 +17,7 @@ import shutil
 import sys
 import time
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (AutoProcessor, GenerationConfig, Idefics3Config,
@@ -121,13 +122,15 @@ def messages_for(question, answer, image_first):
         parts.reverse()
     msgs = [{"role": "user", "content": parts}]
     if answer is not None:
-        msgs.append({"role": "assistant", "content": [{"type": "text", "text": " " + answer}]})
+        # the template writes "Assistant: " before the text, so the answer starts with its word
+        msgs.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
     return msgs
 
 
-def train_examples(seed, index):
+def train_examples(seed, index, weights=None):
     """(image, question, answer, image_first) training examples of one scene: two of its questions,
-    with harder 'no' questions (a present colour or a present shape) half of the time."""
+    with harder 'no' questions (a present colour or a present shape) half of the time; `weights`
+    (question type -> weight) favours some types."""
     rng = random.Random(seed * 7_919 + index)
     shapes, img, qs = ds.scene(seed, index)
     present = {(s["color"], s["shape"]) for s in shapes}
@@ -138,7 +141,15 @@ def train_examples(seed, index):
             c, s = rng.choice(near)
             qs = [q for q in qs if not (q[0] == "exists" and q[2] == "No.")]
             qs.append(("exists", f"Is there a {c} {s}?", "No."))
-    picks = rng.sample(qs, 2)
+    if weights:
+        picks = []
+        pool = list(qs)
+        for _ in range(2):
+            q = rng.choices(pool, [weights.get(t, 1.0) for t, _, _ in pool])[0]
+            pool.remove(q)
+            picks.append(q)
+    else:
+        picks = rng.sample(qs, 2)
     return [(img, q, a, t, rng.random() < 0.5) for t, q, a in picks]
 
 
@@ -164,10 +175,87 @@ def make_batch(processor, examples):
     return enc
 
 
+def make_batch_fast(processor, examples):
+    """make_batch's result computed with one image-processor call per distinct image and plain
+    tokenizer calls on the prompt with the image expanded as Idefics3Processor expands it
+    (checked equal to make_batch at start-up)."""
+    tok = processor.tokenizer
+    eou = tok.convert_tokens_to_ids("<end_of_utterance>")
+    expanded = ("<fake_token_around_image><global-img>" + "<image>" * processor.image_seq_len
+                + "<fake_token_around_image>")
+    uniq, index = [], []
+    for e in examples:
+        for j, u in enumerate(uniq):
+            if u is e[0]:
+                index.append(j)
+                break
+        else:
+            index.append(len(uniq))
+            uniq.append(e[0])
+    pix = pixel_inputs(processor, uniq)
+    full = [processor.apply_chat_template(messages_for(q, a, f), tokenize=False).replace("<image>", expanded)
+            for _, q, a, _, f in examples]
+    prompts = [processor.apply_chat_template(messages_for(q, None, f), tokenize=False, add_generation_prompt=True)
+               .replace("<image>", expanded) for _, q, _, _, f in examples]
+    enc = tok(full, return_tensors="pt", padding=True)
+    sel = torch.tensor(index)
+    out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+           "pixel_values": pix["pixel_values"][sel], "pixel_attention_mask": pix["pixel_attention_mask"][sel]}
+    labels = torch.full_like(enc["input_ids"], -100)
+    for i, p in enumerate(prompts):
+        plen = len(tok(p)["input_ids"])
+        ids = enc["input_ids"][i]
+        end = (ids[plen:] == eou).nonzero()[0, 0].item() + plen
+        labels[i, plen:end + 1] = ids[plen:end + 1]
+    out["labels"] = labels
+    return out
+
+
+def pixel_inputs(processor, images):
+    """The image processor's output for single-tile 256x256 images (no resize, no padding needed):
+    x / 255 then (x - 0.5) / 0.5, per channel, as float32 in N x 1 x 3 x H x W."""
+    ip = processor.image_processor
+    x = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in images])
+    assert x.shape[1] == x.shape[2] == ip.max_image_size["longest_edge"]
+    x = x * np.float32(ip.rescale_factor)
+    x = (x - np.array(ip.image_mean, np.float32)) / np.array(ip.image_std, np.float32)
+    pv = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))[:, None]
+    return {"pixel_values": pv, "pixel_attention_mask": torch.ones(pv.shape[0], 1, pv.shape[3], pv.shape[4],
+                                                                   dtype=torch.long)}
+
+
+def check_fast_batch(processor, examples):
+    a, b = make_batch(processor, examples), make_batch_fast(processor, examples)
+    for k in b:
+        assert a[k].shape == b[k].shape, k
+        if k == "pixel_values":
+            assert torch.allclose(a[k], b[k], atol=1e-6), "pixel values differ from the processor's"
+        else:
+            assert torch.equal(a[k].long(), b[k].long()), f"fast batch differs from the processor's in {k}"
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Batch k of the training stream (a pure function of k), for DataLoader workers."""
+
+    def __init__(self, processor, data_seed, scenes_per_step, steps, weights=None):
+        self.processor, self.data_seed, self.n, self.steps = processor, data_seed, scenes_per_step, steps
+        self.weights = weights
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, k):
+        ex = [e for i in range(k * self.n, (k + 1) * self.n)
+              for e in train_examples(self.data_seed, i, self.weights)]
+        return make_batch_fast(self.processor, ex)
+
+
 @torch.no_grad()
 def teacher_forced_exact(model, batch):
     """Per example: does greedy decoding reproduce the labelled answer? (With teacher forcing,
     every answer token being the argmax is the same as greedy decoding producing the answer.)"""
+    dev = next(model.parameters()).device
+    batch = {k: v.to(dev) for k, v in batch.items()}
     out = model(**{k: v for k, v in batch.items() if k != "labels"})
     pred = out.logits[:, :-1].argmax(-1)
     lab = batch["labels"][:, 1:]
@@ -181,7 +269,7 @@ def evaluate(model, processor, seed, count):
     for i in range(count):
         shapes, img, qs = ds.scene(seed, i)
         ex = [(img, q, a, t, (i + j) % 2 == 0) for j, (t, q, a) in enumerate(qs)]
-        for (_, _, _, t, _), ok in zip(ex, teacher_forced_exact(model, make_batch(processor, ex))):
+        for (_, _, _, t, _), ok in zip(ex, teacher_forced_exact(model, make_batch_fast(processor, ex))):
             per.setdefault(t, []).append(ok)
     model.train()
     allv = [v for vs in per.values() for v in vs]
@@ -202,10 +290,23 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--device", default="cpu", help="cpu (the reproducible recipe) or cuda (for trials)")
+    ap.add_argument("--arch", default="", help='trial overrides, e.g. {"PATCH":16,"SCALE":4,"VISION":{...}}')
+    ap.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    ap.add_argument("--time-budget", type=float, default=0,
+                    help="trials: set --steps from the speed of the first 60 steps to fit this many seconds")
+    ap.add_argument("--type-weights", default="", help='question sampling weights, e.g. {"color":2}')
+    ap.add_argument("--init-from", help="start from this model folder's weights (fresh optimizer)")
     ap.add_argument("--init-only", action="store_true")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
+    if a.arch:
+        g = globals()
+        for k, v in json.loads(a.arch).items():
+            g[k] = dict(g[k], **v) if isinstance(v, dict) else v
+        g["VISION"] = dict(g["VISION"], image_size=IMAGE_SIZE, patch_size=PATCH)
+        g["IMAGE_SEQ_LEN"] = (IMAGE_SIZE // PATCH) ** 2 // SCALE ** 2
     torch.manual_seed(a.seed)
     random.seed(a.seed)
     os.makedirs(a.work, exist_ok=True)
@@ -217,12 +318,19 @@ def main():
     processor = AutoProcessor.from_pretrained(base)
     torch.manual_seed(a.seed)
     model = Idefics3ForConditionalGeneration(build_config(processor.tokenizer)).float()
+    if a.init_from:
+        from safetensors.torch import load_file
+        missing, unexpected = model.load_state_dict(
+            load_file(os.path.join(a.init_from, "model.safetensors")), strict=False)
+        assert not unexpected and not missing, (missing, unexpected)
+        print(f"initialised from {a.init_from} (missing {missing})", flush=True)
     nparam = sum(p.numel() for p in model.parameters())
     print(f"parameters: {nparam} ({nparam * 4 / 1e6:.1f} MB f32)", flush=True)
     if a.init_only:
         write_folder(a.out, model, processor)
         return
 
+    model.to(a.device)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
 
     def lr_at(step):
@@ -232,23 +340,42 @@ def main():
         return a.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
     step = 0
+    resumed = False
     ckpt = os.path.join(a.work, "ckpt.pt")
     if os.path.exists(ckpt):
         st = torch.load(ckpt, weights_only=False)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         step = st["step"]
+        a.steps = st.get("steps", a.steps)
+        resumed = True
         print(f"resumed at step {step}", flush=True)
+    model.to(a.device)
     model.train()
     per_scene = 2
+    check_fast_batch(processor, [e for i in range(8) for e in train_examples(a.data_seed, i)])
+
+    def save_ckpt():
+        torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "opt": opt.state_dict(),
+                    "step": step, "steps": a.steps}, ckpt + ".tmp")
+        os.replace(ckpt + ".tmp", ckpt)
+        write_folder(os.path.join(a.work, "latest"), model, processor)
+        model.to(a.device)
+
+    data = StepBatches(processor, a.data_seed, a.batch // per_scene, 10 ** 7,
+                       json.loads(a.type_weights) if a.type_weights else None)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(data, range(step, 10 ** 7)), batch_size=None, shuffle=False,
+        num_workers=a.workers, prefetch_factor=8 if a.workers else None, persistent_workers=False)
     t0 = time.time()
+    tstart = time.time()
     losses = []
-    while step < a.steps:
+    for batch in loader:
+        if step >= a.steps:
+            break
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        nsc = a.batch // per_scene
-        ex = [e for i in range(step * nsc, (step + 1) * nsc) for e in train_examples(a.data_seed, i)]
-        batch = make_batch(processor, ex)
+        batch = {k: v.to(a.device, non_blocking=True) for k, v in batch.items()}
         loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -256,21 +383,24 @@ def main():
         opt.step()
         step += 1
         losses.append(loss.item())
+        if a.time_budget and step == 60 and not resumed:
+            # fix the schedule length from the measured speed (printed, so --steps reproduces it)
+            per = (time.time() - tstart) / 60
+            a.steps = max(200, int(a.time_budget / per) // 100 * 100)
+            print(f"time budget {a.time_budget}s at {per:.3f}s/step: --steps {a.steps}", flush=True)
         if step % 20 == 0:
             el = time.time() - t0
             print(f"step {step} loss {sum(losses) / len(losses):.4f} lr {lr_at(step):.2e} "
-                  f"{el / 20:.2f}s/step", flush=True)
+                  f"{el / 20:.3f}s/step", flush=True)
             losses, t0 = [], time.time()
         if step % a.ckpt_every == 0 or step == a.steps:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt + ".tmp")
-            os.replace(ckpt + ".tmp", ckpt)
-            write_folder(os.path.join(a.work, "latest"), model, processor)
+            save_ckpt()
         if step % a.eval_every == 0 or step == a.steps:
-            acc, per = evaluate(model, processor, a.eval_seed, 40)
-            print(f"eval step {step}: exact {acc:.3f} " + " ".join(f"{k}={v:.3f}" for k, v in per.items()),
+            acc, per_t = evaluate(model, processor, a.eval_seed, 40)
+            print(f"eval step {step}: exact {acc:.3f} " + " ".join(f"{k}={v:.3f}" for k, v in per_t.items()),
                   flush=True)
             t0 = time.time()
-    write_folder(a.out, model, processor)
+    write_folder(a.out, model.cpu(), processor)
     shutil.copy(ckpt, os.path.join(a.work, f"final-{step}.pt"))
     print(f"wrote {a.out}", flush=True)
 
