@@ -98,7 +98,18 @@ gemv_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *
             if (!two) {   /* one x row: 4 chains, no wasted FMAs */
                 const float *x0 = x + (size_t)i * ldx;
                 __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                /* prefetch the rows two groups ahead: the decode case streams W once */
+                size_t ahead = 8 * ldw * (wt == VLM_DT_F32 ? 4 : 2), es = wt == VLM_DT_F32 ? 4 : 2;
+                int pf = j + 12 <= n1;
                 for (int t = 0; t < kfull; t += 16) {
+                    if (pf) {
+                        const char *p0 = (const char *)wr[0] + ahead + (size_t)t * es;
+                        size_t rb = ldw * es;
+                        _mm_prefetch(p0, _MM_HINT_T0);
+                        _mm_prefetch(p0 + rb, _MM_HINT_T0);
+                        _mm_prefetch(p0 + 2 * rb, _MM_HINT_T0);
+                        _mm_prefetch(p0 + 3 * rb, _MM_HINT_T0);
+                    }
                     __m512 v0 = _mm512_loadu_ps(x0 + t);
                     a0 = _mm512_fmadd_ps(v0, load_w16(wt, wr[0], t, 0xffff), a0);
                     a1 = _mm512_fmadd_ps(v0, load_w16(wt, wr[1], t, 0xffff), a1);
