@@ -30,6 +30,8 @@ OUT = os.path.join(ROOT, "tests", "fixtures", "image")
 MODEL = os.environ.get("SMOLVLM_DIR", "/work/shared/models/HuggingFaceTB--SmolVLM-256M-Instruct")
 SMALL = os.path.join(OUT, "smolvlm-small")
 FULL = os.path.join(OUT, "smolvlm-256m")   # copies of the real model's processor configs
+QWEN_MODEL = os.environ.get("QWEN_DIR", "/work/shared/models/Qwen--Qwen2.5-VL-3B-Instruct")
+QWEN = os.path.join(OUT, "qwen2.5-vl")
 
 
 def sha(b):
@@ -290,6 +292,25 @@ def main():
     for name, data in images:
         for splitting in (True, False):
             manifest["processor_small"].append(processor_refs(small, name, data, splitting, blob))
+    # Qwen2-VL / Qwen2.5-VL image processor with the real config: hash of the whole tensor.
+    os.makedirs(QWEN, exist_ok=True)
+    with open(os.path.join(QWEN_MODEL, "preprocessor_config.json"), "rb") as src, \
+            open(os.path.join(QWEN, "preprocessor_config.json"), "wb") as dst:
+        dst.write(src.read())
+    qproc = AutoImageProcessor.from_pretrained(QWEN)
+    manifest["qwen2vl"] = []
+    for name, data in images:
+        im = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+        try:
+            r = qproc(images=[im], return_tensors="np")
+        except ValueError:
+            manifest["qwen2vl"].append({"name": name, "error": True})
+            continue
+        pv = r["pixel_values"].astype(np.float32)
+        thw = [int(v) for v in r["image_grid_thw"][0]]
+        manifest["qwen2vl"].append({"name": name, "error": False, "shape": list(pv.shape), "grid_thw": thw,
+                                    "n_image_tokens": thw[0] * thw[1] * thw[2] // qproc.merge_size ** 2,
+                                    "sha256": sha(np.ascontiguousarray(pv).tobytes())})
     with open(os.path.join(OUT, "small_tensors.f32.xz"), "wb") as f:
         f.write(lzma.compress(bytes(blob)))
     with open(os.path.join(OUT, "manifest.json.xz"), "wb") as f:

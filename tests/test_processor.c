@@ -120,6 +120,52 @@ static void test_small_config(json_t *m) {
     vlm_processor_free(p);
 }
 
+/* Qwen2-VL / Qwen2.5-VL: smart_resize, bicubic, patch layout, grid and token count. */
+static void test_qwen2vl(json_t *m) {
+    struct vlm_processor *p = NULL;
+    CHECK_EQ_INT(load("tests/fixtures/image/qwen2.5-vl", &p), VLM_OK);
+    if (!p) return;
+    CHECK_EQ_STR(vlm_processor_image_placeholder(p), "<|image_pad|>");
+    json_t *arr = json_object_get(m, "qwen2vl"), *c;
+    size_t i;
+    int errors_seen = 0, ok_seen = 0;
+    CHECK(json_array_size(arr) >= 40);
+    json_array_foreach(arr, i, c) {
+        if (test_quick() && i % 4) continue;
+        size_t n;
+        struct vlm_image img;
+        struct vlm_image_input in;
+        struct vlm_error e = {0, ""};
+        const char *name = fx_str(c, "name");
+        uint8_t *b = fx_read(name, &n);
+        CHECK(b && vlm_image_decode(b, n, NULL, &img, &e) == VLM_OK);
+        vlm_free(b);
+        int rc = vlm_processor_run(p, &img, NULL, &in, &e);
+        vlm_image_free(&img);
+        if (json_is_true(json_object_get(c, "error"))) {   /* transformers refuses it too */
+            CHECK_MSG(rc == VLM_E_INVALID, "%s: rc %d", name, rc);
+            errors_seen++;
+            continue;
+        }
+        CHECK_MSG(rc == VLM_OK, "%s: %s", name, e.msg);
+        if (rc) continue;
+        ok_seen++;
+        json_t *shape = json_object_get(c, "shape"), *thw = json_object_get(c, "grid_thw");
+        CHECK_MSG((json_int_t)in.n_tiles == json_integer_value(json_array_get(shape, 0)) &&
+                  (json_int_t)in.channels * in.height * in.width == json_integer_value(json_array_get(shape, 1)),
+                  "%s: %d patches of %d", name, in.n_tiles, in.channels * in.height * in.width);
+        for (int k = 0; k < 3; k++) CHECK(in.grid_thw[k] == json_integer_value(json_array_get(thw, (size_t)k)));
+        CHECK_EQ_INT(in.n_image_tokens, fx_int(c, "n_image_tokens"));
+        CHECK(in.prompt && strlen(in.prompt) == 13 * (size_t)in.n_image_tokens);
+        char hex[65];
+        fx_sha256_hex(in.pixels, (size_t)in.n_tiles * in.channels * in.height * in.width * sizeof(float), hex);
+        CHECK_MSG(!strcmp(hex, fx_str(c, "sha256")), "%s: pixel_values differ from transformers", name);
+        vlm_image_input_free(&in);
+    }
+    CHECK(ok_seen > 0 && (test_quick() || errors_seen > 0));
+    vlm_processor_free(p);
+}
+
 static void test_errors(void) {
     struct vlm_processor *p = NULL;
     struct vlm_error e = {0, ""};
@@ -163,6 +209,7 @@ int main(void) {
     if (m) {
         test_full_config(m);
         test_small_config(m);
+        test_qwen2vl(m);
         json_decref(m);
     }
     test_errors();

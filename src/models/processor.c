@@ -13,7 +13,8 @@
 
 static const struct vlm_processor_ops *const families[] = {
     &vlm_idefics3_processor_ops,
-    /* Qwen2-VL, Gemma 3, LLaVA, Mllama: add their ops tables here */
+    &vlm_qwen2vl_processor_ops,
+    /* Gemma 3, LLaVA, Mllama: add their ops tables here */
 };
 
 struct vlm_processor {
