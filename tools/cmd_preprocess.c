@@ -35,9 +35,12 @@ static double now_ms(void) {
 /* Writes a (n, c, h, w) float32 array in NumPy's .npy v1.0 format. */
 static int write_npy(const char *path, const struct vlm_image_input *in) {
     char hdr[128];
-    int n = snprintf(hdr, sizeof hdr,
-                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d, %d, %d), }",
-                     in->n_tiles, in->channels, in->height, in->width);
+    int n = in->grid_thw[0] > 0   /* patch families: (patches, C*T*P*P) as transformers returns */
+                ? snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }",
+                           in->n_tiles, in->channels * in->height * in->width)
+                : snprintf(hdr, sizeof hdr,
+                           "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d, %d, %d), }",
+                           in->n_tiles, in->channels, in->height, in->width);
     int total = 10 + n + 1, pad = (64 - total % 64) % 64;
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
@@ -52,15 +55,14 @@ static int write_npy(const char *path, const struct vlm_image_input *in) {
 }
 
 /* The prompt with runs of "<image>" shown as "<image>*N". */
-static void print_prompt_summary(const char *p) {
-    const char *tok = "<image>";
+static void print_prompt_summary(const char *p, const char *tok) {
     size_t tl = strlen(tok);
     fputs("prompt: ", stdout);
     while (*p) {
         if (!strncmp(p, tok, tl)) {
             int k = 0;
             while (!strncmp(p, tok, tl)) { p += tl; k++; }
-            printf("<image>*%d", k);
+            printf("%s*%d", tok, k);
         } else if (*p == '\n') {
             fputs("\\n", stdout);
             p++;
@@ -117,10 +119,12 @@ int cmd_preprocess(int argc, char **argv) {
     printf("image: %s (%s, %d x %d)\n", image,
            vlm_image_format_name(vlm_image_sniff((const uint8_t *)bytes, len)), img.width, img.height);
     printf("pixel_values: (%d, %d, %d, %d) f32", in.n_tiles, in.channels, in.height, in.width);
-    if (in.n_rows) printf("  [%d x %d tiles + global image]\n", in.n_rows, in.n_cols);
-    else printf("  [global image only]\n");
+    if (in.grid_thw[0] > 0)
+        printf("  [patches; image_grid_thw (%d, %d, %d)]\n", in.grid_thw[0], in.grid_thw[1], in.grid_thw[2]);
+    else if (in.n_rows) printf("  [%d x %d tiles + global image]\n", in.n_rows, in.n_cols);
+    else printf("  [one image, not split]\n");
     printf("image tokens: %d\n", in.n_image_tokens);
-    print_prompt_summary(in.prompt);
+    print_prompt_summary(in.prompt, vlm_processor_image_placeholder(proc));
     printf("time: decode %.2f ms, preprocess %.2f ms (first run)\n", t1 - t0, t2 - t1);
     if (out) {
         if (write_npy(out, &in)) { fprintf(stderr, "vlm preprocess: cannot write %s\n", out); rc = VLM_E_IO; goto done; }
