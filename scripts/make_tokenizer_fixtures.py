@@ -285,6 +285,28 @@ def write_synthetic(texts):
     print(f"synthetic: {count} tokenizers x {len(sub)} strings")
 
 
+def compare_auto(texts):
+    """Reports (does not store) where transformers' AutoTokenizer on a model folder disagrees
+    with the folder ids above. transformers 5.x rebuilds some tokenizers from their class
+    instead of tokenizer.json (GPT2Tokenizer drops SmolVLM's Digits pre-tokenizer,
+    LlamaTokenizer swaps Mistral's normalizer for a Metaspace pre-tokenizer); vlm.c follows
+    tokenizer.json, as tokenizers, transformers 4.x and llama.cpp do."""
+    import shutil, tempfile, transformers
+    for name in NAMES:
+        d = tempfile.mkdtemp()
+        with open(os.path.join(d, "tokenizer.json"), "wb") as f:
+            f.write(lzma.open(os.path.join(ROOT, name, "tokenizer.json.xz")).read())
+        cpath = os.path.join(ROOT, name, "tokenizer_config.json")
+        with open(os.path.join(d, "tokenizer_config.json"), "wb") as f:
+            f.write(lzma.open(cpath + ".xz").read() if os.path.exists(cpath + ".xz") else open(cpath, "rb").read())
+        auto = transformers.AutoTokenizer.from_pretrained(d)
+        tf = folder_tokenizer(name)
+        diff = sum(auto(s)["input_ids"] != tf.encode(s).ids for s in texts)
+        print(f"{name}: AutoTokenizer (transformers {transformers.__version__}, {type(auto).__name__}) "
+              f"differs from tokenizer.json + config on {diff} of {len(texts)} strings")
+        shutil.rmtree(d)
+
+
 def main():
     data = corpus()
     assert len(data) >= 2000, len(data)
@@ -293,6 +315,9 @@ def main():
         for b in data:
             f.write(u32(len(b)) + b)
     texts = [b.decode("utf-8", "replace") for b in data]
+    if "--compare-auto" in sys.argv:
+        compare_auto(texts)
+        return
     write_synthetic(texts)
     if "--synthetic-only" in sys.argv:
         return
