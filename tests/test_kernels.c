@@ -209,7 +209,10 @@ static void check_matmul_case(const struct vlm_kernels *kt, enum vlm_dtype wt, i
     }
     /* f32 accumulation: error grows ~ eps * sqrt(k) relative to sum |x*w|; 2e-6*k is loose
      * enough for any summation order and far below one wrong term (>= 1/k of mag). */
-    CHECK_MSG(maxerr <= 1e-6 * (k + 16) && sentinel_ok, "%s %s m=%d n=%d k=%d bias=%d: rel err %g sentinel %d",
+    /* avx512bf16 rounds x to bf16 in its many-row bf16 path: error up to 2^-9 of sum |x*w| */
+    double tol = 1e-6 * (k + 16);
+    if (!strcmp(kt->name, "avx512bf16") && wt == VLM_DT_BF16 && m >= 128) tol = 2.5e-3;
+    CHECK_MSG(maxerr <= tol && sentinel_ok, "%s %s m=%d n=%d k=%d bias=%d: rel err %g sentinel %d",
               kt->name, vlm_dtype_name(wt), m, n, k, use_bias, maxerr, sentinel_ok);
     vlm_free(w); vlm_free(wf); vlm_free(x); vlm_free(bias); vlm_free(y);
 }

@@ -1,6 +1,6 @@
 /* kernels.c — picks the kernel table once from CPU features: generic first, then AVX2+FMA,
  * then AVX-512 (F/BW/VL/DQ) overrides. VLM_FORCE_GENERIC=1 keeps the scalar reference;
- * VLM_KERNELS=generic|avx2|avx512 caps the choice. */
+ * VLM_KERNELS=generic|avx2|avx512|avx512bf16 picks a supported table by name. */
 #include "tensor/kernels.h"
 
 #include <pthread.h>
@@ -31,6 +31,15 @@ static int cpu_has_avx512(void) {
 #endif
 }
 
+static int cpu_has_avx512bf16(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
 static void choose(void) {
     vlm_kernels_init_generic(&tables[0]);
     supported[0] = 1;
@@ -46,14 +55,19 @@ static void choose(void) {
             vlm_kernels_init_avx512(&tables[2]);
             supported[2] = 1;
             chosen = 2;
+            if (cpu_has_avx512bf16()) {
+                tables[3] = tables[2];
+                vlm_kernels_init_avx512bf16(&tables[3]);
+                supported[3] = 1;   /* not chosen by default: less exact than f32 */
+            }
         }
     }
 #endif
-    /* VLM_KERNELS=generic|avx2|avx512 caps the choice (benchmarks, bug hunts) */
-    const char *cap = getenv("VLM_KERNELS");
-    if (cap)
-        for (int i = 0; i < chosen; i++)
-            if (!strcmp(cap, tables[i].name)) chosen = i;
+    /* VLM_KERNELS=generic|avx2|avx512|avx512bf16 picks a supported table by name */
+    const char *want = getenv("VLM_KERNELS");
+    if (want)
+        for (int i = 0; i < VLM_KERNELS_N_VARIANTS; i++)
+            if (supported[i] && !strcmp(want, tables[i].name)) chosen = i;
     const char *g = getenv("VLM_FORCE_GENERIC");
     if (g && *g && *g != '0') chosen = 0;
 }

@@ -52,16 +52,18 @@ struct vlm_kernels {
  * Chosen on first call (thread-safe), never changes afterwards. */
 const struct vlm_kernels *vlm_kernels(void);
 
-/* Variant i (0 generic, 1 avx2, 2 avx512, ...) if this CPU runs it, else NULL; i past the
- * last returns NULL. For tests and benchmarks. */
+/* Variant i (0 generic, 1 avx2, 2 avx512, 3 avx512bf16) if this CPU runs it, else NULL; i past
+ * the last returns NULL. For tests and benchmarks. avx512bf16 (bf16 dot products for
+ * bf16-weight GEMMs of >= 128 rows, activations rounded to bf16) is never chosen by default. */
 const struct vlm_kernels *vlm_kernels_variant(int i);
-#define VLM_KERNELS_N_VARIANTS 3
+#define VLM_KERNELS_N_VARIANTS 4
 
 /* The variant tables (kernels_<isa>.c). Each starts as a copy of the generic one and overrides
  * what it has: vlm_kernels_init_<isa>(&table). */
 void vlm_kernels_init_generic(struct vlm_kernels *k);
 void vlm_kernels_init_avx2(struct vlm_kernels *k);
 void vlm_kernels_init_avx512(struct vlm_kernels *k);
+void vlm_kernels_init_avx512bf16(struct vlm_kernels *k);
 
 /* vlm_attention with a given table (tests run every variant). */
 struct vlm_pool;
