@@ -238,6 +238,13 @@ CONVERSATIONS = [
 
 
 UNITS = [
+    "{{ d }}{% set d = 2 %}{{ d }}|{% for i in [1] %}{{ d }}{% endfor %}{% set d = 3 %}{{ d }}",
+    "{% macro m() %}{{ d }}{% endmacro %}{{ m() }}{% set d = 2 %}{{ m() }}",
+    "{% macro m() %}{{ d }}{% endmacro %}{{ m() }}{% if false %}{% set d = 2 %}{% endif %}",
+    "{% macro m() %}{{ d }}{% endmacro %}{{ m() }}{% if false %}{% set d = 2 %}{% else %}{% set d = 3 %}{% endif %}{{ m() }}",
+    "{% macro m() %}{{ d }}{% endmacro %}{% for i in [1] %}{% set d = 4 %}{{ m() }}{% endfor %}",
+    "{% if true %}{{ d }}{% set d = 5 %}{% endif %}{{ d }}|{% for i in [1,2] %}{{ d }}{% set d = i %}{% endfor %}",
+    "{% set d = d.a + 1 %}{{ d }}{% macro m() %}{{ d }}{% endmacro %}{{ m() }}",
     "{{ 5 | round }}{{ true | round }}{{ 7 | round(1, 'floor') }}{{ 2.675 | round(2) }}{{ (0 | round) * 'x' }}|",
     "{{ d.keys() }}{{ d.values() }}{{ d.items() }}{{ d.keys() | list }}{{ 'a' in d.keys() }}",
     "{{ {'a': 'é😀\\u2028'} | tojson(ensure_ascii=true) }}{{ ['é'] | tojson(ensure_ascii=false) }}",

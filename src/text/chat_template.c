@@ -32,6 +32,8 @@ int vlm_template_parse(const char *src, size_t len, struct vlm_template **out, s
     struct jtoks toks = {0};
     int rc = jinja_lex(src ? src : "", len, &t->arena, &toks, err);
     if (!rc) rc = jinja_parse(&toks, &t->arena, &t->body, err);
+    if (!rc && jinja_root_stores(&t->body, &t->arena, &t->root_stores, &t->n_root_stores))
+        rc = vlm_error_set(err, VLM_E_NOMEM, "template: out of memory");
     if (!rc && t->arena.failed) rc = vlm_error_set(err, VLM_E_NOMEM, "template: out of memory");
     vlm_free(toks.v);
     if (rc) { vlm_template_free(t); return rc; }
@@ -70,6 +72,7 @@ int vlm_template_render(const struct vlm_template *t, json_t *context, const str
     struct jframe *root = ja_alloc(&arena, sizeof *root);
     if (!root) { ja_free(&arena); return vlm_error_set(err, VLM_E_NOMEM, "template: out of memory"); }
     root->vars = context ? jv_from_json(&st, context, 0) : jv_dict(&st, 4);
+    for (int i = 0; i < t->n_root_stores && !JSTOP(&st); i++) jv_dict_del(root->vars, t->root_stores[i]);
     st.frame = root;
     if (!JSTOP(&st)) jexec_list(&st, &t->body);
     int rc = st.rc;

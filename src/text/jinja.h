@@ -87,7 +87,11 @@ struct jnode {
 struct vlm_template {
     struct jarena arena;
     struct jnlist body;
+    const char **root_stores;   /* top-level names assigned before read (jinja_scope.c) */
+    int n_root_stores;
 };
+/* Names the top level assigns before reading them: hidden from the context at render start. */
+int jinja_root_stores(const struct jnlist *body, struct jarena *a, const char ***names, int *n);
 
 /* ---- lexer ---- */
 enum jtok_type {
@@ -144,6 +148,7 @@ jv  *jv_dict_find(jv d, const char *key, size_t klen);
 jv  *jv_dict_findv(jv d, jv key);
 int  jv_dict_set(struct jstate *st, jv d, jv key, jv val);
 int  jv_dict_sets(struct jstate *st, jv d, const char *key, jv val);
+void jv_dict_del(jv d, const char *key);
 int  jv_truthy(jv v);
 int  jv_is_num(jv v);          /* int, float or bool */
 double jv_num(jv v);

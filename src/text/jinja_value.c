@@ -248,6 +248,16 @@ int jv_dict_set(struct jstate *st, jv d, jv key, jv val) {
     return VLM_OK;
 }
 
+void jv_dict_del(jv d, const char *key) {
+    jv *v = jv_dict_find(d, key, strlen(key));
+    if (!v) return;
+    struct jdict *x = d.u.d;
+    size_t i = (size_t)(v - x->vals);
+    memmove(x->keys + i, x->keys + i + 1, (x->len - i - 1) * sizeof(jv));
+    memmove(x->vals + i, x->vals + i + 1, (x->len - i - 1) * sizeof(jv));
+    x->len--;
+}
+
 int jv_dict_sets(struct jstate *st, jv d, const char *key, jv val) {
     jv k = jv_str(st, key);
     if (JSTOP(st)) return st->rc;
