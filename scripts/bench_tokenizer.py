@@ -66,20 +66,26 @@ def main():
     docs = text.split("\n")
 
     tok = tokenizers.Tokenizer.from_file(tok_path)
-    best, hf_tokens = None, 0
-    for _ in range(a.repeat):
-        t0 = time.perf_counter()
-        encs = tok.encode_batch(docs)
-        dt = time.perf_counter() - t0
-        hf_tokens = sum(len(e.ids) for e in encs)
-        best = dt if best is None or dt < best else best
+    # encode_batch (with offsets) and, where this tokenizers has it, encode_batch_fast (no
+    # offsets): the faster of the two is HF's figure. Parallelism is off (see the env above).
+    variants = ["encode_batch"] + (["encode_batch_fast"] if hasattr(tok, "encode_batch_fast") else [])
+    cmd = [a.vlm, "bench-tokenizer", "--tokenizer", tok_path, "--file", text_path, "--repeat", "1"]
+    best, hf_tokens, hf_variant, v = None, 0, "", None
+    for _ in range(a.repeat):   # interleaved, so both see the same machine load; best of each
+        for name in variants:
+            t0 = time.perf_counter()
+            encs = getattr(tok, name)(docs)
+            dt = time.perf_counter() - t0
+            hf_tokens = sum(len(e.ids) for e in encs)
+            if best is None or dt < best:
+                best, hf_variant = dt, name
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        run = json.loads(out.strip().splitlines()[-1])
+        if v is None or run["seconds"] < v["seconds"]:
+            v = run
     hf_tps = hf_tokens / best
-
-    cmd = [a.vlm, "bench-tokenizer", "--tokenizer", tok_path, "--file", text_path, "--repeat", str(a.repeat)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    v = json.loads(out.strip().splitlines()[-1])
     print(f"text: {len(text.encode()) / 1e6:.1f} MB, {len(docs)} documents, tokenizer {a.tokenizer}, single thread")
-    print(f"HF tokenizers {tokenizers.__version__}: {hf_tokens} tokens in {best:.3f} s = {hf_tps:,.0f} tokens/s")
+    print(f"HF tokenizers {tokenizers.__version__} ({hf_variant}): {hf_tokens} tokens in {best:.3f} s = {hf_tps:,.0f} tokens/s")
     print(f"vlm.c:                {v['tokens']} tokens in {v['seconds']:.3f} s = {v['tokens_per_s']:,.0f} tokens/s")
     print(f"ratio vlm/HF: {v['tokens_per_s'] / hf_tps:.2f}x")
     if v["tokens"] != hf_tokens:
