@@ -243,6 +243,30 @@ static void test_find_and_context(void) {
     size_t n;
     struct vlm_error e;
     CHECK(vlm_chat_template_find(test_path("tests/fixtures"), &src, &n, &e) == VLM_E_NOT_FOUND);
+    /* tokenizer_config.json with a list of named templates: "default" is the one */
+    char dir[] = "/tmp/vlm_ctdir_XXXXXX";
+    if (mkdtemp(dir)) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+        FILE *f = fopen(path, "w");
+        if (f) {
+            fputs("{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"T\"},"
+                  " {\"name\": \"default\", \"template\": \"D{{ x }}\"}], \"bos_token\": {\"content\": \"<b>\"}}", f);
+            fclose(f);
+        }
+        CHECK(vlm_chat_template_find(dir, &src, &n, &e) == VLM_OK && n == 8 && !strcmp(src, "D{{ x }}"));
+        vlm_free(src);
+        CHECK(vlm_chat_template_is_processor(dir) == 0);
+        json_t *bt;
+        CHECK(vlm_chat_template_special_tokens(dir, &bt, &e) == VLM_OK &&
+              !strcmp(json_string_value(json_object_get(bt, "bos_token")), "<b>"));
+        json_decref(bt);
+        f = fopen(path, "w");
+        if (f) { fputs("{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"T\"}]}", f); fclose(f); }
+        CHECK(vlm_chat_template_find(dir, &src, &n, &e) == VLM_E_NOT_FOUND && strstr(e.msg, "default"));
+        remove(path);
+        rmdir(dir);
+    }
     json_t *sp;
     CHECK(vlm_chat_template_special_tokens(test_path("tests/fixtures/templates/llava_1_5"), &sp, &e) == VLM_OK);
     CHECK_EQ_STR(json_string_value(json_object_get(sp, "bos_token")), "<s>");
