@@ -272,7 +272,7 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
         for (int i = 0; i < 3 && json_is_array(bg) && json_array_size(bg) == 3; i++)
             s->img_limits.background[i] = (uint8_t)json_integer_value(json_array_get(bg, (size_t)i));
         proc_ceiling(s);
-        struct vlm_http_config hc = {c->host, c->port, c->max_body, 512, 600};
+        struct vlm_http_config hc = {c->host, c->port, c->max_body, 512, 60};   /* 60 s idle: slow senders cannot hold threads */
         rc = vlm_http_start(&hc, route, s, &s->http, err);
     }
     if (rc != VLM_OK) {
