@@ -32,6 +32,8 @@ SMALL = os.path.join(OUT, "smolvlm-small")
 FULL = os.path.join(OUT, "smolvlm-256m")   # copies of the real model's processor configs
 QWEN_MODEL = os.environ.get("QWEN_DIR", "/work/shared/models/Qwen--Qwen2.5-VL-3B-Instruct")
 QWEN = os.path.join(OUT, "qwen2.5-vl")
+LLAVA_MODEL = os.environ.get("LLAVA_DIR", "/work/shared/models/llava-hf--llava-1.5-7b-hf")
+LLAVA = os.path.join(OUT, "llava-1.5")
 
 
 def sha(b):
@@ -311,6 +313,23 @@ def main():
         manifest["qwen2vl"].append({"name": name, "error": False, "shape": list(pv.shape), "grid_thw": thw,
                                     "n_image_tokens": thw[0] * thw[1] * thw[2] // qproc.merge_size ** 2,
                                     "sha256": sha(np.ascontiguousarray(pv).tobytes())})
+    # CLIPImageProcessor with LLaVA 1.5's configs; token count as LlavaProcessor computes it.
+    os.makedirs(LLAVA, exist_ok=True)
+    for fn in ("preprocessor_config.json", "processor_config.json"):
+        with open(os.path.join(LLAVA_MODEL, fn), "rb") as src, open(os.path.join(LLAVA, fn), "wb") as dst:
+            dst.write(src.read())
+    lproc = AutoImageProcessor.from_pretrained(LLAVA)
+    pcfg = json.load(open(os.path.join(LLAVA, "processor_config.json")))
+    manifest["clip"] = []
+    for name, data in images:
+        im = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+        pv = lproc(images=[im], return_tensors="np")["pixel_values"].astype(np.float32)
+        h, w = pv.shape[-2:]
+        n = (h // pcfg["patch_size"]) * (w // pcfg["patch_size"]) + pcfg.get("num_additional_image_tokens", 0)
+        if pcfg.get("vision_feature_select_strategy", "default") == "default":
+            n -= 1
+        manifest["clip"].append({"name": name, "shape": list(pv.shape), "n_image_tokens": n,
+                                 "sha256": sha(np.ascontiguousarray(pv).tobytes())})
     with open(os.path.join(OUT, "small_tensors.f32.xz"), "wb") as f:
         f.write(lzma.compress(bytes(blob)))
     with open(os.path.join(OUT, "manifest.json.xz"), "wb") as f:

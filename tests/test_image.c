@@ -85,6 +85,35 @@ static void test_resize_parity(json_t *m) {
     CHECK_EQ_INT(filters_seen, 0x3F);   /* NEAREST, LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING */
 }
 
+/* A window of a resize equals the same rectangle of the full resize, on every pass order. */
+static void test_resize_window(void) {
+    static const int cases[][4] = {{40, 30, 90, 70}, {90, 70, 40, 30}, {50, 60, 50, 20}, {50, 60, 80, 60},
+                                   {64, 64, 60, 10}, {30, 80, 90, 30}, {13, 7, 200, 3}};
+    int bad = 0, n = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int f = 0; f <= VLM_RESAMPLE_HAMMING; f++) {
+            struct vlm_image in, full, win;
+            struct vlm_error e = {0, ""};
+            int W = cases[i][2], H = cases[i][3];
+            vlm_image_alloc(&in, cases[i][0], cases[i][1], &e);
+            lcg_fill((uint32_t)(i * 7 + (size_t)f), in.rgb, (size_t)in.width * in.height * 3);
+            int x0 = W / 3, y0 = H / 4, w = W - W / 3 - W / 5, h = H - H / 4 - H / 6;
+            if (w < 1) w = 1;
+            if (h < 1) h = 1;
+            if (vlm_image_resize(&in, W, H, f, &full, &e) || vlm_image_resize_window(&in, W, H, f, x0, y0, w, h, &win, &e)) {
+                bad++;
+            } else {
+                for (int y = 0; y < h; y++)
+                    bad += memcmp(win.rgb + (size_t)y * w * 3, full.rgb + ((size_t)(y0 + y) * W + x0) * 3, (size_t)w * 3) != 0;
+                n++;
+            }
+            vlm_image_free(&in);
+            vlm_image_free(&full);
+            vlm_image_free(&win);
+        }
+    CHECK_MSG(bad == 0 && n == 42, "resize windows: %d mismatched rows", bad);
+}
+
 static void test_bombs(void) {
     static const char *const bombs[] = {"bomb.png", "bomb.gif", "bomb.jpg", "bomb.bmp", "bomb.webp"};
     for (size_t i = 0; i < sizeof bombs / sizeof bombs[0]; i++) {
@@ -277,6 +306,10 @@ int main(void) {
         unsetenv("VLM_FORCE_GENERIC");
         json_decref(m);
     }
+    test_resize_window();
+    setenv("VLM_FORCE_GENERIC", "1", 1);
+    test_resize_window();
+    unsetenv("VLM_FORCE_GENERIC");
     test_bombs();
     test_truncation_and_corruption();
     test_small_inputs();

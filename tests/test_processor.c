@@ -166,6 +166,42 @@ static void test_qwen2vl(json_t *m) {
     vlm_processor_free(p);
 }
 
+/* CLIPImageProcessor (LLaVA 1.5): shortest-edge bicubic resize, center crop, 576 tokens. */
+static void test_clip(json_t *m) {
+    struct vlm_processor *p = NULL;
+    CHECK_EQ_INT(load("tests/fixtures/image/llava-1.5", &p), VLM_OK);
+    if (!p) return;
+    json_t *arr = json_object_get(m, "clip"), *c;
+    size_t i;
+    CHECK(json_array_size(arr) >= 40);
+    json_array_foreach(arr, i, c) {
+        if (test_quick() && i % 4) continue;
+        size_t n;
+        struct vlm_image img;
+        struct vlm_image_input in;
+        struct vlm_error e = {0, ""};
+        const char *name = fx_str(c, "name");
+        uint8_t *b = fx_read(name, &n);
+        CHECK(b && vlm_image_decode(b, n, NULL, &img, &e) == VLM_OK);
+        vlm_free(b);
+        int rc = vlm_processor_run(p, &img, NULL, &in, &e);
+        vlm_image_free(&img);
+        CHECK_MSG(rc == VLM_OK, "%s: %s", name, e.msg);
+        if (rc) continue;
+        json_t *shape = json_object_get(c, "shape");
+        CHECK(in.n_tiles == 1 && in.channels == 3 &&
+              in.height == json_integer_value(json_array_get(shape, 2)) &&
+              in.width == json_integer_value(json_array_get(shape, 3)));
+        CHECK_EQ_INT(in.n_image_tokens, fx_int(c, "n_image_tokens"));
+        CHECK(in.prompt && strlen(in.prompt) == 7 * (size_t)in.n_image_tokens);
+        char hex[65];
+        fx_sha256_hex(in.pixels, (size_t)3 * in.height * in.width * sizeof(float), hex);
+        CHECK_MSG(!strcmp(hex, fx_str(c, "sha256")), "%s: pixel_values differ from transformers", name);
+        vlm_image_input_free(&in);
+    }
+    vlm_processor_free(p);
+}
+
 static void test_errors(void) {
     struct vlm_processor *p = NULL;
     struct vlm_error e = {0, ""};
@@ -210,6 +246,7 @@ int main(void) {
         test_full_config(m);
         test_small_config(m);
         test_qwen2vl(m);
+        test_clip(m);
         json_decref(m);
     }
     test_errors();

@@ -78,6 +78,11 @@ enum vlm_resample {
 int  vlm_image_resize(const struct vlm_image *in, int width, int height, int resample,
                       struct vlm_image *out, struct vlm_error *err);
 
+/* out = the window (x0, y0, w, h) of vlm_image_resize(in, W, H, resample) without computing
+ * the rest: the same bytes, for resize-then-crop pipelines whose full resize would be huge. */
+int  vlm_image_resize_window(const struct vlm_image *in, int W, int H, int resample, int x0,
+                             int y0, int w, int h, struct vlm_image *out, struct vlm_error *err);
+
 /* out = the rectangle (x, y, w, h) of in, which must lie inside in. */
 int  vlm_image_crop(const struct vlm_image *in, int x, int y, int w, int h,
                     struct vlm_image *out, struct vlm_error *err);

@@ -68,20 +68,24 @@ static void coeffs_free(struct img_coeffs *c) {
     memset(c, 0, sizeof *c);
 }
 
-static int coeffs_make(int in_size, int out_size, const struct filter *f, struct img_coeffs *c) {
+/* Coefficients of outputs [first, first + count) of a resize in_size -> out_size; entry i
+ * of the table is output first + i. */
+static int coeffs_make(int in_size, int out_size, int first, int count, const struct filter *f,
+                       struct img_coeffs *c) {
     float in0 = 0.0f, in1 = (float)in_size;
     double scale = (double)(in1 - in0) / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
     double support = f->support * filterscale;
     size_t total;
     memset(c, 0, sizeof *c);
     c->ksize = (int)ceil(support) * 2 + 1;
-    if (!vlm_mul_ok((size_t)out_size, (size_t)c->ksize, &total)) return -1;
+    if (!vlm_mul_ok((size_t)count, (size_t)c->ksize, &total)) return -1;
     double *w = vlm_malloc(sizeof(double) * (size_t)c->ksize);
-    c->start = vlm_malloc(sizeof(int) * (size_t)out_size);
-    c->n = vlm_malloc(sizeof(int) * (size_t)out_size);
+    c->start = vlm_malloc(sizeof(int) * (size_t)count);
+    c->n = vlm_malloc(sizeof(int) * (size_t)count);
     c->k = vlm_calloc(total, sizeof(int32_t));
     if (!w || !c->start || !c->n || !c->k) { vlm_free(w); coeffs_free(c); return -1; }
-    for (int xx = 0; xx < out_size; xx++) {
+    for (int i = 0; i < count; i++) {
+        int xx = first + i;
         double center = in0 + (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
         int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
         if (xmin < 0) xmin = 0;
@@ -92,13 +96,13 @@ static int coeffs_make(int in_size, int out_size, const struct filter *f, struct
             w[x] = f->fn((x + xmin - center + 0.5) * ss);
             ww += w[x];
         }
-        int32_t *k = c->k + (size_t)xx * c->ksize;
+        int32_t *k = c->k + (size_t)i * c->ksize;
         for (int x = 0; x < xmax; x++) {
             double v = ww != 0.0 ? w[x] / ww : w[x];
             k[x] = v < 0 ? (int32_t)(-0.5 + v * (1 << PREC)) : (int32_t)(0.5 + v * (1 << PREC));
         }
-        c->start[xx] = xmin;
-        c->n[xx] = xmax < 0 ? 0 : xmax;
+        c->start[i] = xmin;
+        c->n[i] = xmax < 0 ? 0 : xmax;
     }
     vlm_free(w);
     return 0;
@@ -157,13 +161,13 @@ static int pass_h(const struct vlm_image *in, int y0, int rows, const struct img
     return 0;
 }
 
-/* Vertical pass: out row yy = taps over rows (start[yy] - first) of src (width w). */
-static int pass_v(const uint8_t *src, int w, int first, const struct img_coeffs *c, int out_h,
-                  uint8_t *out) {
-    size_t n = (size_t)w * 3;
+/* Vertical pass: out row yy (n bytes) = taps over rows (start[yy] - first) of src, whose rows
+ * are stride bytes apart. */
+static int pass_v(const uint8_t *src, size_t stride, size_t n, int first, const struct img_coeffs *c,
+                  int out_h, uint8_t *out) {
     if (use_avx2()) {
         for (int yy = 0; yy < out_h; yy++)
-            img_pass_v_avx2(src + (size_t)(c->start[yy] - first) * n, n, n,
+            img_pass_v_avx2(src + (size_t)(c->start[yy] - first) * stride, stride, n,
                             c->k + (size_t)yy * c->ksize, c->n[yy], out + (size_t)yy * n);
         return 0;
     }
@@ -173,7 +177,7 @@ static int pass_v(const uint8_t *src, int w, int first, const struct img_coeffs 
         const int32_t *k = c->k + (size_t)yy * c->ksize;
         for (size_t i = 0; i < n; i++) acc[i] = 1 << (PREC - 1);
         for (int y = 0; y < c->n[yy]; y++) {
-            const uint8_t *s = src + (size_t)(c->start[yy] - first + y) * n;
+            const uint8_t *s = src + (size_t)(c->start[yy] - first + y) * stride;
             int32_t kv = k[y];
             for (size_t i = 0; i < n; i++) acc[i] += s[i] * kv;
         }
@@ -184,78 +188,77 @@ static int pass_v(const uint8_t *src, int w, int first, const struct img_coeffs 
     return 0;
 }
 
-/* PIL's ImagingScaleAffine with a = (in/out scale): positions accumulate in double. */
-static void nearest(const struct vlm_image *in, struct vlm_image *out) {
-    double a0 = (double)((float)in->width - 0.0f) / out->width;
-    double a4 = (double)((float)in->height - 0.0f) / out->height;
+/* PIL's ImagingScaleAffine with a = (in/out scale): positions accumulate in double, from the
+ * first output column/row even when only the window (x0, y0, out size) is produced. */
+static void nearest(const struct vlm_image *in, int W, int H, int x0, int y0, struct vlm_image *out) {
+    double a0 = (double)((float)in->width - 0.0f) / W;
+    double a4 = (double)((float)in->height - 0.0f) / H;
     int *xin = vlm_malloc(sizeof(int) * (size_t)out->width);
     double xo = a0 * 0.5, yo = a4 * 0.5;
     memset(out->rgb, 0, (size_t)out->width * out->height * 3);
     if (!xin) return;
-    for (int x = 0; x < out->width; x++, xo += a0) xin[x] = xo < 0.0 ? -1 : (int)xo;
-    for (int y = 0; y < out->height; y++, yo += a4) {
+    for (int x = 0; x < x0 + out->width; x++, xo += a0)
+        if (x >= x0) xin[x - x0] = xo < 0.0 ? -1 : (int)xo;
+    for (int y = 0; y < y0 + out->height; y++, yo += a4) {
         int yi = yo < 0.0 ? -1 : (int)yo;
-        if (yi < 0 || yi >= in->height) continue;
+        if (y < y0 || yi < 0 || yi >= in->height) continue;
         const uint8_t *s = in->rgb + (size_t)yi * in->width * 3;
-        uint8_t *d = out->rgb + (size_t)y * out->width * 3;
+        uint8_t *d = out->rgb + (size_t)(y - y0) * out->width * 3;
         for (int x = 0; x < out->width; x++)
             if (xin[x] >= 0 && xin[x] < in->width) memcpy(d + 3 * x, s + 3 * (size_t)xin[x], 3);
     }
     vlm_free(xin);
 }
 
-int vlm_image_resize(const struct vlm_image *in, int width, int height, int resample,
-                     struct vlm_image *out, struct vlm_error *err) {
+int vlm_image_resize_window(const struct vlm_image *in, int W, int H, int resample, int x0, int y0,
+                            int w, int h, struct vlm_image *out, struct vlm_error *err) {
     struct filter f;
     memset(out, 0, sizeof *out);
     if (!in || !in->rgb || in->width < 1 || in->height < 1)
         return vlm_error_set(err, VLM_E_INVALID, "resize: empty image");
+    if (W < 1 || H < 1 || W > (1 << 24) || H > (1 << 24) || x0 < 0 || y0 < 0 || w < 1 || h < 1 ||
+        x0 > W - w || y0 > H - h)
+        return vlm_error_set(err, VLM_E_INVALID, "resize: bad size %d x %d", W, H);
     if (resample != VLM_RESAMPLE_NEAREST && pick(resample, &f))
         return vlm_error_set(err, VLM_E_INVALID, "resize: unknown resample filter %d", resample);
-    int rc = vlm_image_alloc(out, width, height, err);
+    if (W == in->width && H == in->height) return vlm_image_crop(in, x0, y0, w, h, out, err);
+    int rc = vlm_image_alloc(out, w, h, err);
     if (rc) return rc;
-    if (width == in->width && height == in->height) {
-        memcpy(out->rgb, in->rgb, (size_t)width * height * 3);
-        return VLM_OK;
-    }
     if (resample == VLM_RESAMPLE_NEAREST) {
-        nearest(in, out);
+        nearest(in, W, H, x0, y0, out);
         return VLM_OK;
     }
     struct img_coeffs cv, ch;
     memset(&ch, 0, sizeof ch);
-    if (coeffs_make(in->height, height, &f, &cv)) {
+    if (coeffs_make(in->height, H, y0, h, &f, &cv)) {
         vlm_image_free(out);
         return vlm_error_set(err, VLM_E_NOMEM, "resize: out of memory");
     }
-    int need_h = width != in->width, need_v = height != in->height;
-    int first = cv.start[0], last = cv.start[height - 1] + cv.n[height - 1];
+    size_t in_stride = (size_t)in->width * 3;
+    int need_h = W != in->width, need_v = H != in->height;
+    int first = cv.start[0], last = cv.start[h - 1] + cv.n[h - 1];
     uint8_t *tmp = NULL;
     int bad = 0;
     /* Pillow >= 12.3 runs the vertical pass first when the height shrinks by more than
      * twice as many pixels as the width does (python-pillow/Pillow#9549); the order
      * changes the 8-bit rounding of the intermediate image, so it is followed here. */
-    if (need_h && need_v && height < in->height &&
-        (long)in->height - height > 2L * ((long)in->width - width)) {
-        if (coeffs_make(in->width, width, &f, &ch) ||
-            !(tmp = vlm_malloc((size_t)in->width * 3 * (size_t)height)) ||
-            pass_v(in->rgb, in->width, 0, &cv, height, tmp))
+    if (need_h && need_v && H < in->height && (long)in->height - H > 2L * ((long)in->width - W)) {
+        if (coeffs_make(in->width, W, x0, w, &f, &ch) ||
+            !(tmp = vlm_malloc(in_stride * (size_t)h)) ||
+            pass_v(in->rgb, in_stride, in_stride, 0, &cv, h, tmp))
             bad = 1;
         else {
-            struct vlm_image t = {in->width, height, tmp};
-            bad = pass_h(&t, 0, height, &ch, width, out->rgb);
+            struct vlm_image t = {in->width, h, tmp};
+            bad = pass_h(&t, 0, h, &ch, w, out->rgb);
         }
-        need_h = need_v = 0;
-    }
-    if (need_h) {
-        if (coeffs_make(in->width, width, &f, &ch)) bad = 1;
-        else if (!need_v) bad = pass_h(in, 0, in->height, &ch, width, out->rgb);
-        else if (!(tmp = vlm_malloc((size_t)width * 3 * (size_t)(last - first)))) bad = 1;
-        else bad = pass_h(in, first, last - first, &ch, width, tmp);
-    }
-    if (!bad && need_v) {
-        if (need_h) bad = pass_v(tmp, width, first, &cv, height, out->rgb);
-        else bad = pass_v(in->rgb, width, 0, &cv, height, out->rgb);
+    } else if (need_h) {
+        if (coeffs_make(in->width, W, x0, w, &f, &ch)) bad = 1;
+        else if (!need_v) bad = pass_h(in, y0, h, &ch, w, out->rgb);
+        else if (!(tmp = vlm_malloc((size_t)w * 3 * (size_t)(last - first)))) bad = 1;
+        else bad = pass_h(in, first, last - first, &ch, w, tmp) ||
+                   pass_v(tmp, (size_t)w * 3, (size_t)w * 3, first, &cv, h, out->rgb);
+    } else {
+        bad = pass_v(in->rgb + (size_t)x0 * 3, in_stride, (size_t)w * 3, 0, &cv, h, out->rgb);
     }
     vlm_free(tmp);
     coeffs_free(&cv);
@@ -265,6 +268,11 @@ int vlm_image_resize(const struct vlm_image *in, int width, int height, int resa
         return vlm_error_set(err, VLM_E_NOMEM, "resize: out of memory");
     }
     return VLM_OK;
+}
+
+int vlm_image_resize(const struct vlm_image *in, int width, int height, int resample,
+                     struct vlm_image *out, struct vlm_error *err) {
+    return vlm_image_resize_window(in, width, height, resample, 0, 0, width, height, out, err);
 }
 
 int vlm_image_crop(const struct vlm_image *in, int x, int y, int w, int h,

@@ -14,7 +14,8 @@
 static const struct vlm_processor_ops *const families[] = {
     &vlm_idefics3_processor_ops,
     &vlm_qwen2vl_processor_ops,
-    /* Gemma 3, LLaVA, Mllama: add their ops tables here */
+    &vlm_clip_processor_ops,
+    /* Gemma 3, LLaVA-NeXT, Mllama: add their ops tables here */
 };
 
 struct vlm_processor {
