@@ -24,7 +24,7 @@ static int run_case(const struct vlm_processor *p, json_t *c, struct vlm_image_i
     int rc = vlm_image_decode(b, n, NULL, &img, &e);
     vlm_free(b);
     if (rc) { fprintf(stderr, "%s: %s\n", fx_str(c, "name"), e.msg); return rc; }
-    struct vlm_processor_overrides ov = {json_is_true(json_object_get(c, "splitting")) ? 1 : 0, 0, 0};
+    struct vlm_processor_overrides ov = {.do_image_splitting = json_is_true(json_object_get(c, "splitting")) ? 1 : 0};
     rc = vlm_processor_run(p, &img, &ov, in, &e);
     if (rc) fprintf(stderr, "%s: %s\n", fx_str(c, "name"), e.msg);
     vlm_image_free(&img);
@@ -163,6 +163,19 @@ static void test_qwen2vl(json_t *m) {
         vlm_image_input_free(&in);
     }
     CHECK(ok_seen > 0 && (test_quick() || errors_seen > 0));
+    /* max_pixels override: 512 x 512 with max 256*28*28 pixels -> 16 x 16 grid of 28 px. */
+    struct vlm_image img;
+    struct vlm_image_input in;
+    struct vlm_error e = {0, ""};
+    struct vlm_processor_overrides ov = {.do_image_splitting = -1, .max_pixels = 256 * 28 * 28};
+    CHECK_EQ_INT(vlm_image_alloc(&img, 512, 512, &e), VLM_OK);
+    memset(img.rgb, 200, 512 * 512 * 3);
+    CHECK_EQ_INT(vlm_processor_run(p, &img, &ov, &in, &e), VLM_OK);
+    CHECK(in.grid_thw[1] == 32 && in.grid_thw[2] == 32 && in.n_image_tokens == 256);
+    vlm_image_input_free(&in);
+    ov.min_pixels = 1L << 27;   /* min above max */
+    CHECK_EQ_INT(vlm_processor_run(p, &img, &ov, &in, &e), VLM_E_INVALID);
+    vlm_image_free(&img);
     vlm_processor_free(p);
 }
 
@@ -212,12 +225,13 @@ static void test_errors(void) {
     struct vlm_image_input in;
     CHECK_EQ_INT(vlm_image_alloc(&img, 40, 30, &e), VLM_OK);
     memset(img.rgb, 100, 40 * 30 * 3);
-    struct vlm_processor_overrides bad = {-1, 100000, 0};
+    struct vlm_processor_overrides bad = {.do_image_splitting = -1, .longest_edge = 100000};
     CHECK_EQ_INT(vlm_processor_run(p, &img, &bad, &in, &e), VLM_E_INVALID);
     CHECK(in.pixels == NULL && in.prompt == NULL);
     CHECK_EQ_INT(vlm_processor_run(p, NULL, NULL, &in, &e), VLM_E_INVALID);
     /* Overrides: a larger longest edge gives more tiles; splitting off gives one tile. */
-    struct vlm_processor_overrides big = {1, 192, 0}, off = {0, 0, 0};
+    struct vlm_processor_overrides big = {.do_image_splitting = 1, .longest_edge = 192},
+                                   off = {.do_image_splitting = 0};
     CHECK_EQ_INT(vlm_processor_run(p, &img, &big, &in, &e), VLM_OK);
     CHECK(in.n_rows == 5 && in.n_cols == 6 && in.n_tiles == 31);   /* 192x144 -> 6x5 tiles of 32 */
     vlm_image_input_free(&in);

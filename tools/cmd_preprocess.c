@@ -17,12 +17,13 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: vlm preprocess [MODEL_DIR] --image FILE [--out FILE.npy] [--no-splitting]\n"
-               "                      [--longest-edge N] [--repeat N]\n\n"
+               "                      [--longest-edge N] [--min-pixels N] [--max-pixels N] [--repeat N]\n\n"
                "Runs the model's image processor (preprocessor_config.json) on FILE and prints the\n"
                "tensor shapes, the number of image tokens and the prompt text one image becomes.\n"
                "  --out FILE.npy    write pixel values (f32, shape (tiles, 3, H, W), C order)\n"
                "  --no-splitting    do_image_splitting=False for this run\n"
-               "  --longest-edge N  override size.longest_edge\n"
+               "  --longest-edge N  override size.longest_edge (Idefics3/SmolVLM)\n"
+               "  --min-pixels N, --max-pixels N   override the pixel bounds (Qwen2-VL)\n"
                "  --repeat N        decode + preprocess N times and print ms per image\n");
 }
 
@@ -75,7 +76,7 @@ static void print_prompt_summary(const char *p, const char *tok) {
 
 int cmd_preprocess(int argc, char **argv) {
     const char *model = NULL, *image = NULL, *out = NULL;
-    struct vlm_processor_overrides ov = {-1, 0, 0};
+    struct vlm_processor_overrides ov = {.do_image_splitting = -1};
     int repeat = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -83,11 +84,15 @@ int cmd_preprocess(int argc, char **argv) {
         if (!strcmp(a, "--no-splitting")) { ov.do_image_splitting = 0; continue; }
         if (i + 1 < argc && !strcmp(a, "--image")) { image = argv[++i]; continue; }
         if (i + 1 < argc && !strcmp(a, "--out")) { out = argv[++i]; continue; }
-        if (i + 1 < argc && (!strcmp(a, "--repeat") || !strcmp(a, "--longest-edge"))) {
+        if (i + 1 < argc && (!strcmp(a, "--repeat") || !strcmp(a, "--longest-edge") ||
+                             !strcmp(a, "--min-pixels") || !strcmp(a, "--max-pixels"))) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 100000) { fprintf(stderr, "vlm preprocess: bad %s\n", a); return 2; }
-            if (!strcmp(a, "--repeat")) repeat = (int)v; else ov.longest_edge = (int)v;
+            if (*end || v < 1 || v > (1L << 28)) { fprintf(stderr, "vlm preprocess: bad %s\n", a); return 2; }
+            if (!strcmp(a, "--repeat")) repeat = (int)(v > 100000 ? 100000 : v);
+            else if (!strcmp(a, "--longest-edge")) ov.longest_edge = (int)(v > 100000 ? 100000 : v);
+            else if (!strcmp(a, "--min-pixels")) ov.min_pixels = v;
+            else ov.max_pixels = v;
             continue;
         }
         if (a[0] != '-' && !model) { model = a; continue; }

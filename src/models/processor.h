@@ -28,6 +28,8 @@ struct vlm_processor_overrides {
     int do_image_splitting;  /* -1 = as configured, 0/1 */
     int longest_edge;        /* 0 = as configured */
     int max_image_size;      /* 0 = as configured */
+    long min_pixels;         /* Qwen2-VL size bounds (vLLM's min_pixels / max_pixels); 0 = as configured */
+    long max_pixels;
 };
 
 struct vlm_processor;        /* opaque: the family's parsed preprocessor/processor config */

@@ -113,12 +113,18 @@ static int run(const void *state, const struct vlm_image *in,
                const struct vlm_processor_overrides *ov, struct vlm_image_input *out,
                struct vlm_error *err) {
     const struct qwen2vl *s = state;
-    (void)ov;   /* Idefics3-style overrides do not apply; min/max pixels overrides: future */
+    long min_px = s->min_pixels, max_px = s->max_pixels;
+    if (ov && (ov->min_pixels > 0 || ov->max_pixels > 0)) {   /* the server clamps these first */
+        if (ov->min_pixels > 0) min_px = ov->min_pixels;
+        if (ov->max_pixels > 0) max_px = ov->max_pixels;
+        if (min_px > max_px || max_px > (1L << 28))
+            return vlm_error_set(err, VLM_E_INVALID, "processor: min_pixels/max_pixels out of range");
+    }
     int factor = s->patch * s->merge, h = in->height, w = in->width, rc = VLM_OK;
     struct vlm_image rs = {0, 0, NULL};
     const struct vlm_image *img = in;
     if (s->c.do_resize) {
-        rc = smart_resize(in->height, in->width, factor, s->min_pixels, s->max_pixels, &h, &w, err);
+        rc = smart_resize(in->height, in->width, factor, min_px, max_px, &h, &w, err);
         if (rc == VLM_OK && (h != in->height || w != in->width)) {
             rc = vlm_image_resize(in, w, h, s->c.resample, &rs, err);
             img = &rs;
