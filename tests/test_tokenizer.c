@@ -372,6 +372,39 @@ static void test_load_errors(void) {
         CHECK_EQ_INT(vlm_tokenizer_vocab_size(t), 6);
         vlm_tokenizer_free(t);
     }
+    /* tokenizer_config.json: BOS added, a token only the config lists (as transformers) */
+    const char *cfg = "{\"add_bos_token\": true, \"bos_token\": {\"content\": \"<x>\"}, \"model_max_length\": 1e30,"
+                      " \"added_tokens_decoder\": {\"6\": {\"content\": \"<new>\", \"special\": true},"
+                      " \"7\": {\"content\": \"<new>\", \"special\": true}, \"5\": {\"content\": \"<x>\"}}}";
+    t = NULL;
+    CHECK_EQ_INT(vlm_tokenizer_load_mem(TINY, strlen(TINY), cfg, strlen(cfg), &t, &err), VLM_OK);
+    if (t) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK_EQ_INT(vlm_tokenize(t, "ab<new>", 7, VLM_TOK_ADD_SPECIAL | VLM_TOK_PARSE_SPECIAL, &ids, &n, &err), VLM_OK);
+        CHECK_EQ_INT(n, 3);
+        if (n == 3) { CHECK_EQ_INT(ids[0], 5); CHECK_EQ_INT(ids[1], 2); CHECK_EQ_INT(ids[2], 6); }
+        vlm_free(ids);
+        CHECK_EQ_INT(vlm_tokenize(t, "ab<new>", 7, VLM_TOK_ADD_SPECIAL, &ids, &n, &err), VLM_OK);
+        /* without PARSE_SPECIAL the spelling is text; this vocabulary has none of its
+         * characters and no unk token, so they drop out as in HF: BOS + "ab" */
+        CHECK_EQ_INT(n, 2);
+        vlm_free(ids);
+        CHECK_EQ_INT(vlm_tokenizer_bos_id(t), 5);
+        CHECK_EQ_STR(vlm_tokenizer_bos_token(t), "<x>");
+        CHECK_EQ_INT(vlm_tokenizer_eos_id(t), -1);
+        CHECK_EQ_INT(vlm_tokenizer_vocab_size(t), 7);
+        char *text = NULL;
+        size_t tl = 0;
+        int32_t dec_ids[3] = {5, 2, 6};
+        CHECK_EQ_INT(vlm_detokenize(t, dec_ids, 3, 0, &text, &tl, &err), VLM_OK);
+        CHECK_EQ_STR(text, "<x>ab<new>");
+        vlm_free(text);
+        CHECK_EQ_INT(vlm_detokenize(t, dec_ids, 3, 1, &text, &tl, &err), VLM_OK);
+        CHECK_EQ_STR(text, "ab");
+        vlm_free(text);
+        vlm_tokenizer_free(t);
+    }
     replace_test("\"b\": 1", "\"b\": 0", "duplicate id");
     replace_test("\"a b\"", "\"a c\"", "merge naming an unknown token");
     replace_test("\"a b\"", "\"a \\u0120\"", "merge result not in vocab");

@@ -289,22 +289,58 @@ static const char *config_token(json_t *cfg, const char *key) {
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* added_tokens_decoder ({"id": {"content", "special", ...}}): marks listed tokens special and
+ * adds the ones tokenizer.json lacks, as transformers does when it loads a folder. An entry
+ * whose id already holds another added token is ignored. */
+static int config_added(struct vlm_tokenizer *t, json_t *dec, struct vlm_error *err) {
+    const char *key; json_t *val;
+    size_t n = json_object_size(dec), grown = 0;
+    if (!json_is_object(dec) || n == 0) return VLM_OK;
+    if (n > TOK_MAX_VOCAB) return vlm_error_set(err, VLM_E_TOO_LARGE, "added_tokens_decoder: %zu entries", n);
+    struct tok_added *na = vlm_realloc(t->added, (t->n_added + n + 1) * sizeof *na);
+    if (!na) return nomem(err);
+    t->added = na;
+    json_object_foreach(dec, key, val) {
+        char *end;
+        long id = strtol(key, &end, 10);
+        json_t *c = json_object_get(val, "content");
+        if (*end || end == key || id < 0 || id >= (long)TOK_MAX_VOCAB || !json_is_string(c)) continue;
+        int special = json_is_true(json_object_get(val, "special"));
+        int32_t ai = (size_t)id < t->n_total ? t->added_of_id[id] : -1;
+        if (ai >= 0) {
+            if (!strcmp(t->added[ai].content, json_string_value(c)) && special) t->added[ai].special = 1;
+            continue;
+        }
+        if (tok_strmap_get(&t->added_map, json_string_value(c), json_string_length(c)) >= 0) continue;
+        int seen = 0;
+        for (size_t k = t->n_added - grown; k < t->n_added && !seen; k++)
+            seen = t->added[k].id == id || !strcmp(t->added[k].content, json_string_value(c));
+        if (seen) continue;
+        struct tok_added *d = &t->added[t->n_added];
+        memset(d, 0, sizeof *d);
+        int rc = dup_json_str(c, &d->content, &d->len, "added_tokens_decoder.content", err);
+        if (rc) return rc;
+        t->n_added++;
+        if (d->len == 0) return vlm_error_set(err, VLM_E_FORMAT, "added_tokens_decoder: empty content");
+        json_t *nz = json_object_get(val, "normalized");
+        d->id = (int32_t)id;
+        d->special = (uint8_t)special;
+        d->lstrip = (uint8_t)json_flag(val, "lstrip");
+        d->rstrip = (uint8_t)json_flag(val, "rstrip");
+        d->single_word = (uint8_t)json_flag(val, "single_word");
+        d->normalized = (uint8_t)(nz ? json_is_true(nz) : !special);
+        grown++;
+    }
+    return grown ? index_added(t, err) : VLM_OK;
+}
+
 /* tokenizer_config.json as transformers reads it for a model folder: special flags from
  * added_tokens_decoder, BOS/EOS names, and add_bos_token/add_eos_token rebuilding the
  * post-processor template (also when the file has no post-processor). */
 static int apply_config(struct vlm_tokenizer *t, json_t *cfg, struct vlm_error *err) {
     if (!json_is_object(cfg)) return vlm_error_set(err, VLM_E_FORMAT, "tokenizer_config.json: expected an object");
-    json_t *dec = json_object_get(cfg, "added_tokens_decoder");
-    const char *key; json_t *val;
-    if (json_is_object(dec)) json_object_foreach(dec, key, val) {
-        char *end;
-        long id = strtol(key, &end, 10);
-        json_t *c = json_object_get(val, "content");
-        if (*end || id < 0 || (size_t)id >= t->n_total || !json_is_string(c)) continue;
-        int32_t ai = t->added_of_id[id];
-        if (ai >= 0 && !strcmp(t->added[ai].content, json_string_value(c)) && json_is_true(json_object_get(val, "special")))
-            t->added[ai].special = 1;
-    }
+    int rc = config_added(t, json_object_get(cfg, "added_tokens_decoder"), err);
+    if (rc) return rc;
     const char *bos = config_token(cfg, "bos_token"), *eos = config_token(cfg, "eos_token");
     int32_t bos_id = bos ? vlm_tokenizer_token_id(t, bos) : -1;
     int32_t eos_id = eos ? vlm_tokenizer_token_id(t, eos) : -1;
