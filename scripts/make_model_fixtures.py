@@ -186,7 +186,9 @@ def build_big(d, seed=0):
     model.save_pretrained(d, safe_serialization=True)
     for f in ("config.json", "generation_config.json"):   # keep the real files, not the re-saved ones
         shutil.copy(os.path.join(SMOLVLM, f), d)
-    model = model.to(torch.float32)
+    # reference from the saved file in f32 (not model.to(float32): .to(bfloat16) also rounded
+    # the rotary inv_freq buffer, which the saved model does not carry)
+    model = Idefics3ForConditionalGeneration.from_pretrained(d, dtype=torch.float32).eval()
     proc = AutoProcessor.from_pretrained(d)
     rng = np.random.default_rng(seed)
     img = make_image(rng, 512, 512)
