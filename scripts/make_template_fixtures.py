@@ -377,14 +377,24 @@ def unit_cases():
     return out
 
 
-def reference(template, special, messages, gen, kwargs, processor):
+# Rendered with continue_final_message=True (and add_generation_prompt=False).
+CONTINUE = [
+    ("continue_str", [{"role": "user", "content": "Finish: the sky is"}, {"role": "assistant", "content": "The sky is"}]),
+    ("continue_trailing_space", [{"role": "user", "content": "Go on"}, {"role": "assistant", "content": "Once upon a time "}]),
+    ("continue_list", [{"role": "user", "content": [img(), txt("Describe.")]},
+                       {"role": "assistant", "content": [txt("It shows")]}]),
+    ("continue_user", [{"role": "user", "content": "Complete this sentence"}]),
+]
+
+
+def reference(template, special, messages, gen, kwargs, processor, cont=False):
     conv = copy.deepcopy(messages)
     if processor:
         convs, _ = ProcessorMixin._normalize_conversations(None, conv)
     else:
         convs = [_normalize_chat_messages(conv)]
     rendered, _ = render_jinja_template(conversations=convs, tools=None, documents=None, chat_template=template,
-                                        add_generation_prompt=gen, **{**special, **kwargs})
+                                        add_generation_prompt=gen, continue_final_message=cont, **{**special, **kwargs})
     return rendered[0]
 
 
@@ -407,7 +417,8 @@ def check_with_tokenizer(name, d, tokjson_xz, special, cases):
                 continue
             try:
                 got = tok.apply_chat_template(copy.deepcopy(c["messages"]), tokenize=False,
-                                              add_generation_prompt=c["add_generation_prompt"], **c["kwargs"])
+                                              add_generation_prompt=c["add_generation_prompt"],
+                                              continue_final_message=c.get("continue_final_message", False), **c["kwargs"])
             except Exception:
                 got = None
             want = None if c.get("error") else c["expected"]
@@ -436,6 +447,16 @@ def main():
                     case["error"] = True
                     case["error_text"] = f"{type(e).__name__}: {e}"
                 cases.append(case)
+        for cname, messages in CONTINUE:
+            kw = {"date_string": "26 Jul 2024"} if name == "llama32_vision" else {}
+            case = {"template": name, "conversation": cname, "messages": messages, "add_generation_prompt": False,
+                    "continue_final_message": True, "kwargs": kw, "processor": processor}
+            try:
+                case["expected"] = reference(template, special, messages, False, kw, processor, cont=True)
+            except Exception as e:
+                case["error"] = True
+                case["error_text"] = f"{type(e).__name__}: {e}"
+            cases.append(case)
         if tokjson and not processor:
             check_with_tokenizer(name, d, tokjson, special, cases)
     with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8") as f:

@@ -52,12 +52,14 @@ static int render_case(json_t *c, int *was_error, struct vlm_error *err) {
     if (vlm_chat_template_find(dir, &src, &n, err) || vlm_chat_template_special_tokens(dir, &special, err)) goto done;
     int flags = json_is_true(json_object_get(c, "processor")) ? VLM_CHAT_TEMPLATE_PROCESSOR : 0;
     CHECK_EQ_INT(flags != 0, vlm_chat_template_is_processor(dir));
-    if (vlm_chat_template_context(special, json_object_get(c, "messages"),
-                                  json_is_true(json_object_get(c, "add_generation_prompt")), flags, &ctx, err))
-        goto done;
-    json_object_update(ctx, json_object_get(c, "kwargs"));
+    struct vlm_chat_template_opts o = {
+        .add_generation_prompt = json_is_true(json_object_get(c, "add_generation_prompt")),
+        .continue_final_message = json_is_true(json_object_get(c, "continue_final_message")),
+        .flags = flags,
+        .kwargs = json_object_get(c, "kwargs"),
+    };
     if (vlm_template_parse(src, n, &t, err)) goto done;
-    if (vlm_template_render(t, ctx, NULL, &out, &len, err)) { *was_error = 1; goto done; }
+    if (vlm_chat_template_apply(t, special, json_object_get(c, "messages"), &o, &out, &len, err)) { *was_error = 1; goto done; }
     json_t *want = json_object_get(c, "expected");
     ok = json_is_string(want) && json_string_length(want) == len && !memcmp(json_string_value(want), out, len);
     if (!ok && json_is_string(want))
@@ -327,9 +329,10 @@ static void test_cli(void) {
         json_dumpf(json_object_get(c, "messages"), f, 0);
         fclose(f);
         char cmd[8192];
-        snprintf(cmd, sizeof cmd, "'%s' chat-template '%s/%s' --messages '%s' %s", bin,
+        snprintf(cmd, sizeof cmd, "'%s' chat-template '%s/%s' --messages '%s' %s %s", bin,
                  test_path("tests/fixtures/templates"), json_string_value(json_object_get(c, "template")), path,
-                 json_is_true(json_object_get(c, "add_generation_prompt")) ? "" : "--no-generation-prompt");
+                 json_is_true(json_object_get(c, "add_generation_prompt")) ? "" : "--no-generation-prompt",
+                 json_is_true(json_object_get(c, "continue_final_message")) ? "--continue-final-message" : "");
         FILE *p = popen(cmd, "r");
         char buf[65536];
         size_t n = p ? fread(buf, 1, sizeof buf, p) : 0;

@@ -12,13 +12,15 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: vlm chat-template [MODEL_DIR] --messages FILE.json [--no-generation-prompt]\n"
-            "                         [--kwargs JSON] [--template FILE]\n\n"
+            "                         [--continue-final-message] [--kwargs JSON] [--template FILE]\n\n"
             "Prints the prompt the model's chat template makes of a conversation, byte for byte as\n"
             "transformers' apply_chat_template(messages, tokenize=False, add_generation_prompt=True)\n"
             "(no newline is added). MODEL_DIR defaults to the bundled demo model.\n\n"
             "  --messages FILE.json      a list of messages, or an object with \"messages\" (an OpenAI\n"
             "                            request body); '-' reads standard input\n"
             "  --no-generation-prompt    add_generation_prompt=False\n"
+            "  --continue-final-message  leave the last message open (continue_final_message=True;\n"
+            "                            implies --no-generation-prompt)\n"
             "  --kwargs JSON             extra template variables, e.g. '{\"enable_thinking\": false}'\n"
             "  --template FILE           use this template instead of the model's\n\n"
             "The template is found as transformers does: chat_template.jinja, chat_template.json,\n"
@@ -49,30 +51,34 @@ static json_t *load_messages(const char *path, struct vlm_error *err) {
     return j;
 }
 
-static int render(const char *dir, const char *messages_path, int gen, const char *kwargs, const char *tpl_path) {
+static int render(const char *dir, const char *messages_path, int gen, int cont, const char *kwargs,
+                  const char *tpl_path) {
     struct vlm_error err;
     vlm_error_clear(&err);
     char *src = NULL, *out = NULL;
     size_t n = 0, len = 0;
-    json_t *msgs = NULL, *special = NULL, *ctx = NULL, *extra = NULL;
+    json_t *msgs = NULL, *special = NULL, *extra = NULL;
     struct vlm_template *t = NULL;
     int rc;
     if (tpl_path) rc = vlm_read_file(tpl_path, 4u << 20, &src, &n, &err);
     else rc = vlm_chat_template_find(dir, &src, &n, &err);
     if (!rc && !(msgs = load_messages(messages_path, &err))) rc = err.code;
     if (!rc) rc = vlm_chat_template_special_tokens(dir, &special, &err);
-    if (!rc) {
-        int flags = !tpl_path && vlm_chat_template_is_processor(dir) ? VLM_CHAT_TEMPLATE_PROCESSOR : 0;
-        rc = vlm_chat_template_context(special, msgs, gen, flags, &ctx, &err);
-    }
     if (!rc && kwargs) {
         json_error_t je;
         extra = json_loads(kwargs, JSON_REJECT_DUPLICATES, &je);
         if (!json_is_object(extra)) rc = vlm_error_set(&err, VLM_E_INVALID, "--kwargs: expected a JSON object (%s)", je.text);
-        else json_object_update(ctx, extra);
     }
     if (!rc) rc = vlm_template_parse(src, n, &t, &err);
-    if (!rc) rc = vlm_template_render(t, ctx, NULL, &out, &len, &err);
+    if (!rc) {
+        struct vlm_chat_template_opts o = {
+            .add_generation_prompt = gen && !cont,
+            .continue_final_message = cont,
+            .flags = !tpl_path && vlm_chat_template_is_processor(dir) ? VLM_CHAT_TEMPLATE_PROCESSOR : 0,
+            .kwargs = extra,
+        };
+        rc = vlm_chat_template_apply(t, special, msgs, &o, &out, &len, &err);
+    }
     if (!rc && fwrite(out, 1, len, stdout) != len) rc = vlm_error_set(&err, VLM_E_IO, "writing the prompt failed");
     if (rc) fprintf(stderr, "vlm chat-template: %s\n", err.msg);
     vlm_free(out);
@@ -80,18 +86,18 @@ static int render(const char *dir, const char *messages_path, int gen, const cha
     vlm_template_free(t);
     json_decref(msgs);
     json_decref(special);
-    json_decref(ctx);
     json_decref(extra);
     return rc ? 1 : 0;
 }
 
 int cmd_chat_template(int argc, char **argv) {
     const char *dir = NULL, *messages = NULL, *kwargs = NULL, *tpl = NULL;
-    int gen = 1;
+    int gen = 1, cont = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         if (!strcmp(a, "--no-generation-prompt")) { gen = 0; continue; }
+        if (!strcmp(a, "--continue-final-message")) { cont = 1; continue; }
         if ((!strcmp(a, "--messages") || !strcmp(a, "--kwargs") || !strcmp(a, "--template")) && i + 1 < argc) {
             const char **dst = a[2] == 'm' ? &messages : a[2] == 'k' ? &kwargs : &tpl;
             *dst = argv[++i];
@@ -106,5 +112,5 @@ int cmd_chat_template(int argc, char **argv) {
         dir = a;
     }
     if (!messages) { usage(stderr); return 2; }
-    return render(dir ? dir : vlm_tool_default_model(), messages, gen, kwargs, tpl);
+    return render(dir ? dir : vlm_tool_default_model(), messages, gen, cont, kwargs, tpl);
 }

@@ -34,6 +34,8 @@ int vlm_template_parse(const char *src, size_t len, struct vlm_template **out, s
     if (!rc) rc = jinja_parse(&toks, &t->arena, &t->body, err);
     if (!rc && jinja_root_stores(&t->body, &t->arena, &t->root_stores, &t->n_root_stores))
         rc = vlm_error_set(err, VLM_E_NOMEM, "template: out of memory");
+    if (!rc && !(t->src = ja_strndup(&t->arena, src ? src : "", len))) rc = vlm_error_set(err, VLM_E_NOMEM, "template: out of memory");
+    t->src_len = len;
     if (!rc && t->arena.failed) rc = vlm_error_set(err, VLM_E_NOMEM, "template: out of memory");
     vlm_free(toks.v);
     if (rc) { vlm_template_free(t); return rc; }
@@ -303,4 +305,106 @@ oom:
     json_decref(ctx);
     json_decref(msgs);
     return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+}
+
+/* ---- apply_chat_template ---- */
+#define CONTINUE_TAG "CONTINUE_FINAL_MESSAGE_TAG "
+
+/* [*b, *e) shrunk by Python's str.strip() (Unicode whitespace). */
+static void py_strip(const char *s, size_t n, size_t *b, size_t *e) {
+    size_t i = 0, w;
+    while (i < n && py_isspace((uint32_t)u8_decode(s + i, n - i, &w))) i += w;
+    size_t end = n;
+    while (end > i) {
+        size_t st = end - 1;
+        while (st > i && ((unsigned char)s[st] & 0xC0) == 0x80) st--;
+        if (!py_isspace((uint32_t)u8_decode(s + st, end - st, &w)) || st + w != end) break;
+        end = st;
+    }
+    *b = i;
+    *e = end;
+}
+
+/* Appends the tag to the last message's text; *final gets the text before (a new string). */
+static int tag_final_message(json_t *ctx, json_t **final, struct vlm_error *err) {
+    json_t *msgs = json_object_get(ctx, "messages");
+    json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+    json_t *content = json_object_get(last, "content"), *holder = last;
+    const char *key = "content";
+    if (!content)
+        return vlm_error_set(err, VLM_E_INVALID, "continue_final_message is set but the final message has no \"content\" to continue");
+    if (json_is_array(content)) {
+        holder = NULL;
+        for (size_t i = json_array_size(content); i-- > 0 && !holder;)
+            if (json_object_get(json_array_get(content, i), "text")) holder = json_array_get(content, i);
+        if (!holder)
+            return vlm_error_set(err, VLM_E_INVALID, "continue_final_message is set but the final message has no text to continue");
+        key = "text";
+    }
+    json_t *text = json_object_get(holder, key);
+    if (!json_is_string(text))
+        return vlm_error_set(err, VLM_E_INVALID, "continue_final_message: the final message's text is not a string");
+    struct vlm_buf b = {0};
+    if (vlm_buf_append(&b, json_string_value(text), json_string_length(text)) ||
+        vlm_buf_append(&b, CONTINUE_TAG, strlen(CONTINUE_TAG))) {
+        vlm_buf_free(&b);
+        return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+    }
+    *final = json_stringn(json_string_value(text), json_string_length(text));
+    int bad = !*final || json_object_set_new(holder, key, json_stringn(b.data, b.len));
+    vlm_buf_free(&b);
+    return bad ? vlm_error_set(err, VLM_E_NOMEM, "out of memory") : VLM_OK;
+}
+
+/* Cuts the rendered text where the tag is, as transformers does. */
+static int cut_at_tag(char *out, size_t *len, json_t *final, struct vlm_error *err) {
+    size_t fb, fe;
+    const char *f = json_string_value(final);
+    py_strip(f, json_string_length(final), &fb, &fe);
+    const char *tag = CONTINUE_TAG;
+    size_t tl = strlen(tag) - 1;   /* tag.strip() */
+    char *hit = NULL;
+    for (char *p = out; (p = memmem(p, *len - (size_t)(p - out), tag, tl)); p++) hit = p;
+    if (!hit || !memmem(out, *len, f + fb, fe - fb))
+        return vlm_error_set(err, VLM_E_INVALID, "continue_final_message is set but the final message does not "
+                             "appear in the chat after applying the chat template");
+    size_t at = (size_t)(hit - out);
+    if (at + tl < *len && out[at + tl] == ' ') *len = at;
+    else {
+        size_t b, e;
+        py_strip(out, at, &b, &e);
+        *len = b == e ? 0 : e;   /* rstrip */
+    }
+    out[*len] = 0;
+    return VLM_OK;
+}
+
+int vlm_chat_template_apply(const struct vlm_template *t, json_t *special_tokens, json_t *messages,
+                            const struct vlm_chat_template_opts *o, char **out, size_t *len, struct vlm_error *err) {
+    *out = NULL;
+    if (len) *len = 0;
+    if (!t || !o) return vlm_error_set(err, VLM_E_INVALID, "template: NULL argument");
+    if (o->continue_final_message && o->add_generation_prompt)
+        return vlm_error_set(err, VLM_E_INVALID, "continue_final_message and add_generation_prompt are not compatible");
+    json_t *ctx = NULL, *final = NULL;
+    int rc = vlm_chat_template_context(special_tokens, messages, o->add_generation_prompt, o->flags, &ctx, err);
+    if (!rc && json_is_object(o->kwargs)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(o->kwargs, k, v)
+            if (strcmp(k, "messages") && json_object_set(ctx, k, v)) rc = vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+    }
+    if (!rc && o->continue_final_message) {
+        if (!memmem(t->src, t->src_len, "content", 7))
+            rc = vlm_error_set(err, VLM_E_INVALID, "continue_final_message is set to \"content\" but this is not an accepted field in the chat_template");
+        else rc = tag_final_message(ctx, &final, err);
+    }
+    size_t n = 0;
+    if (!rc) rc = vlm_template_render(t, ctx, o->limits, out, &n, err);
+    if (!rc && final) rc = cut_at_tag(*out, &n, final, err);
+    if (rc) { vlm_free(*out); *out = NULL; }
+    else if (len) *len = n;
+    json_decref(ctx);
+    json_decref(final);
+    return rc;
 }

@@ -55,6 +55,22 @@ int vlm_chat_template_special_tokens(const char *dir, json_t **out, struct vlm_e
 int vlm_chat_template_context(json_t *special_tokens, json_t *messages, int add_generation_prompt, int flags,
                               json_t **out, struct vlm_error *err);
 
+/* The whole of apply_chat_template(messages, tokenize=False, ...): builds the context as
+ * vlm_chat_template_context does, adds kwargs (extra template variables; may be NULL), renders,
+ * and with continue_final_message leaves the last message open for the model to continue (the
+ * text after it, such as an end-of-turn token, is cut as transformers does; the last message
+ * must have text, and it cannot be combined with add_generation_prompt). *out is vlm_malloc'd. */
+struct vlm_chat_template_opts {
+    int add_generation_prompt;
+    int continue_final_message;
+    int flags;                                   /* VLM_CHAT_TEMPLATE_PROCESSOR */
+    json_t *kwargs;                              /* e.g. {"enable_thinking": false}; may be NULL */
+    const struct vlm_template_limits *limits;    /* NULL: defaults */
+};
+int vlm_chat_template_apply(const struct vlm_template *t, json_t *special_tokens, json_t *messages,
+                            const struct vlm_chat_template_opts *opts, char **out, size_t *len,
+                            struct vlm_error *err);
+
 /* 1 if dir's chat template comes from chat_template.jinja or chat_template.json (a processor
  * template, rendered with VLM_CHAT_TEMPLATE_PROCESSOR), 0 if from tokenizer_config.json. */
 int vlm_chat_template_is_processor(const char *dir);

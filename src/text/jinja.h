@@ -87,6 +87,8 @@ struct jnode {
 struct vlm_template {
     struct jarena arena;
     struct jnlist body;
+    const char *src;            /* the source as given (continue_final_message checks it) */
+    size_t src_len;
     const char **root_stores;   /* top-level names assigned before read (jinja_scope.c) */
     int n_root_stores;
 };
