@@ -267,17 +267,25 @@ def test_prompt_past_context(server):
 
 # 17: a client that disconnects mid-stream frees its sequence at once ---------------------------
 
-def running(server):
+def gauge(server, name):
     for line in requests.get(server.url("/metrics")).text.splitlines():
-        if line.startswith("vllm:num_requests_running{"):
+        if line.startswith(name + "{"):
             return float(line.split()[-1])
     return -1
 
 
+def running(server):
+    return gauge(server, "vllm:num_requests_running")
+
+
 def test_disconnect_mid_stream(server):
-    body = json.dumps(chat_body(with_image(data_url(png_bytes(32, 32, 9))), max_tokens=400, stream=True,
+    n_ctx = server.post("/tokenize", {"prompt": "x"}).json()["max_model_len"]
+    body = json.dumps(chat_body(with_image(data_url(png_bytes(32, 32, 9))), max_tokens=n_ctx - 100, stream=True,
                                 ignore_eos=True)).encode()
     host, port = "127.0.0.1", server.port
+    aborted = lambda: sum(float(l.split()[-1]) for l in requests.get(server.url("/metrics")).text.splitlines()
+                          if l.startswith('vllm:request_success_total{finished_reason="abort"'))
+    aborted0 = aborted()
     for _ in range(3):
         s = socket.create_connection((host, port))
         s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -285,13 +293,15 @@ def test_disconnect_mid_stream(server):
         got = b""
         while b"data: " not in got:
             chunk = s.recv(4096)
-            assert chunk
+            assert chunk and got[:12] in (b"", b"HTTP/1.1 200"[:len(got[:12])]), got[:300]
             got += chunk
         s.close()
     deadline = time.time() + 5
-    while time.time() < deadline and running(server) != 0:
+    while time.time() < deadline and (running(server) != 0 or gauge(server, "vllm:kv_cache_usage_perc") != 0):
         time.sleep(0.05)
     assert running(server) == 0
+    assert gauge(server, "vllm:kv_cache_usage_perc") == 0      # the KV blocks are back
+    assert aborted() == aborted0 + 3                            # cut short, not run to the end
     assert_healthy(server)
 
 
