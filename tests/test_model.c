@@ -11,6 +11,8 @@
 #include "test.h"
 
 #include "engine/engine.h"
+#include "engine/prompt.h"
+#include "image/image.h"
 #include "engine/sampler.h"
 #include "formats/safetensors.h"
 #include "formats/weights.h"
@@ -409,6 +411,71 @@ static void test_safetensors_checks(void) {
     vlm_weights_free(&w);
 }
 
+/* Prompt preparation on the real SmolVLM tokenizer, template and processor: the ids equal the
+ * HF processor's, the pixels equal its pixel_values, and placeholder text in a message is refused. */
+static void test_prompt(const char *dir) {
+    struct ref r;
+    if (ref_load(dir, &r) != 0) { CHECK_MSG(0, "%s: reference unreadable", dir); return; }
+    struct vlm_model *m = NULL;
+    struct vlm_model_params mp = vlm_model_default_params();
+    int rc = vlm_model_load(dir, &mp, &m);
+    CHECK_MSG(rc == VLM_OK, "%s", vlm_last_error());
+    size_t len;
+    uint8_t *png = read_all(dir, "test-512.png", &len);
+    struct vlm_image img = {0};
+    struct vlm_error err;
+    CHECK(png && vlm_image_decode(png, len, NULL, &img, &err) == VLM_OK);
+    vlm_free(png);
+    if (rc != VLM_OK || !img.rgb) { ref_free(&r); vlm_model_free(m); vlm_image_free(&img); return; }
+    CHECK_EQ_INT(vlm_model_get_info(m)->n_eos, 1);
+    CHECK_EQ_INT(vlm_model_get_info(m)->eos_ids[0], 49279);
+    const struct vlm_image *ip = &img;
+    json_t *msgs = json_loads("[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}},"
+                              "{\"type\":\"text\",\"text\":\"Describe this image.\"}]}]", 0, NULL);
+    struct vlm_prompt_opts o = vlm_prompt_default_opts();
+    struct vlm_processor_overrides ov;
+    memset(&ov, 0, sizeof ov);   /* do_image_splitting = 0, the rest as configured */
+    o.proc = &ov;
+    struct vlm_prompt pr;
+    rc = vlm_prompt_prepare(m, msgs, &ip, 1, &o, &pr, &err);
+    CHECK_MSG(rc == VLM_OK, "prompt: %s", err.msg);
+    if (rc == VLM_OK) {
+        CHECK_EQ_STR(pr.text ? "rendered" : NULL, "rendered");
+        CHECK_EQ_INT(pr.n_ids, r.n_ids);
+        CHECK_MSG(pr.n_ids == (size_t)r.n_ids && !memcmp(pr.ids, r.ids, sizeof(int32_t) * pr.n_ids), "prompt ids differ from the HF processor's");
+        CHECK_EQ_INT(pr.n_images, 1);
+        CHECK_EQ_INT(pr.n_image_tokens, 64);
+        if (pr.n_images == 1 && pr.images[0].n_tiles == 1) {
+            double d = max_abs_diff(pr.images[0].pixels, r.pixels, 3 * 512 * 512);
+            CHECK_MSG(d <= 1e-5, "pixel values differ by %g", d);
+        }
+        vlm_prompt_free(&pr);
+    }
+    json_decref(msgs);
+    /* "<image>" typed into text: refused, with or without a real image */
+    msgs = json_loads("[{\"role\":\"user\",\"content\":[{\"type\":\"image\"},{\"type\":\"text\",\"text\":\"a <image> b\"}]}]", 0, NULL);
+    CHECK_EQ_INT(vlm_prompt_prepare(m, msgs, &ip, 1, &o, &pr, &err), VLM_E_INVALID);
+    CHECK_MSG(strstr(err.msg, "placeholder") != NULL, "%s", err.msg);
+    json_decref(msgs);
+    msgs = json_loads("[{\"role\":\"user\",\"content\":\"<image> hi\"}]", 0, NULL);
+    CHECK_EQ_INT(vlm_prompt_prepare(m, msgs, NULL, 0, &o, &pr, &err), VLM_E_INVALID);
+    json_decref(msgs);
+    /* the image token's own spelling is refused too; plain text works */
+    msgs = json_loads("[{\"role\":\"user\",\"content\":\"<fake_token_around_image><image>\"}]", 0, NULL);
+    CHECK_EQ_INT(vlm_prompt_prepare(m, msgs, NULL, 0, &o, &pr, &err), VLM_E_INVALID);
+    json_decref(msgs);
+    msgs = json_loads("[{\"role\":\"user\",\"content\":\"Hello\"}]", 0, NULL);
+    CHECK_EQ_INT(vlm_prompt_prepare(m, msgs, NULL, 0, &o, &pr, &err), VLM_OK);
+    CHECK(pr.n_ids > 3 && pr.n_image_tokens == 0);
+    vlm_prompt_free(&pr);
+    /* image parts and images must agree */
+    CHECK_EQ_INT(vlm_prompt_prepare(m, msgs, &ip, 1, &o, &pr, &err), VLM_E_INVALID);
+    json_decref(msgs);
+    vlm_image_free(&img);
+    vlm_model_free(m);
+    ref_free(&r);
+}
+
 static const char *big_model_dir(void) {
     const char *e = getenv("VLM_BIG_MODEL");
     return e && *e ? e : "/work/models-big/smolvlm-256m-random";
@@ -444,6 +511,9 @@ int main(void) {
     snprintf(path, sizeof path, "%s/ref.json", big_model_dir());
     if (!vlm_file_exists(path)) printf("SKIP: SmolVLM-256M-shaped model: %s not found (scripts/make_model_fixtures.py --big DIR)\n", big_model_dir());
     else if (test_quick()) printf("SKIP: SmolVLM-256M-shaped model under VLM_TEST_QUICK\n");
-    else check_model(big_model_dir(), 1e-3, 2);
+    else {
+        check_model(big_model_dir(), 1e-3, 2);
+        test_prompt(big_model_dir());
+    }
     TEST_MAIN_END();
 }

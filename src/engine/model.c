@@ -93,6 +93,16 @@ static int read_generation_config(struct vlm_model *m, struct vlm_error *err) {
     return rc;
 }
 
+/* Whether a template iterates over or indexes message content (as vLLM's content-format
+ * detection decides between "string" and "openai"). */
+int vlm_template_wants_parts(const char *src) {
+    static const char *const pats[] = {"in message['content']", "in message[\"content\"]", "in message.content",
+                                       "['content'][0]", "[\"content\"][0]", "content[0]", "in content"};
+    for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++)
+        if (strstr(src, pats[i])) return 1;
+    return 0;
+}
+
 static int load_text_parts(struct vlm_model *m, struct vlm_error *err) {
     char *tj = vlm_path_join(m->dir, "tokenizer.json"), *pc = vlm_path_join(m->dir, "preprocessor_config.json");
     int rc = VLM_OK;
@@ -111,6 +121,7 @@ static int load_text_parts(struct vlm_model *m, struct vlm_error *err) {
         vlm_error_clear(&e2);
         if (vlm_chat_template_find(m->dir, &src, &len, &e2) == VLM_OK && src) {
             rc = vlm_template_parse(src, len, &m->tmpl, err);
+            m->template_wants_parts = vlm_template_wants_parts(src);
             if (rc != VLM_OK) vlm_error_prefix(err, "%s: chat template", m->dir);
             else rc = vlm_chat_template_special_tokens(m->dir, &m->special_tokens, err);
         }

@@ -44,14 +44,20 @@ int vlm_prompt_count_images(json_t *messages) {
     return n;
 }
 
-/* A copy of messages where every image part is {"type": "image"} (what HF templates test). */
-static json_t *template_messages(json_t *messages) {
+/* A copy of messages where every image part is {"type": "image"} (what HF templates test),
+ * and, for templates that loop over parts, string content is one text part. */
+static json_t *template_messages(json_t *messages, int wants_parts) {
     json_t *copy = json_deep_copy(messages);
     size_t i, j;
     json_t *msg, *part;
     if (!copy) return NULL;
     json_array_foreach(copy, i, msg) {
         json_t *c = json_object_get(msg, "content");
+        if (wants_parts && json_is_string(c)) {
+            json_t *parts = json_pack("[{s:s, s:O}]", "type", "text", "text", c);
+            if (!parts || json_object_set_new(msg, "content", parts)) { json_decref(copy); return NULL; }
+            continue;
+        }
         if (!json_is_array(c)) continue;
         json_array_foreach(c, j, part) {
             if (!json_is_object(part) || !is_image_part(part)) continue;
@@ -77,7 +83,7 @@ static int render(const struct vlm_model *m, json_t *messages, const struct vlm_
                   size_t *len, struct vlm_error *err) {
     const struct vlm_template *t = o->template_override ? o->template_override : m->tmpl;
     if (!t) return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: the model has no chat template", m->dir);
-    json_t *msgs = template_messages(messages), *ctx = NULL;
+    json_t *msgs = template_messages(messages, m->template_wants_parts), *ctx = NULL;
     if (!msgs) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     int rc = vlm_chat_template_context(m->special_tokens, msgs, o->add_generation_prompt, 0, &ctx, err);
     json_decref(msgs);

@@ -50,6 +50,10 @@ int vlm_prompt_prepare(const struct vlm_model *m, json_t *messages,
                        struct vlm_error *err);
 void vlm_prompt_free(struct vlm_prompt *p);
 
+/* 1 if a chat template's source iterates over or indexes message content parts (then string
+ * content is passed to it as [{"type":"text","text":...}], as vLLM does). */
+int vlm_template_wants_parts(const char *src);
+
 /* Counts image parts (type "image" or "image_url") in messages; -1 if messages is malformed. */
 int vlm_prompt_count_images(json_t *messages);
 

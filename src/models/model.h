@@ -82,6 +82,9 @@ struct vlm_model {
     struct vlm_template  *tmpl;        /* NULL when the folder has no chat template */
     struct vlm_processor *proc;        /* NULL when the folder has no processor config */
     json_t               *special_tokens; /* what the chat template sees (bos_token, ...); may be NULL */
+    int                   template_wants_parts; /* the template loops over content parts: string
+                                                   content is given to it as one text part (vLLM's
+                                                   "openai" content format) */
     int                   n_threads;
 };
 
