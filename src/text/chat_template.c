@@ -79,10 +79,8 @@ int vlm_template_render(const struct vlm_template *t, json_t *context, const str
     if (!JSTOP(&st)) jexec_list(&st, &t->body);
     int rc = st.rc;
     if (rc == VLM_OK) {
-        if (!buf.data && vlm_buf_append(&buf, "", 0) == VLM_OK && !buf.data) buf.data = vlm_strdup("");
         size_t n = buf.len;
-        *out = vlm_buf_take(&buf);
-        if (!*out) *out = vlm_strdup("");
+        *out = buf.data ? vlm_buf_take(&buf) : vlm_strdup("");
         if (!*out) rc = vlm_error_set(err, VLM_E_NOMEM, "template: out of memory");
         if (len) *len = n;
     }
