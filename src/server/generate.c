@@ -250,8 +250,8 @@ static void append_text(struct gen_choice *c, char *t, size_t n) {
 static void finish_choice(struct gen *g, struct gen_choice *c, const char *reason) {
     c->done = 1;
     c->finish = reason;
-    vlm_seq_cancel(c->q);     /* frees the KV now if the scheduler still holds it */
     vlm_metrics_finished(g->s->metrics, reason);
+    vlm_seq_cancel(c->q);     /* frees the KV now if the scheduler still holds it */
 }
 
 static void apply_event(struct gen *g, struct gen_choice *c, const struct vlm_seq_event *ev) {

@@ -151,6 +151,9 @@ ssize_t gen_stream_read(void *ctx, char *buf, size_t max) {
 void gen_stream_free(void *ctx) {
     struct gen *g = ctx;
     for (int i = 0; i < g->n; i++)
-        if (!g->ch[i].done) vlm_seq_cancel(g->ch[i].q);   /* dropped mid-stream: free the KV now */
+        if (!g->ch[i].done) {          /* dropped mid-stream (a write failed): free the KV now */
+            vlm_metrics_finished(g->s->metrics, "abort");
+            vlm_seq_cancel(g->ch[i].q);
+        }
     gen_free(g);
 }
