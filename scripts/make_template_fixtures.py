@@ -238,6 +238,9 @@ CONVERSATIONS = [
 
 
 UNITS = [
+    "{{ 0.0 % -2 }}{{ -0.0 % 2 }}{{ 5 % -3 }}{{ 5.5 % -2 }}|{{ 'a%sb' % 1 }}{{ 'x' % () }}{{ 'x' % {} }}",
+    "{{ 'x' % 'y' }}",
+    "{{ '%s %s' % (1,) }}",
     "{{ d }}{% set d = 2 %}{{ d }}|{% for i in [1] %}{{ d }}{% endfor %}{% set d = 3 %}{{ d }}",
     "{% macro m() %}{{ d }}{% endmacro %}{{ m() }}{% set d = 2 %}{{ m() }}",
     "{% macro m() %}{{ d }}{% endmacro %}{{ m() }}{% if false %}{% set d = 2 %}{% endif %}",

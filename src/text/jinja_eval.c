@@ -485,6 +485,7 @@ static jv arith(struct jstate *st, int op, jv a, jv b, const struct jnode *at) {
         } else {
             double x = jv_num(a), y = jv_num(b), m = fmod(x, y);
             if (m != 0 && ((m < 0) != (y < 0))) m += y;
+            if (m == 0) m = copysign(0.0, y);   /* Python: the sign of the divisor */
             return jv_float(op == OP_MOD ? m : floor(x / y));
         }
     case OP_POW:

@@ -357,6 +357,8 @@ static jv do_percent(struct jstate *st, jv s, jv argv, const struct jnode *at) {
         else if (c == 'f' && jv_is_num(v)) vlm_buf_appendf(&b, "%.*f", prec < 0 ? 6 : prec > 50 ? 50 : prec, jv_num(v));
         else { jfail(st, VLM_E_INVALID, at, "unsupported format character '%c'", c); break; }
     }
+    if (!JSTOP(st) && argv.type != JV_DICT && (is_tuple ? k < argv.u.l->len : k == 0))
+        jfail(st, VLM_E_INVALID, at, "not all arguments converted during string formatting");
     jv r = JSTOP(st) ? jv_none() : jv_strn(st, b.data ? b.data : "", b.len);
     vlm_buf_free(&b);
     return r;
