@@ -733,6 +733,7 @@ static jv make_macro(struct jstate *st, const struct jnode *n, const char *name)
     return v;
 }
 
+/* One statement. A switch over the statement kinds; the longer ones live in their own functions. */
 static int exec_node(struct jstate *st, const struct jnode *n) {
     if (jstep(st, 1, n)) return st->rc;
     switch (n->kind) {

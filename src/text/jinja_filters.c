@@ -281,6 +281,8 @@ static jv minmax(struct jstate *st, jv v, int want_max, jv *args, int nargs, con
     return best;
 }
 
+/* One flat dispatch on the filter's name (Jinja's filter table); long because the table is,
+ * each arm short. Arguments come by position or keyword as in Jinja's signatures. */
 jv jfilter(struct jstate *st, const char *name, jv v, jv *args, int nargs, const char **kwn, jv *kwv, int nkw,
            const struct jnode *at) {
     if (JSTOP(st)) return jv_none();
@@ -490,6 +492,7 @@ static int cmp_test(struct jstate *st, jv v, jv other, int want, const struct jn
     }
 }
 
+/* Jinja's tests, dispatched by name like jfilter. */
 int jtest(struct jstate *st, const char *name, jv v, jv *args, int nargs, const struct jnode *at) {
     jv a = nargs > 0 ? args[0] : jv_undef(NULL, NULL);
     if (!strcmp(name, "defined")) return v.type != JV_UNDEF;

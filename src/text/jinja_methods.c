@@ -424,6 +424,7 @@ static jv partition(struct jstate *st, jv s, jv sep, int rev, const struct jnode
     return t;
 }
 
+/* Python's str methods by name: one flat dispatch, each arm a call or a few lines. */
 static jv str_method(struct jstate *st, jv s, const char *m, jv *args, int nargs, const char **kwn, jv *kwv,
                      int nkw, const struct jnode *at) {
     jv a0 = nargs > 0 ? args[0] : jv_none(), a1 = nargs > 1 ? args[1] : jv_none();
