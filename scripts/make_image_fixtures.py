@@ -330,6 +330,36 @@ def main():
             n -= 1
         manifest["clip"].append({"name": name, "shape": list(pv.shape), "n_image_tokens": n,
                                  "sha256": sha(np.ascontiguousarray(pv).tobytes())})
+    # Gemma3ImageProcessor: google/gemma-3-*-it's settings (896 x 896, bilinear, mean/std 0.5,
+    # 256 soft tokens), pan-and-scan off and on; prompt from Gemma3Processor.replace_image_token.
+    from transformers.models.gemma3.processing_gemma3 import Gemma3Processor
+    seq = "\n\n<start_of_image>" + "<image_soft_token>" * 256 + "<end_of_image>\n\n"
+    gns = types.SimpleNamespace(full_image_sequence=seq)
+    manifest["gemma3"] = []
+    for sub, pas in (("gemma3", None), ("gemma3-pas", True)):
+        d = os.path.join(OUT, sub)
+        os.makedirs(d, exist_ok=True)
+        cfg = {"do_convert_rgb": None, "do_normalize": True, "do_pan_and_scan": pas, "do_rescale": True,
+               "do_resize": True, "image_mean": [0.5, 0.5, 0.5], "image_processor_type": "Gemma3ImageProcessor",
+               "image_seq_length": 256, "image_std": [0.5, 0.5, 0.5], "pan_and_scan_max_num_crops": None,
+               "pan_and_scan_min_crop_size": None, "pan_and_scan_min_ratio_to_activate": None,
+               "processor_class": "Gemma3Processor", "resample": 2, "rescale_factor": 0.00392156862745098,
+               "size": {"height": 896, "width": 896}}
+        json.dump(cfg, open(os.path.join(d, "preprocessor_config.json"), "w"), indent=2)
+        gproc = AutoImageProcessor.from_pretrained(d)
+        kw = dict(Gemma3Processor.images_kwargs)   # the processor fills the config's nulls
+        kw["do_pan_and_scan"] = bool(pas)
+        for name, data in images:
+            if name.startswith("exif_") and name != "exif_6.jpg":
+                continue
+            im = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+            r = gproc(images=[im], return_tensors="np", **kw)
+            pv = r["pixel_values"].astype(np.float32)
+            crops = int(r["num_crops"][0])
+            prompt = Gemma3Processor.replace_image_token(gns, {"num_crops": [crops]}, 0)
+            manifest["gemma3"].append({"config": sub, "name": name, "shape": list(pv.shape), "num_crops": crops,
+                                       "prompt": prompt,
+                                       "tile_sha256": [sha(np.ascontiguousarray(t).tobytes()) for t in pv]})
     with open(os.path.join(OUT, "small_tensors.f32.xz"), "wb") as f:
         f.write(lzma.compress(bytes(blob)))
     with open(os.path.join(OUT, "manifest.json.xz"), "wb") as f:

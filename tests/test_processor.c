@@ -215,6 +215,55 @@ static void test_clip(json_t *m) {
     vlm_processor_free(p);
 }
 
+/* Gemma 3: 896 x 896 bilinear, pan-and-scan crops, the boi/soft-token/eoi prompt. */
+static void test_gemma3(json_t *m) {
+    struct vlm_processor *p[2] = {NULL, NULL};
+    CHECK_EQ_INT(load("tests/fixtures/image/gemma3", &p[0]), VLM_OK);
+    CHECK_EQ_INT(load("tests/fixtures/image/gemma3-pas", &p[1]), VLM_OK);
+    if (!p[0] || !p[1]) { vlm_processor_free(p[0]); vlm_processor_free(p[1]); return; }
+    CHECK_EQ_STR(vlm_processor_image_placeholder(p[0]), "<start_of_image>");
+    json_t *arr = json_object_get(m, "gemma3"), *c;
+    size_t i;
+    int crops_seen = 0;
+    CHECK(json_array_size(arr) >= 60);
+    json_array_foreach(arr, i, c) {
+        int pas = !strcmp(fx_str(c, "config"), "gemma3-pas");
+        if (test_quick() && i % 6 && fx_int(c, "num_crops") == 0) continue;
+        size_t n;
+        struct vlm_image img;
+        struct vlm_image_input in;
+        struct vlm_error e = {0, ""};
+        const char *name = fx_str(c, "name");
+        uint8_t *b = fx_read(name, &n);
+        CHECK(b && vlm_image_decode(b, n, NULL, &img, &e) == VLM_OK);
+        vlm_free(b);
+        int rc = vlm_processor_run(p[pas], &img, NULL, &in, &e);
+        vlm_image_free(&img);
+        CHECK_MSG(rc == VLM_OK, "%s: %s", name, e.msg);
+        if (rc) continue;
+        json_t *shape = json_object_get(c, "shape"), *hs = json_object_get(c, "tile_sha256");
+        CHECK_MSG(in.n_tiles == json_integer_value(json_array_get(shape, 0)) &&
+                  in.height == json_integer_value(json_array_get(shape, 2)) &&
+                  in.width == json_integer_value(json_array_get(shape, 3)), "%s: %d tiles", name, in.n_tiles);
+        CHECK_MSG(in.prompt && !strcmp(in.prompt, fx_str(c, "prompt")), "%s: prompt differs", name);
+        CHECK_EQ_INT(in.n_image_tokens, 256 * in.n_tiles);
+        crops_seen += in.n_tiles > 1;
+        size_t plane = (size_t)3 * in.height * in.width;
+        int same = 0;
+        for (int t = 0; t < in.n_tiles && t < (int)json_array_size(hs); t++) {
+            char hex[65];
+            fx_sha256_hex(in.pixels + (size_t)t * plane, plane * sizeof(float), hex);
+            same += !strcmp(hex, json_string_value(json_array_get(hs, (size_t)t)));
+        }
+        CHECK_MSG(same == in.n_tiles, "%s (%s): %d of %d images bit-identical", name, fx_str(c, "config"), same,
+                  in.n_tiles);
+        vlm_image_input_free(&in);
+    }
+    CHECK(crops_seen > 0);
+    vlm_processor_free(p[0]);
+    vlm_processor_free(p[1]);
+}
+
 static void test_errors(void) {
     struct vlm_processor *p = NULL;
     struct vlm_error e = {0, ""};
@@ -261,6 +310,7 @@ int main(void) {
         test_small_config(m);
         test_qwen2vl(m);
         test_clip(m);
+        test_gemma3(m);
         json_decref(m);
     }
     test_errors();

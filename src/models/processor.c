@@ -15,7 +15,8 @@ static const struct vlm_processor_ops *const families[] = {
     &vlm_idefics3_processor_ops,
     &vlm_qwen2vl_processor_ops,
     &vlm_clip_processor_ops,
-    /* Gemma 3, LLaVA-NeXT, Mllama: add their ops tables here */
+    &vlm_gemma3_processor_ops,
+    /* LLaVA-NeXT, Mllama: add their ops tables here */
 };
 
 struct vlm_processor {
