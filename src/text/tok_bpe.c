@@ -45,15 +45,20 @@ static inline uint64_t mix64(uint64_t x) {
 }
 
 int tok_merges_init(struct tok_merges *m, size_t n) {
-    size_t cap = 16;
+    size_t cap = 16, bits = 512;
     while (cap < n * 2 + 16) cap <<= 1;
+    while (bits < n * 8) bits <<= 1;
     m->slots = vlm_calloc(cap, sizeof *m->slots);
-    if (!m->slots) return VLM_E_NOMEM;
-    m->mask = cap - 1; m->n = 0;
+    m->filter = vlm_calloc(bits / 64, sizeof *m->filter);
+    if (!m->slots || !m->filter) { tok_merges_free(m); return VLM_E_NOMEM; }
+    m->mask = cap - 1; m->n = 0; m->fmask = bits - 1;
     return VLM_OK;
 }
 
-void tok_merges_free(struct tok_merges *m) { vlm_free(m->slots); m->slots = NULL; }
+void tok_merges_free(struct tok_merges *m) {
+    vlm_free(m->slots); vlm_free(m->filter);
+    m->slots = NULL; m->filter = NULL;
+}
 
 static inline uint64_t merge_key(int32_t a, int32_t b) {
     return ((uint64_t)(uint32_t)(a + 1) << 32) | (uint32_t)(b + 1);
@@ -61,8 +66,9 @@ static inline uint64_t merge_key(int32_t a, int32_t b) {
 
 /* Later duplicates replace earlier ones, as HF's map collection does. */
 int tok_merges_put(struct tok_merges *m, int32_t a, int32_t b, uint32_t rank, int32_t id) {
-    uint64_t key = merge_key(a, b);
-    for (uint64_t i = mix64(key) & m->mask;; i = (i + 1) & m->mask) {
+    uint64_t key = merge_key(a, b), h = mix64(key), f = (h >> 32) & m->fmask;
+    m->filter[f >> 6] |= 1ULL << (f & 63);
+    for (uint64_t i = h & m->mask;; i = (i + 1) & m->mask) {
         struct tok_merge_slot *s = &m->slots[i];
         if (s->key == 0 || s->key == key) {
             if (s->key == 0) m->n++;
@@ -73,8 +79,9 @@ int tok_merges_put(struct tok_merges *m, int32_t a, int32_t b, uint32_t rank, in
 }
 
 static inline const struct tok_merge_slot *merge_get(const struct tok_merges *m, int32_t a, int32_t b) {
-    uint64_t key = merge_key(a, b);
-    for (uint64_t i = mix64(key) & m->mask;; i = (i + 1) & m->mask) {
+    uint64_t key = merge_key(a, b), h = mix64(key), f = (h >> 32) & m->fmask;
+    if (!(m->filter[f >> 6] >> (f & 63) & 1)) return NULL;
+    for (uint64_t i = h & m->mask;; i = (i + 1) & m->mask) {
         const struct tok_merge_slot *s = &m->slots[i];
         if (s->key == key) return s;
         if (s->key == 0) return NULL;
@@ -104,68 +111,65 @@ static size_t merge_short(const struct tok_merges *m, int32_t *ids, size_t n) {
     return n;
 }
 
-/* Min-heap of (rank << 32 | position). */
-struct heap { uint64_t *v; size_t n; };
-static void heap_push(struct heap *h, uint64_t x) {
+/* Min-heap of candidate merges ordered by (rank, position); each entry carries its pair and
+ * the merged id, so a stale entry is recognised without a hash lookup: the pair at pos
+ * changes only when pos itself merges, and a merged id never equals either part. */
+struct cand { uint64_t key; int32_t a, b, id; };
+struct heap { struct cand *v; size_t n; };
+static void heap_push(struct heap *h, struct cand x) {
     size_t i = h->n++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (h->v[p] <= x) break;
+        if (h->v[p].key <= x.key) break;
         h->v[i] = h->v[p]; i = p;
     }
     h->v[i] = x;
 }
-static uint64_t heap_pop(struct heap *h) {
-    uint64_t top = h->v[0], x = h->v[--h->n];
+static struct cand heap_pop(struct heap *h) {
+    struct cand top = h->v[0], x = h->v[--h->n];
     size_t i = 0;
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= h->n) break;
-        if (c + 1 < h->n && h->v[c + 1] < h->v[c]) c++;
-        if (x <= h->v[c]) break;
+        if (c + 1 < h->n && h->v[c + 1].key < h->v[c].key) c++;
+        if (x.key <= h->v[c].key) break;
         h->v[i] = h->v[c]; i = c;
     }
     if (h->n) h->v[i] = x;
     return top;
 }
 
-/* Long words: linked list over ids[0..n) with a heap of candidate pairs; stale heap entries
- * are recognised because the pair at their position no longer has their rank. */
+static void push_pair(struct heap *h, const struct tok_merges *m, const int32_t *ids, int32_t l, int32_t r) {
+    const struct tok_merge_slot *s = merge_get(m, ids[l], ids[r]);
+    if (s) heap_push(h, (struct cand){(uint64_t)s->rank << 32 | (uint32_t)l, ids[l], ids[r], (int32_t)s->id});
+}
+
+/* Long words: linked list over ids[0..n) with the heap of candidate pairs. */
 static int merge_long(const struct tok_merges *m, int32_t *ids, size_t n, size_t *n_out) {
     size_t bytes;
-    if (!vlm_mul_ok(n + 2, 2 * sizeof(int32_t) + 2 * sizeof(uint64_t), &bytes)) return VLM_E_NOMEM;
+    if (!vlm_mul_ok(n + 2, 2 * sizeof(int32_t) + 2 * sizeof(struct cand), &bytes)) return VLM_E_NOMEM;
     char *mem = vlm_malloc(bytes);
     if (!mem) return VLM_E_NOMEM;
-    uint64_t *hv = (uint64_t *)mem;               /* at most 2n live entries (see below) */
+    struct cand *hv = (struct cand *)mem;         /* at most 2n live entries (see below) */
     int32_t *nx = (int32_t *)(hv + 2 * n + 4), *pv = nx + n;
     struct heap h = {hv, 0};
     for (size_t i = 0; i < n; i++) {
         nx[i] = i + 1 < n ? (int32_t)(i + 1) : -1;
         pv[i] = (int32_t)i - 1;
-        uint32_t rk = i + 1 < n ? pair_rank(m, ids[i], ids[i + 1]) : UINT32_MAX;
-        if (rk != UINT32_MAX) heap_push(&h, (uint64_t)rk << 32 | i);
+        if (i + 1 < n) push_pair(&h, m, ids, (int32_t)i, (int32_t)i + 1);
     }
     while (h.n) {
-        uint64_t top = heap_pop(&h);
-        uint32_t rk = (uint32_t)(top >> 32), pos = (uint32_t)top;
-        if (ids[pos] < 0 || nx[pos] < 0) continue;
-        int32_t nxt = nx[pos];
-        const struct tok_merge_slot *s = merge_get(m, ids[pos], ids[nxt]);
-        if (!s || s->rank != rk) continue;
-        ids[pos] = (int32_t)s->id;
+        struct cand c = heap_pop(&h);
+        int32_t pos = (int32_t)(uint32_t)c.key, nxt = nx[pos];
+        if (ids[pos] != c.a || nxt < 0 || ids[nxt] != c.b) continue;
+        ids[pos] = c.id;
         ids[nxt] = -1;
         nx[pos] = nx[nxt];
-        if (nx[pos] >= 0) pv[nx[pos]] = (int32_t)pos;
+        if (nx[pos] >= 0) pv[nx[pos]] = pos;
         /* Each merge pops one entry and pushes at most two, so the heap never exceeds
          * (n - 1) initial pairs + (n - 1) merges entries. */
-        if (pv[pos] >= 0) {
-            uint32_t r2 = pair_rank(m, ids[pv[pos]], ids[pos]);
-            if (r2 != UINT32_MAX) heap_push(&h, (uint64_t)r2 << 32 | (uint32_t)pv[pos]);
-        }
-        if (nx[pos] >= 0) {
-            uint32_t r2 = pair_rank(m, ids[pos], ids[nx[pos]]);
-            if (r2 != UINT32_MAX) heap_push(&h, (uint64_t)r2 << 32 | pos);
-        }
+        if (pv[pos] >= 0) push_pair(&h, m, ids, pv[pos], pos);
+        if (nx[pos] >= 0) push_pair(&h, m, ids, pos, nx[pos]);
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) if (ids[i] >= 0) ids[k++] = ids[i];
@@ -190,9 +194,11 @@ static size_t initial_symbols(const struct vlm_tokenizer *t, const uint8_t *s, s
     }
     size_t i = 0;
     while (i < n) {
-        size_t cl = vlm_utf8_decode(s + i, n - i, NULL);
+        uint32_t cp = 0;
+        size_t cl = vlm_utf8_decode(s + i, n - i, &cp);
         if (!cl) cl = 1;   /* cannot happen: input is repaired to valid UTF-8 first */
-        int32_t id = tok_strmap_get(&t->vocab, (const char *)s + i, cl);
+        int32_t id = (t->bmp_id && cl && cp < 65536) ? t->bmp_id[cp]
+                                                    : tok_strmap_get(&t->vocab, (const char *)s + i, cl);
         if (id >= 0) { ids[k++] = id; i += cl; continue; }
         if (t->byte_fallback) {
             size_t j = 0;

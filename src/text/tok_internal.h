@@ -41,6 +41,9 @@ struct tok_merges {
     struct tok_merge_slot *slots;   /* key 0 = empty (keys store (a+1)<<32 | (b+1)) */
     uint64_t mask;
     size_t   n;
+    uint64_t *filter;               /* one bit per hashed pair: most pairs with no merge are
+                                       rejected here without touching the big table */
+    uint64_t fmask;                 /* filter size in bits - 1 */
 };
 
 enum tok_norm_type { NORM_PREPEND, NORM_REPLACE, NORM_NFC, NORM_NFKC, NORM_NFD, NORM_NFKD,
@@ -109,6 +112,7 @@ struct vlm_tokenizer {
     char    **raw_keys; uint32_t *raw_len;
     struct tok_merges merges;
     int32_t   byte_id[256];      /* byte-level: id of each byte's char; fallback: <0xNN> */
+    int32_t  *bmp_id;            /* not byte-level: id of each BMP character's token, -1 if none */
     int32_t   unk_id;
     int byte_fallback, fuse_unk, ignore_merges, byte_level;
 

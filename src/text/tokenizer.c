@@ -191,6 +191,20 @@ static int load_byte_fallback(struct vlm_tokenizer *t, struct vlm_error *err) {
     return VLM_OK;
 }
 
+/* Character tokens of the Basic Multilingual Plane in a flat table: the first BPE step of a
+ * SentencePiece-style model looks up every character, and a hash probe per character is
+ * most of its time on long words. */
+static int load_char_table(struct vlm_tokenizer *t, struct vlm_error *err) {
+    t->bmp_id = vlm_malloc(65536 * sizeof *t->bmp_id);
+    if (!t->bmp_id) return nomem(err);
+    for (uint32_t cp = 0; cp < 65536; cp++) {
+        uint8_t u[4];
+        size_t n = vlm_utf8_encode(cp, u);
+        t->bmp_id[cp] = n ? tok_strmap_get(&t->vocab, (const char *)u, n) : -1;
+    }
+    return VLM_OK;
+}
+
 static int load_model(struct vlm_tokenizer *t, json_t *model, struct vlm_error *err) {
     json_t *type = json_object_get(model, "type");
     if (!json_is_object(model) || (type && (!json_is_string(type) || strcmp(json_string_value(type), "BPE"))))
@@ -225,6 +239,7 @@ static int load_model(struct vlm_tokenizer *t, json_t *model, struct vlm_error *
     }
     for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
     if (t->byte_level) return load_byte_level(t, err);
+    if ((rc = load_char_table(t, err))) return rc;
     return t->byte_fallback ? load_byte_fallback(t, err) : VLM_OK;
 }
 
@@ -445,6 +460,7 @@ void vlm_tokenizer_free(struct vlm_tokenizer *t) {
     free_strs(t->raw_keys, t->n_vocab);
     vlm_free(t->piece_len);
     vlm_free(t->raw_len);
+    vlm_free(t->bmp_id);
     tok_strmap_free(&t->vocab);
     tok_strmap_free(&t->raw);
     tok_strmap_free(&t->added_map);
