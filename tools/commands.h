@@ -22,6 +22,9 @@ int cmd_chat_template(int argc, char **argv);
  * stand-alone row `vlm bench-tokenizer` until `vlm bench` dispatches to it. */
 int vlm_bench_tokenizer(int argc, char **argv);
 int cmd_bench_tokenizer(int argc, char **argv);
+int cmd_generate(int argc, char **argv);   /* tools/cmd_generate.c */
+int cmd_inspect(int argc, char **argv);    /* tools/cmd_inspect.c */
+int cmd_bench(int argc, char **argv);      /* tools/cmd_bench.c (dispatches --tokenizer) */
 /* Each subcommand adds its prototype here and a row in tools/vlm.c's table. */
 
 #endif

@@ -9,10 +9,13 @@
 
 static const struct vlm_command commands[] = {
     {"version", "print the version", cmd_version},
+    {"generate", "one chat turn with images through the model (vlm generate [MODEL] --image F --prompt T)", cmd_generate},
     {"serve", "OpenAI-compatible server with vLLM's flags (vlm serve [MODEL] --port 8000)", cmd_serve},
     {"preprocess", "run a model's image processor on an image (shapes, tokens, .npy)", cmd_preprocess},
     {"tokenize", "print the token ids and pieces of a text (like llama-tokenize)", cmd_tokenize},
     {"chat-template", "render a model's chat template for a conversation (exact prompt text)", cmd_chat_template},
+    {"inspect", "architecture, sizes, tensors and dtypes of a model folder", cmd_inspect},
+    {"bench", "image encode, prefill and decode speed beside the machine's limits", cmd_bench},
     {"bench-tokenizer", "tokenizer encoding speed (same as `vlm bench --tokenizer`)", cmd_bench_tokenizer},
     /* one row per subcommand, in the order users meet them */
 };

@@ -1,0 +1,232 @@
+/* cmd_bench.c — `vlm bench`: image-encode ms per tile, prefill and decode tokens/s, each beside
+ * its fraction of this machine's limit (peak FMA rate for the vision tower and prefill, memory
+ * bandwidth for decode: bytes of weights read per token), and peak RSS beside the weights.
+ * `vlm bench --tokenizer ...` runs the tokenizer benchmark instead. */
+#include "commands.h"
+#include "engine/engine.h"
+#include "image/image.h"
+#include "models/idefics3.h"
+#include "models/model.h"
+#include "models/processor.h"
+#include "tensor/probe.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/file.h"
+#include "util/threadpool.h"
+#include "vlm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: vlm bench [MODEL_DIR] [--image FILE] [--threads N] [--prompt-tokens N]\n"
+               "                 [--tokens N] [--batch B] [--no-image]\n"
+               "       vlm bench --tokenizer MODEL_DIR|tokenizer.json --file TEXT   (tokenizer speed)\n\n"
+               "Measures image encoding (ms per tile; one synthetic full tile without --image), prompt\n"
+               "prefill and one-token decode on MODEL_DIR (default: the demo model), and prints each\n"
+               "with its fraction of this machine's limits, measured by built-in probes: peak f32 FMA\n"
+               "rate (vision, prefill) and memory bandwidth (decode: weight bytes read per token).\n"
+               "  --prompt-tokens N  prefill length (default 256)    --tokens N  decode steps (default 32)\n"
+               "  --batch B          also decode B sequences per step (continuous batching) and print\n"
+               "                     the aggregate tokens/s\n");
+}
+
+static size_t text_weight_bytes(const struct vlm_llama *l) {
+    size_t b = l->lm_head->nbytes;   /* the embedding itself is read one row per token */
+    for (int i = 0; i < l->hp.n_layer; i++) {
+        const struct vlm_llama_layer *L = &l->layers[i];
+        b += L->wq->nbytes + L->wk->nbytes + L->wv->nbytes + L->wo->nbytes + L->w_gate->nbytes +
+             L->w_up->nbytes + L->w_down->nbytes;
+    }
+    return b;
+}
+
+/* FLOPs of one tile through the vision tower and connector (multiply-add = 2). */
+static double vision_flops(const struct vlm_idefics3 *f, int n) {
+    const struct vlm_siglip_hparams *v = &f->vision.hp;
+    double d = v->d_model, ff = v->d_ff, p2c = (double)v->patch_size * v->patch_size * v->n_channels;
+    double per_layer = 2.0 * n * (4 * d * d + 2 * d * ff) + 2.0 * 2 * (double)n * n * d;
+    double s2 = (double)f->scale_factor * f->scale_factor;
+    return 2.0 * n * p2c * d + v->n_layer * per_layer + 2.0 * (n / s2) * (d * s2) * f->text.hp.d_model;
+}
+
+static double text_flops_per_token(const struct vlm_llama *l, double ctx_len) {
+    const struct vlm_llama_hparams *h = &l->hp;
+    double d = h->d_model, q = (double)h->n_head * h->d_head, kv = (double)h->n_head_kv * h->d_head;
+    double per_layer = 2.0 * (d * q * 2 + d * kv * 2 + 3 * d * h->d_ff) + 2.0 * 2 * ctx_len * q;
+    return h->n_layer * per_layer + 2.0 * d * h->n_vocab;
+}
+
+static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *image, double peak) {
+    const struct vlm_idefics3 *f = m->impl;
+    const struct vlm_siglip_hparams *v = &f->vision.hp;
+    struct vlm_image_input in;
+    memset(&in, 0, sizeof in);
+    struct vlm_error err;
+    float *own_pixels = NULL;
+    int rc = VLM_OK;
+    if (image) {
+        char *bytes = NULL;
+        size_t len = 0;
+        struct vlm_image img = {0};
+        if (!m->proc) { fprintf(stderr, "vlm bench: the model has no image processor\n"); return 1; }
+        rc = vlm_read_file(image, 256u << 20, &bytes, &len, &err);
+        if (rc == VLM_OK) rc = vlm_image_decode((const uint8_t *)bytes, len, NULL, &img, &err);
+        if (rc == VLM_OK) rc = vlm_processor_run(m->proc, &img, NULL, &in, &err);
+        vlm_free(bytes);
+        vlm_image_free(&img);
+        if (rc != VLM_OK) { fprintf(stderr, "vlm bench: %s: %s\n", image, err.msg); return 1; }
+    } else {   /* one full tile of smooth synthetic pixels */
+        size_t n = (size_t)3 * v->image_size * v->image_size;
+        own_pixels = vlm_malloc(sizeof(float) * n);
+        if (!own_pixels) return 1;
+        for (size_t i = 0; i < n; i++) own_pixels[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
+        in.n_tiles = 1; in.channels = 3; in.height = in.width = v->image_size;
+        in.pixels = own_pixels;
+        in.n_image_tokens = f->tokens_per_tile;
+    }
+    float *emb = vlm_malloc(sizeof(float) * (size_t)in.n_image_tokens * m->info.d_model);
+    double best = 1e30;
+    for (int r = 0; r < 2 && emb && rc == VLM_OK; r++) {
+        double t0 = now_s();
+        rc = vlm_model_encode_image(m, pool, &in, emb, &err);
+        double t = now_s() - t0;
+        if (t < best) best = t;
+    }
+    if (rc == VLM_OK && emb) {
+        int n_patch = (in.height / v->patch_size) * (in.width / v->patch_size);
+        double fl = vision_flops(f, n_patch) * in.n_tiles;
+        printf("image encode   %d tile(s) of %dx%d: %.1f ms per tile, %.1f GFLOP/s = %.0f%% of peak FMA\n",
+               in.n_tiles, in.width, in.height, best * 1e3 / in.n_tiles, fl / best / 1e9, 100.0 * fl / best / peak);
+    } else {
+        fprintf(stderr, "vlm bench: image encode: %s\n", err.msg);
+    }
+    vlm_free(emb);
+    if (own_pixels) vlm_free(own_pixels);
+    else vlm_image_input_free(&in);
+    return rc == VLM_OK ? 0 : 1;
+}
+
+/* Prefill n_prompt random tokens into seq 0, then decode n_tok single steps. */
+static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_tok, int batch,
+                      double peak, double bw) {
+    const struct vlm_idefics3 *f = m->impl;
+    struct vlm_ctx_params cp = vlm_ctx_default_params();
+    cp.n_seq_max = batch > 1 ? batch : 1;
+    cp.n_ctx = n_prompt + n_tok + 8;
+    cp.n_batch_max = n_prompt > 512 ? 512 : n_prompt;
+    if (cp.n_batch_max < batch) cp.n_batch_max = batch;
+    cp.n_threads = n_threads;
+    struct vlm_ctx *ctx;
+    struct vlm_error err;
+    if (vlm_ctx_new(m, &cp, &ctx, &err) != VLM_OK) { fprintf(stderr, "vlm bench: %s\n", err.msg); return 1; }
+    int32_t *ids = vlm_malloc(sizeof(int32_t) * (size_t)(n_prompt + batch)), *pos = vlm_malloc(sizeof(int32_t) * (size_t)(n_prompt + batch)),
+            *seq = vlm_malloc(sizeof(int32_t) * (size_t)(n_prompt + batch));
+    int rc = ids && pos && seq ? VLM_OK : VLM_E_NOMEM;
+    for (int i = 0; i < n_prompt + batch && rc == VLM_OK; i++) ids[i] = 100 + (i * 7919) % (m->info.n_vocab - 200);
+    double t0 = now_s();
+    for (int at = 0; at < n_prompt && rc == VLM_OK; at += cp.n_batch_max) {
+        int n = n_prompt - at < cp.n_batch_max ? n_prompt - at : cp.n_batch_max;
+        for (int i = 0; i < n; i++) { pos[i] = at + i; seq[i] = 0; }
+        struct vlm_batch b = {n, ids + at, NULL, pos, seq, NULL};
+        rc = vlm_ctx_decode(ctx, &b, &err);
+    }
+    double t_pre = now_s() - t0;
+    if (rc == VLM_OK) {
+        double fl = text_flops_per_token(&f->text, n_prompt / 2.0) * n_prompt;
+        printf("prefill        %d tokens: %.1f tokens/s, %.1f GFLOP/s = %.0f%% of peak FMA\n",
+               n_prompt, n_prompt / t_pre, fl / t_pre / 1e9, 100.0 * fl / t_pre / peak);
+    }
+    double wbytes = (double)text_weight_bytes(&f->text);
+    double t1 = now_s();
+    for (int s = 0; s < n_tok && rc == VLM_OK; s++) {
+        int32_t tok = ids[s % n_prompt], p = n_prompt + s, sq = 0;
+        struct vlm_batch b = {1, &tok, NULL, &p, &sq, NULL};
+        rc = vlm_ctx_decode(ctx, &b, &err);
+    }
+    double t_dec = now_s() - t1;
+    if (rc == VLM_OK) {
+        double tps = n_tok / t_dec, kv = (double)m->info.n_layer * m->info.kv_dim * 2 * 4 * (n_prompt + n_tok / 2.0);
+        printf("decode         %d tokens after %d: %.1f tokens/s, %.0f MB of weights per token -> %.2f GB/s = %.0f%% of memory bandwidth\n",
+               n_tok, n_prompt, tps, wbytes / 1e6, (wbytes + kv) * tps / 1e9, 100.0 * (wbytes + kv) * tps / bw);
+    }
+    if (rc == VLM_OK && batch > 1) {   /* B sequences, each one token per step */
+        vlm_ctx_seq_clear(ctx, 0);
+        int n_ctx_each = 16;
+        for (int s = 0; s < batch && rc == VLM_OK; s++) {
+            for (int i = 0; i < n_ctx_each; i++) { pos[i] = i; seq[i] = s; }
+            struct vlm_batch b = {n_ctx_each, ids, NULL, pos, seq, NULL};
+            rc = vlm_ctx_decode(ctx, &b, &err);
+        }
+        double t2 = now_s();
+        for (int step = 0; step < n_tok && rc == VLM_OK; step++) {
+            for (int s = 0; s < batch; s++) { pos[s] = n_ctx_each + step; seq[s] = s; }
+            struct vlm_batch b = {batch, ids + step, NULL, pos, seq, NULL};
+            rc = vlm_ctx_decode(ctx, &b, &err);
+        }
+        double t = now_s() - t2;
+        if (rc == VLM_OK)
+            printf("batched decode %d sequences x %d steps: %.1f tokens/s aggregate (%.2fx one sequence)\n",
+                   batch, n_tok, batch * n_tok / t, (batch * n_tok / t) / (n_tok / t_dec));
+    }
+    if (rc != VLM_OK) fprintf(stderr, "vlm bench: %s\n", err.msg);
+    vlm_free(ids); vlm_free(pos); vlm_free(seq);
+    vlm_ctx_free(ctx);
+    return rc == VLM_OK ? 0 : 1;
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *dir = NULL, *image = NULL;
+    int threads = 0, n_prompt = 256, n_tok = 32, batch = 1, no_image = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (!strcmp(a, "--tokenizer")) return vlm_bench_tokenizer(argc, argv);
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--image") && has) image = argv[++i];
+        else if (!strcmp(a, "--threads") && has) threads = (int)strtol(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--prompt-tokens") && has) n_prompt = (int)strtol(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--tokens") && has) n_tok = (int)strtol(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--batch") && has) batch = (int)strtol(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--no-image")) no_image = 1;
+        else if (a[0] != '-' && !dir) dir = a;
+        else { usage(stderr); return 2; }
+    }
+    if (n_prompt < 1 || n_tok < 1 || batch < 1 || batch > 256) { usage(stderr); return 2; }
+    if (!dir) dir = vlm_tool_default_model();
+    struct vlm_model_params mp = vlm_model_default_params();
+    mp.n_threads = threads;
+    mp.load_tokenizer = image != NULL;
+    struct vlm_model *m;
+    if (vlm_model_load(dir, &mp, &m) != VLM_OK) { fprintf(stderr, "vlm bench: %s\n", vlm_last_error()); return 1; }
+    if (m->family != &vlm_family_idefics3 && m->family != &vlm_family_smolvlm) {
+        fprintf(stderr, "vlm bench: %s is not handled by the benchmark yet\n", m->info.arch);
+        vlm_model_free(m);
+        return 1;
+    }
+    struct vlm_pool *pool = vlm_pool_new(threads);
+    double bw = vlm_probe_mem_bandwidth(pool), peak = vlm_probe_peak_flops(pool);
+    int nt = vlm_pool_size(pool);
+    printf("model          %s (%s), weights %.1f MiB\n", dir, m->info.arch, m->info.weight_bytes / 1048576.0);
+    printf("limits         %d thread(s): memory bandwidth %.2f GB/s, peak FMA %.1f GFLOP/s (probes)\n",
+           nt, bw / 1e9, peak / 1e9);
+    int rc = 0;
+    if (!no_image) rc |= bench_image(m, pool, image, peak);
+    vlm_pool_free(pool);
+    rc |= bench_text(m, threads, n_prompt, n_tok, batch, peak, bw);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("memory         peak RSS %.1f MiB, weights %.1f MiB (mmap'd)\n", ru.ru_maxrss / 1024.0,
+           m->info.weight_bytes / 1048576.0);
+    vlm_model_free(m);
+    return rc;
+}
