@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -35,7 +36,8 @@ struct vlm_seq {
     /* shared with the owner, under s->mu */
     struct vlm_seq_event *ev;
     size_t              ev_n, ev_cap, ev_read;
-    int                 finished, cancelled, refs;
+    int                 finished, refs;
+    atomic_int          cancelled;     /* also read by build_batch outside the lock */
     pthread_cond_t      cv;
 };
 
