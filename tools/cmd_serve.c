@@ -51,6 +51,8 @@ static void serve_help(FILE *f) {
 "  --max-image-pixels N           largest width*height decoded (default 89478485; env VLLM_MAX_IMAGE_PIXELS)\n"
 "  --image-cache-mb N             memory for decoded images and their embeddings (default 256)\n"
 "  --prefill-chunk N              prompt tokens per scheduler step (default 256)\n"
+"  --kv-cache-tokens N            KV-cache capacity shared by all sequences, in tokens (default:\n"
+"                                 max-model-len x max-num-seqs, taken block by block as needed)\n"
 "  --encode-threads N             threads of the vision encoder, which runs beside decoding, one\n"
 "                                 image at a time (default: half of --threads, at least 1)\n"
 "\n"
@@ -162,6 +164,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-image-bytes")) { NEED_VAL(); if (parse_long(val, 1024, 1L << 32, &v)) BAD_VAL(); c.media.max_bytes = (size_t)v; }
         else if (!strcmp(a, "--max-image-pixels")) { NEED_VAL(); if (parse_long(val, 1, LONG_MAX, &v)) BAD_VAL(); c.max_image_pixels = (uint64_t)v; }
         else if (!strcmp(a, "--image-cache-mb")) { NEED_VAL(); if (parse_long(val, 0, 1 << 20, &v)) BAD_VAL(); c.image_cache_bytes = (size_t)v << 20; }
+        else if (!strcmp(a, "--kv-cache-tokens")) { NEED_VAL(); if (parse_long(val, 16, 1L << 30, &v)) BAD_VAL(); c.kv_cache_tokens = (int)v; }
         else if (!strcmp(a, "--prefill-chunk")) { NEED_VAL(); if (parse_long(val, 16, 8192, &v)) BAD_VAL(); c.prefill_chunk = (int)v; }
         else if (a[0] == '-') { fprintf(stderr, "vlm serve: unknown option %s (see vlm serve --help)\n", a); goto out; }
         else if (!c.model_dir) c.model_dir = a;

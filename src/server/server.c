@@ -250,6 +250,7 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
         sp.n_ctx = c->max_model_len;
         sp.n_threads = c->threads;
         sp.prefill_chunk = c->prefill_chunk;
+        sp.n_kv_tokens = c->kv_cache_tokens;
         rc = vlm_sched_new(s->model, &sp, &s->sched, err);
     }
     if (rc == VLM_OK) {

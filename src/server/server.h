@@ -34,6 +34,7 @@ struct vlm_server_config {
     const char *generation_config;    /* "auto" (default: the model's generation_config.json), "vllm" */
     size_t      image_cache_bytes;
     int         prefill_chunk;
+    int         kv_cache_tokens;      /* KV capacity shared by all sequences; 0 = engine default */
 };
 void vlm_server_config_default(struct vlm_server_config *c);
 

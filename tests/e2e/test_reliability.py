@@ -368,3 +368,25 @@ def test_mixed_load_flat(start_server):
     if not sanitized:
         assert _rss_kb(pid) < rss0 + 20 * 1024, (rss0, _rss_kb(pid))
     assert_healthy(s)
+
+
+# a failure after the stream started is one `data: {"error": ...}` event ---------------------
+
+def test_mid_stream_error_event(start_server):
+    s = start_server("--kv-cache-tokens", "64")       # room for one short sequence only
+    body = chat_body("hi", max_tokens=200, ignore_eos=True, stream=True)
+    events = []
+    with requests.post(s.url("/v1/chat/completions"), json=body, stream=True, timeout=60) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith(b"data: "):
+                events.append(line[6:])
+    assert events[-1] == b"[DONE]"
+    errors = [json.loads(e) for e in events[:-1] if b'"error"' in e]
+    assert len(errors) == 1 and errors[0]["error"]["code"] >= 400, events[-3:]
+    assert json.loads(events[1])["choices"][0]["delta"].get("content") is not None   # it had started
+    # the same without streaming is a plain error response; a short request still works
+    r = s.post("/v1/chat/completions", chat_body("hi", max_tokens=200, ignore_eos=True))
+    assert r.status_code >= 400 and "error" in r.json()
+    ok = s.post("/v1/chat/completions", chat_body("hi", max_tokens=4))
+    assert ok.status_code == 200
