@@ -238,6 +238,10 @@ CONVERSATIONS = [
 
 
 UNITS = [
+    "{% macro k(a) %}{{ a }}{{ varargs }}{{ kwargs }}{% endmacro %}{{ k(1, 2, 3, z=4) }}|{{ k(0) }}",
+    "{% macro k() %}x{% endmacro %}{% call k() %}y{% endcall %}",
+    "{% macro k(a) %}{{ a }}{% endmacro %}{{ k(1, z=2) }}",
+    "{% macro k(a) %}{{ a }}{{ caller is defined }}{% endmacro %}{{ k(1) }}{% macro j() %}{{ kwargs }}{% endmacro %}{{ j() }}",
     "{{ 0.0 % -2 }}{{ -0.0 % 2 }}{{ 5 % -3 }}{{ 5.5 % -2 }}|{{ 'a%sb' % 1 }}{{ 'x' % () }}{{ 'x' % {} }}",
     "{{ 'x' % 'y' }}",
     "{{ '%s %s' % (1,) }}",

@@ -92,6 +92,11 @@ struct vlm_template {
     const char **root_stores;   /* top-level names assigned before read (jinja_scope.c) */
     int n_root_stores;
 };
+/* Which of caller / varargs / kwargs a macro's body refers to (a JMACRO_* mask). */
+#define JMACRO_CALLER  1
+#define JMACRO_VARARGS 2
+#define JMACRO_KWARGS  4
+int jinja_macro_flags(const struct jnode *macro);
 /* Names the top level assigns before reading them: hidden from the context at render start. */
 int jinja_root_stores(const struct jnlist *body, struct jarena *a, const char ***names, int *n);
 

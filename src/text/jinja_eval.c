@@ -15,6 +15,7 @@ struct jmacro {
     const struct jnlist *params;    /* holders: ->a is the default expression or NULL */
     const char **names;
     struct jframe *closure;
+    int flags;                      /* JMACRO_*: what the body refers to */
     int has_caller;
     jv caller;
 };
@@ -309,11 +310,19 @@ static jv call_macro(struct jstate *st, struct jmacro *m, jv *args, int nargs, c
     struct jframe *f = push_frame(st, m->closure);
     if (!f) return jv_none();
     int np = m->params ? m->params->n : 0;
-    if (nargs > np) {
+    if (nargs > np && !(m->flags & JMACRO_VARARGS)) {
         jfail(st, VLM_E_INVALID, at, "macro '%s' takes not more than %d argument(s)", m->name, np);
         return jv_none();
     }
+    if (m->has_caller && !(m->flags & JMACRO_CALLER)) {
+        jfail(st, VLM_E_INVALID, at, "macro '%s' was invoked with two values for the special caller argument", m->name);
+        return jv_none();
+    }
     jv caller = m->has_caller ? m->caller : jv_undef("'caller' is undefined", st);
+    jv varargs = jv_list(st, 0), kwargs = jv_dict(st, 0);
+    if (JSTOP(st)) return jv_none();
+    varargs.u.l->is_tuple = 1;
+    for (int i = np; i < nargs && !JSTOP(st); i++) jv_list_push(st, varargs, args[i]);
     for (int k = 0; k < nkw; k++) {
         int found = 0;
         for (int i = 0; i < np; i++) {
@@ -323,6 +332,7 @@ static jv call_macro(struct jstate *st, struct jmacro *m, jv *args, int nargs, c
             }
         }
         if (!found && !strcmp(kwn[k], "caller")) { caller = kwv[k]; continue; }
+        if (!found && (m->flags & JMACRO_KWARGS)) { jv_dict_sets(st, kwargs, kwn[k], kwv[k]); continue; }
         if (!found) { jfail(st, VLM_E_INVALID, at, "macro '%s' takes no keyword argument '%s'", m->name, kwn[k]); return jv_none(); }
     }
     struct jframe *saved = st->frame;
@@ -346,6 +356,8 @@ static jv call_macro(struct jstate *st, struct jmacro *m, jv *args, int nargs, c
         set_var(st, m->names[i], v);
     }
     set_var(st, "caller", caller);
+    if (m->flags & JMACRO_VARARGS) set_var(st, "varargs", varargs);
+    if (m->flags & JMACRO_KWARGS) set_var(st, "kwargs", kwargs);
     st->frame = saved;
     jv out = jv_none();
     if (!JSTOP(st)) run_body_to_string(st, m->body, f, &out);
@@ -727,6 +739,7 @@ static jv make_macro(struct jstate *st, const struct jnode *n, const char *name)
     m->body = &n->body;
     m->params = &n->args;
     m->names = n->kwnames;
+    m->flags = n->op;
     m->closure = st->frame;
     for (struct jframe *f = st->frame; f; f = f->parent) f->captured = 1;
     v.u.m = m;

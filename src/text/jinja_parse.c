@@ -653,6 +653,7 @@ static struct jnode *parse_macro(struct parser *p, struct jtok *t, int is_call) 
     if (!block_end(p) || !parse_body(p, &n->body, is_call ? ec : em, &which)) return NULL;
     p->macros--;
     p->loops = saved;
+    n->op = jinja_macro_flags(n);   /* caller / varargs / kwargs used in the body */
     return block_end(p) ? n : NULL;
 }
 

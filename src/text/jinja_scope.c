@@ -104,3 +104,27 @@ int jinja_root_stores(const struct jnlist *body, struct jarena *a, const char **
     *n = k;
     return VLM_OK;
 }
+
+/* ---- what a macro body refers to: caller, varargs, kwargs (Jinja's find_undeclared) ---- */
+static int names_in_expr(const struct jnode *e, int depth) {
+    if (!e || depth > 400) return 0;
+    int f = 0;
+    if (e->kind == E_NAME) {
+        if (!strcmp(e->name, "caller")) f |= JMACRO_CALLER;
+        else if (!strcmp(e->name, "varargs")) f |= JMACRO_VARARGS;
+        else if (!strcmp(e->name, "kwargs")) f |= JMACRO_KWARGS;
+    }
+    f |= names_in_expr(e->a, depth + 1) | names_in_expr(e->b, depth + 1) | names_in_expr(e->c, depth + 1) |
+         names_in_expr(e->d, depth + 1);
+    for (int i = 0; i < e->args.n; i++) f |= names_in_expr(e->args.v[i], depth + 1);
+    for (int i = 0; i < e->kwvals.n; i++) f |= names_in_expr(e->kwvals.v[i], depth + 1);
+    for (int i = 0; i < e->body.n; i++) f |= names_in_expr(e->body.v[i], depth + 1);
+    for (int i = 0; i < e->orelse.n; i++) f |= names_in_expr(e->orelse.v[i], depth + 1);
+    return f;
+}
+
+int jinja_macro_flags(const struct jnode *macro) {
+    int f = 0;
+    for (int i = 0; i < macro->body.n; i++) f |= names_in_expr(macro->body.v[i], 0);
+    return f;
+}
