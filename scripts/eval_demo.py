@@ -45,12 +45,19 @@ class HFAnswerer:
         self.model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
 
     def __call__(self, img, question, max_tokens):
-        msgs = [{"role": "user", "content": [{"type": "text", "text": question}, {"type": "image"}]}]
-        prompt = self.proc.apply_chat_template(msgs, add_generation_prompt=True)
-        enc = self.proc(text=prompt, images=[img], return_tensors="pt")
+        return self.batch([img], [question], max_tokens)[0]
+
+    def batch(self, imgs, questions, max_tokens):
+        """Greedy answers for several requests at once (left padding; RoPE makes the padded rows'
+        scores the same up to rounding, --batch 1 gives the strict one-request reference)."""
+        prompts = [self.proc.apply_chat_template(
+            [{"role": "user", "content": [{"type": "text", "text": q}, {"type": "image"}]}],
+            add_generation_prompt=True) for q in questions]
+        self.proc.tokenizer.padding_side = "left"
+        enc = self.proc(text=prompts, images=[[im] for im in imgs], return_tensors="pt", padding=True)
         with self.torch.no_grad():
             out = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False)
-        return self.proc.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)[0]
+        return self.proc.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
 class ServerAnswerer:
@@ -97,6 +104,7 @@ def main():
     ap.add_argument("--concurrency", type=int, default=4, help="parallel server requests")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=1, help="transformers requests per generate call")
     ap.add_argument("--json", help="write every question and answer here")
     ap.add_argument("--min-overall", type=float)
     ap.add_argument("--min-type", type=float)
@@ -119,8 +127,11 @@ def main():
     if a.model:
         hf = HFAnswerer(a.model, a.threads)
         t0 = time.time()
-        for r in rows:
-            r["hf"] = hf(imgs[r["scene"]], r["question"], a.max_tokens)
+        for k in range(0, len(rows), a.batch):
+            part = rows[k:k + a.batch]
+            for r, ans in zip(part, hf.batch([imgs[r["scene"]] for r in part], [r["question"] for r in part],
+                                             a.max_tokens)):
+                r["hf"] = ans
         print(f"transformers: {len(rows)} answers in {time.time() - t0:.1f}s")
         results["transformers"] = summarize(rows, "hf")
     if a.server:

@@ -20,10 +20,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=777)
-    ap.add_argument("--count", type=int, default=8)
+    ap.add_argument("--count", type=int, default=24)
     ap.add_argument("--model", help="annotate with this folder's transformers greedy answers")
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "scenes"))
-    ap.add_argument("--example", type=int, default=3, help="scene index copied to models/vlm-demo/example.png")
+    ap.add_argument("--example", type=int, default=9, help="scene index copied to models/vlm-demo/example.png")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     hf = None

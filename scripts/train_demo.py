@@ -39,6 +39,7 @@ SPECIAL = (["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<fake_token_around_i
             "<end_of_utterance>", "<global-img>"]
            + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)])
 VOCAB_SIZE = 512
+ANSWER_PREFIX = ""   # --answer-space: " ", as the committed models/vlm-demo was trained (answers "  A ...")
 
 # model dimensions (see the model card for why)
 IMAGE_SIZE = 256
@@ -123,7 +124,7 @@ def messages_for(question, answer, image_first):
     msgs = [{"role": "user", "content": parts}]
     if answer is not None:
         # the template writes "Assistant: " before the text, so the answer starts with its word
-        msgs.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+        msgs.append({"role": "assistant", "content": [{"type": "text", "text": ANSWER_PREFIX + answer}]})
     return msgs
 
 
@@ -297,10 +298,16 @@ def main():
                     help="trials: set --steps from the speed of the first 60 steps to fit this many seconds")
     ap.add_argument("--type-weights", default="", help='question sampling weights, e.g. {"color":2}')
     ap.add_argument("--init-from", help="start from this model folder's weights (fresh optimizer)")
+    ap.add_argument("--answer-space", action="store_true",
+                    help="put a space before each answer (the target models/vlm-demo was trained on)")
+    ap.add_argument("--resume-steps", type=int, help="on resume, a new schedule length (warm restart)")
+    ap.add_argument("--stop-at", type=int, help="stop (and write --out) after this step")
     ap.add_argument("--init-only", action="store_true")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
+    global ANSWER_PREFIX
+    ANSWER_PREFIX = " " if a.answer_space else ""
     if a.arch:
         g = globals()
         for k, v in json.loads(a.arch).items():
@@ -347,7 +354,7 @@ def main():
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         step = st["step"]
-        a.steps = st.get("steps", a.steps)
+        a.steps = a.resume_steps or st.get("steps", a.steps)
         resumed = True
         print(f"resumed at step {step}", flush=True)
     model.to(a.device)
@@ -371,7 +378,7 @@ def main():
     tstart = time.time()
     losses = []
     for batch in loader:
-        if step >= a.steps:
+        if step >= a.steps or (a.stop_at and step >= a.stop_at):
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
@@ -393,9 +400,10 @@ def main():
             print(f"step {step} loss {sum(losses) / len(losses):.4f} lr {lr_at(step):.2e} "
                   f"{el / 20:.3f}s/step", flush=True)
             losses, t0 = [], time.time()
-        if step % a.ckpt_every == 0 or step == a.steps:
+        last = step == a.steps or step == a.stop_at
+        if step % a.ckpt_every == 0 or last:
             save_ckpt()
-        if step % a.eval_every == 0 or step == a.steps:
+        if step % a.eval_every == 0 or last:
             acc, per_t = evaluate(model, processor, a.eval_seed, 40)
             print(f"eval step {step}: exact {acc:.3f} " + " ".join(f"{k}={v:.3f}" for k, v in per_t.items()),
                   flush=True)
