@@ -1,6 +1,6 @@
 /* chat_template.h — the model's Jinja chat template (a Jinja subset), rendered byte-identically
  * to transformers' apply_chat_template(..., tokenize=False). Templates see only the values
- * passed in the context; recursion, loop steps and output size are capped. */
+ * passed in the context; recursion, steps, output, memory and time are capped. */
 #ifndef VLM_TEXT_CHAT_TEMPLATE_H
 #define VLM_TEXT_CHAT_TEMPLATE_H
 
@@ -35,7 +35,8 @@ int vlm_template_render(const struct vlm_template *t, json_t *context,
                         struct vlm_error *err);
 
 /* Finds a model folder's chat template as transformers does (chat_template.jinja, then
- * chat_template.json, then tokenizer_config.json "chat_template"); *src is vlm_malloc'd. */
+ * chat_template.json, then tokenizer_config.json "chat_template", whose list of named
+ * templates gives the one named "default"); *src is vlm_malloc'd. VLM_E_NOT_FOUND if none. */
 int vlm_chat_template_find(const char *dir, char **src, size_t *len, struct vlm_error *err);
 
 /* The special tokens transformers passes to a template (its tokenizer's special_tokens_map),
