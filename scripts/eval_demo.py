@@ -106,12 +106,13 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--batch", type=int, default=1, help="transformers requests per generate call")
     ap.add_argument("--json", help="write every question and answer here")
+    ap.add_argument("--hf-json", help="take the transformers answers from an earlier --json of the same scenes")
     ap.add_argument("--min-overall", type=float)
     ap.add_argument("--min-type", type=float)
     ap.add_argument("--min-agreement", type=float)
     ap.add_argument("--show-errors", type=int, default=10)
     a = ap.parse_args()
-    if not a.model and not a.server:
+    if not a.model and not a.server and not a.hf_json:
         ap.error("give --model, --server or both")
 
     rows, pngs, imgs = [], [], []
@@ -124,7 +125,15 @@ def main():
 
     failed = False
     results = {}
-    if a.model:
+    if a.hf_json:
+        with open(a.hf_json) as f:
+            prev = json.load(f)
+        assert prev["seed"] == a.seed and prev["count"] == a.count, "--hf-json is of other scenes"
+        for r, p in zip(rows, prev["rows"], strict=True):
+            assert r["question"] == p["question"] and r["scene"] == p["scene"]
+            r["hf"] = p["hf"]
+        results["transformers"] = summarize(rows, "hf")
+    elif a.model:
         hf = HFAnswerer(a.model, a.threads)
         t0 = time.time()
         for k in range(0, len(rows), a.batch):
@@ -154,7 +163,7 @@ def main():
         bad = [r for r in rows if ds.normalize_answer(r[key]) != ds.normalize_answer(r["answer"])]
         for r in bad[:a.show_errors]:
             print(f"  wrong ({name}) scene {r['scene']}: {r['question']!r} expected {r['answer']!r} got {r[key]!r}")
-    if a.model and a.server:
+    if "transformers" in results and a.server:
         same = sum(r["hf"] == r["server"] for r in rows)
         agree = same / len(rows)
         results["agreement"] = agree
