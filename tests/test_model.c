@@ -250,12 +250,13 @@ static void copy_file(const char *from_dir, const char *to_dir, const char *name
 
 /* Rewrites the weights of src as dst/model.safetensors, with `drop` left out and `reshape`
  * given a first dimension one larger (the data grows to match). */
-static void write_weights(const struct vlm_weights *w, const char *dst, const char *drop, const char *reshape) {
+static void write_weights_file(const struct vlm_weights *w, const char *dst, const char *fname, int part, int n_parts,
+                               const char *drop, const char *reshape) {
     json_t *h = json_object();
     size_t off = 0;
     for (size_t i = 0; i < w->n; i++) {
         const struct vlm_weight *e = &w->w[i];
-        if (drop && !strcmp(e->name, drop)) continue;
+        if ((drop && !strcmp(e->name, drop)) || (int)(i % (size_t)n_parts) != part) continue;
         json_t *shape = json_array();
         size_t nb = e->t.nbytes;
         for (int k = 0; k < e->t.n_dims; k++) {
@@ -270,7 +271,7 @@ static void write_weights(const struct vlm_weights *w, const char *dst, const ch
     }
     char *hs = json_dumps(h, JSON_COMPACT);
     size_t hl = strlen(hs);
-    char *p = vlm_path_join(dst, "model.safetensors");
+    char *p = vlm_path_join(dst, fname);
     FILE *f = fopen(p, "wb");
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)hl >> (8 * i));
@@ -278,7 +279,7 @@ static void write_weights(const struct vlm_weights *w, const char *dst, const ch
     fwrite(hs, 1, hl, f);
     for (size_t i = 0; i < w->n; i++) {
         const struct vlm_weight *e = &w->w[i];
-        if (drop && !strcmp(e->name, drop)) continue;
+        if ((drop && !strcmp(e->name, drop)) || (int)(i % (size_t)n_parts) != part) continue;
         fwrite(e->t.data, 1, e->t.nbytes, f);
         if (reshape && !strcmp(e->name, reshape))
             for (size_t k = 0; k < e->t.nbytes / (size_t)e->t.ne[0]; k++) fputc(0, f);
@@ -287,6 +288,27 @@ static void write_weights(const struct vlm_weights *w, const char *dst, const ch
     vlm_free(p);
     free(hs);
     json_decref(h);
+}
+
+static void write_weights(const struct vlm_weights *w, const char *dst, const char *drop, const char *reshape) {
+    write_weights_file(w, dst, "model.safetensors", 0, 1, drop, reshape);
+}
+
+/* Two shards + model.safetensors.index.json; `lie` names one tensor in the wrong shard. */
+static void write_sharded(const struct vlm_weights *w, const char *dst, const char *lie) {
+    write_weights_file(w, dst, "model-00001-of-00002.safetensors", 0, 2, NULL, NULL);
+    write_weights_file(w, dst, "model-00002-of-00002.safetensors", 1, 2, NULL, NULL);
+    json_t *map = json_object();
+    for (size_t i = 0; i < w->n; i++) {
+        int part = (int)(i % 2);
+        if (lie && !strcmp(w->w[i].name, lie)) part = 1 - part;
+        json_object_set_new(map, w->w[i].name, json_string(part ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors"));
+    }
+    json_t *idx = json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)w->total_bytes, "weight_map", map);
+    char *txt = json_dumps(idx, 0);
+    write_file(dst, "model.safetensors.index.json", txt, strlen(txt));
+    free(txt);
+    json_decref(idx);
 }
 
 /* Loads tmpdir and checks the error names what it should. */
@@ -344,6 +366,22 @@ static void test_malformed(void) {
     struct vlm_model *m = NULL;
     CHECK_MSG(vlm_model_load(tmpdir, &mp, &m) == VLM_OK, "rewritten weights: %s", vlm_last_error());
     vlm_model_free(m);
+    /* sharded: the same model from two shards and an index; then an index that lies */
+    {
+        char *single = vlm_path_join(tmpdir, "model.safetensors");
+        unlink(single);
+        vlm_free(single);
+        write_sharded(&w, tmpdir, NULL);
+        m = NULL;
+        CHECK_MSG(vlm_model_load(tmpdir, &mp, &m) == VLM_OK, "sharded: %s", vlm_last_error());
+        if (m) CHECK_EQ_INT(m->weights.n_files, 2);
+        vlm_model_free(m);
+        write_sharded(&w, tmpdir, "model.text_model.norm.weight");
+        expect_load_error("sharded lie", VLM_E_FORMAT, "model.text_model.norm.weight", "index says");
+        const char *shards[] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"};
+        for (int i = 0; i < 3; i++) { char *q = vlm_path_join(tmpdir, shards[i]); unlink(q); vlm_free(q); }
+        write_weights(&w, tmpdir, NULL, NULL);
+    }
     /* unknown architecture */
     size_t clen;
     char *cfg = read_all(srcdir, "config.json", &clen);
