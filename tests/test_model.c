@@ -514,6 +514,50 @@ static void test_prompt(const char *dir) {
     ref_free(&r);
 }
 
+/* Allocation failure at every point of loading, context creation, encoding and decoding
+ * returns an error (no crash; LeakSanitizer checks nothing leaks in the sanitizer build). */
+static void test_alloc_failures(void) {
+    const char *dir = test_path("tests/fixtures/models/odd-two-images");
+    char d[1024];
+    snprintf(d, sizeof d, "%s", dir);
+    struct ref r;
+    if (ref_load(d, &r) != 0) { CHECK_MSG(0, "ref"); return; }
+    int ok_at = 0, failures = 0;
+    for (uint64_t n = 1; n < 2000 && !ok_at; n++) {
+        struct vlm_model_params mp = vlm_model_default_params();
+        mp.load_tokenizer = 0;
+        struct vlm_model *m = NULL;
+        struct vlm_ctx *ctx = NULL;
+        struct vlm_error err;
+        vlm_alloc_fail_after(n);
+        int rc = vlm_model_load(d, &mp, &m);
+        struct vlm_ctx_params cp = vlm_ctx_default_params();
+        cp.n_batch_max = r.n_ids;
+        cp.n_ctx = r.n_ids + 4;
+        if (rc == VLM_OK) rc = vlm_ctx_new(m, &cp, &ctx, &err);
+        float *emb = NULL;
+        if (rc == VLM_OK) {
+            emb = malloc(sizeof(float) * (size_t)r.img[0].n_image_tokens * vlm_model_get_info(m)->d_model);
+            rc = vlm_ctx_encode_image(ctx, &r.img[0], emb, &err);
+        }
+        if (rc == VLM_OK) {   /* 8 text rows, no allocation of our own */
+            int32_t pos[8], seq[8] = {0};
+            for (int i = 0; i < 8; i++) pos[i] = i;
+            struct vlm_batch b = {8, r.ids, NULL, pos, seq, NULL};
+            rc = vlm_ctx_decode(ctx, &b, &err);
+        }
+        vlm_alloc_fail_after(0);
+        if (rc == VLM_OK) ok_at = (int)n;
+        else failures++;
+        free(emb);
+        vlm_ctx_free(ctx);
+        vlm_model_free(m);
+    }
+    printf("  allocation failures: %d failing points, all returned errors; success from allocation %d\n", failures, ok_at);
+    CHECK(ok_at > 10);
+    ref_free(&r);
+}
+
 static const char *big_model_dir(void) {
     const char *e = getenv("VLM_BIG_MODEL");
     return e && *e ? e : "/work/models-big/smolvlm-256m-random";
@@ -522,6 +566,7 @@ static const char *big_model_dir(void) {
 int main(void) {
     test_safetensors_checks();
     test_malformed();
+    test_alloc_failures();
     const char *tiny[] = {"split-gqa-untied", "nosplit-mha-tied", "odd-two-images", "padded-tile"};
     for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++) {
         char rel[256];
