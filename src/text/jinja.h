@@ -159,6 +159,7 @@ void jv_dict_del(jv d, const char *key);
 int  jv_truthy(jv v);
 int  jv_is_num(jv v);          /* int, float or bool */
 double jv_num(jv v);
+int  jv_f2i(double f, int64_t *out);   /* 1 and *out = trunc(f) when it fits int64 */
 int  jv_equal(jv a, jv b);
 int  jv_compare(struct jstate *st, jv a, jv b, int *res, const struct jnode *at); /* <0,0,>0 */
 const char *jv_typename(jv v);

@@ -168,7 +168,8 @@ static jv do_round(struct jstate *st, jv v, jv prec, jv method, const struct jno
 static jv to_int(struct jstate *st, jv v, jv dflt, jv base) {
     if (v.type == JV_INT) return v;
     if (v.type == JV_BOOL) return jv_int(v.u.b);
-    if (v.type == JV_FLOAT) return isfinite(v.u.f) ? jv_int((int64_t)v.u.f) : dflt;
+    int64_t i64;
+    if (v.type == JV_FLOAT) return jv_f2i(v.u.f, &i64) ? jv_int(i64) : dflt;
     if (v.type == JV_STR) {
         char buf[64];
         const char *s = v.u.s->data;
@@ -182,7 +183,7 @@ static jv to_int(struct jstate *st, jv v, jv dflt, jv base) {
         if (!errno && e != buf && !*e) return jv_int(r);
         double f = strtod(buf, &e);
         while (*e == ' ' || *e == '\n' || *e == '\t') e++;
-        if (e != buf && !*e && isfinite(f)) return jv_int((int64_t)f);
+        if (e != buf && !*e && jv_f2i(f, &i64)) return jv_int(i64);
     }
     (void)st;
     return dflt;
@@ -452,8 +453,12 @@ jv jfilter(struct jstate *st, const char *name, jv v, jv *args, int nargs, const
         for (size_t i = 0; !JSTOP(st) && i < l.u.l->len; i++) {
             jv x = attr.type != JV_NONE ? get_path(st, l.u.l->items[i], attr, at) : l.u.l->items[i];
             if (!jv_is_num(x) || !jv_is_num(acc)) { jfail(st, VLM_E_INVALID, at, "sum needs numbers"); break; }
-            acc = (acc.type == JV_FLOAT || x.type == JV_FLOAT) ? jv_float(jv_num(acc) + jv_num(x))
-                                                              : jv_int((int64_t)jv_num(acc) + (int64_t)jv_num(x));
+            int64_t r;
+            if (acc.type == JV_FLOAT || x.type == JV_FLOAT) acc = jv_float(jv_num(acc) + jv_num(x));
+            else if (__builtin_add_overflow(acc.type == JV_INT ? acc.u.i : acc.u.b, x.type == JV_INT ? x.u.i : x.u.b, &r)) {
+                jfail(st, VLM_E_INVALID, at, "integer overflow in sum");
+                break;
+            } else acc = jv_int(r);
         }
         return acc;
     }

@@ -353,7 +353,13 @@ static jv do_percent(struct jstate *st, jv s, jv argv, const struct jnode *at) {
         char c = d[i];
         if (c == 's') jv_write_str(st, &b, v);
         else if (c == 'r') jv_write_repr(st, &b, v);
-        else if ((c == 'd' || c == 'i') && jv_is_num(v)) vlm_buf_appendf(&b, "%lld", (long long)jv_num(v));
+        else if ((c == 'd' || c == 'i') && v.type != JV_FLOAT && jv_is_num(v))
+            vlm_buf_appendf(&b, "%lld", (long long)(v.type == JV_INT ? v.u.i : v.u.b));
+        else if ((c == 'd' || c == 'i') && v.type == JV_FLOAT) {
+            int64_t iv;
+            if (!jv_f2i(v.u.f, &iv)) { jfail(st, VLM_E_INVALID, at, "%%d format: number out of range"); break; }
+            vlm_buf_appendf(&b, "%lld", (long long)iv);
+        }
         else if (c == 'f' && jv_is_num(v)) vlm_buf_appendf(&b, "%.*f", prec < 0 ? 6 : prec > 50 ? 50 : prec, jv_num(v));
         else { jfail(st, VLM_E_INVALID, at, "unsupported format character '%c'", c); break; }
     }
@@ -570,18 +576,23 @@ static jv do_range(struct jstate *st, jv *args, int nargs, const struct jnode *a
             jfail(st, VLM_E_INVALID, at, "'%s' object cannot be interpreted as an integer", jv_typename(args[i]));
             return jv_none();
         }
-    if (nargs == 1) b = jv_num(args[0]);
-    else if (nargs >= 2) { a = (int64_t)jv_num(args[0]); b = (int64_t)jv_num(args[1]); }
-    if (nargs >= 3) c = (int64_t)jv_num(args[2]);
+#define IV(x) ((x).type == JV_INT ? (x).u.i : (int64_t)(x).u.b)
+    if (nargs == 1) b = IV(args[0]);
+    else if (nargs >= 2) { a = IV(args[0]); b = IV(args[1]); }
+    if (nargs >= 3) c = IV(args[2]);
+#undef IV
     if (nargs < 1 || nargs > 3) { jfail(st, VLM_E_INVALID, at, "range expected 1 to 3 arguments"); return jv_none(); }
     if (c == 0) { jfail(st, VLM_E_INVALID, at, "range() arg 3 must not be zero"); return jv_none(); }
-    double count = c > 0 ? ((double)b - (double)a) / (double)c : ((double)a - (double)b) / (double)-c;
+    double count = c > 0 ? ((double)b - (double)a) / (double)c : ((double)a - (double)b) / -(double)c;
     if (count > MAX_RANGE) {
         jfail(st, VLM_E_LIMIT, at, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (%d).", MAX_RANGE);
         return jv_none();
     }
     jv l = jv_list(st, count > 0 ? (size_t)count + 1 : 0);
-    for (int64_t i = a; (c > 0 ? i < b : i > b) && !JSTOP(st); i += c) jv_list_push(st, l, jv_int(i));
+    for (int64_t i = a; (c > 0 ? i < b : i > b) && !JSTOP(st);) {
+        jv_list_push(st, l, jv_int(i));
+        if (__builtin_add_overflow(i, c, &i)) break;
+    }
     return l;
 }
 

@@ -284,6 +284,12 @@ double jv_num(jv v) {
     return v.type == JV_FLOAT ? v.u.f : v.type == JV_INT ? (double)v.u.i : v.type == JV_BOOL ? v.u.b : 0;
 }
 
+int jv_f2i(double f, int64_t *out) {
+    if (!(f > -9223372036854775808.0 - 1.0 && f < 9223372036854775808.0)) return 0;   /* NaN fails too */
+    *out = (int64_t)f;
+    return 1;
+}
+
 size_t jv_len(jv v) {
     switch (v.type) {
     case JV_STR: return u8_count(v.u.s->data, v.u.s->len);
