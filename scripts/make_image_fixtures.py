@@ -80,6 +80,44 @@ def bmp565(arr):
     return b"BM" + struct.pack("<IHHI", off + len(data), 0, 0, off) + info + masks + data
 
 
+def bmp_rle(idx, palette, rle4):
+    """8-bit (RLE8) or 4-bit (RLE4) BMP: encoded runs, absolute runs (word-aligned), one delta,
+    end-of-line and end-of-bitmap markers, bottom-up rows."""
+    h, w = idx.shape
+    out = bytearray()
+    for y in range(h - 1, -1, -1):
+        row = [int(v) for v in idx[y]]
+        x = 0
+        if y == h // 2 and w > 4:                     # delta: skip 2 pixels (they become 0)
+            out += bytes([0, 2, 2, 0])
+            x = 2
+        while x < w:
+            run = 1
+            while x + run < w and run < 255 and row[x + run] == row[x]:
+                run += 1
+            if run >= 3 or w - x < 3:
+                v = row[x] if not rle4 else (row[x] << 4) | row[x]
+                out += bytes([run, v])
+                x += run
+            else:
+                n = min(w - x, 6)
+                seg = row[x:x + n]
+                if rle4:
+                    packed = bytes((seg[i] << 4) | (seg[i + 1] if i + 1 < n else 0) for i in range(0, n, 2))
+                else:
+                    packed = bytes(seg)
+                out += bytes([0, n]) + packed
+                if len(packed) % 2:
+                    out += b"\0"
+                x += n
+        out += bytes([0, 0]) if y else bytes([0, 1])
+    pal = b"".join(bytes([b, g, r, 0]) for r, g, b in palette)
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 4 if rle4 else 8, 2 if rle4 else 1, len(out), 0, 0,
+                       len(palette), 0)
+    off = 14 + 40 + len(pal)
+    return b"BM" + struct.pack("<IHHI", off + len(out), 0, 0, off) + info + pal + bytes(out)
+
+
 # ---- the images -----------------------------------------------------------------------------
 
 def gradient(w, h, seed=0):
@@ -160,6 +198,12 @@ def make_images():
     out.append(save(Image.fromarray(gradient(35, 19)).convert("P", palette=Image.Palette.ADAPTIVE), "pal8.bmp"))
     out.append(save(Image.fromarray(gradient(35, 19)).convert("1"), "mono.bmp"))
     out.append(("rgb565.bmp", bmp565(gradient(21, 13))))
+    rng = np.random.default_rng(7)
+    blocks = (np.arange(23 * 17).reshape(17, 23) // 5 % 7).astype(np.uint8)
+    blocks[3, 4:9] = rng.integers(0, 7, 5)
+    pal7 = [(int(a), int(b), int(c)) for a, b, c in rng.integers(0, 256, (7, 3))]
+    out.append(("rle8.bmp", bmp_rle(blocks, pal7, False)))
+    out.append(("rle4.bmp", bmp_rle(blocks, pal7, True)))
     return out
 
 

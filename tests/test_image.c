@@ -12,7 +12,7 @@ static const char *const fixtures[] = {
     "astronaut.jpg", "coffee.jpg", "chelsea.png", "odd_37x23.jpg", "palette_trns.png", "rgba.png",
     "grey16.png", "interlaced.png", "cmyk.jpg", "progressive.jpg", "exif_6.jpg", "anim.gif",
     "trns.gif", "lossy.webp", "lossless_rgba.webp", "anim.webp", "rgb24.bmp", "pal8.bmp",
-    "rgb565.bmp", "mono.bmp"};
+    "rgb565.bmp", "mono.bmp", "rle8.bmp", "rle4.bmp"};
 #define N_FIXTURES (sizeof fixtures / sizeof fixtures[0])
 
 static int decode_ok(const uint8_t *b, size_t n, const struct vlm_image_limits *l, struct vlm_image *img) {

@@ -1,6 +1,6 @@
-/* decode_bmp.c — a small BMP reader covering what PIL's BmpImagePlugin opens without RLE:
- * core/info/v4/v5 headers, 1/4/8-bit palettes, 16-bit 555/565, 24-bit, 32-bit BGRX and the
- * bit-field layouts PIL accepts (alpha when the mask has one), bottom-up or top-down rows. */
+/* decode_bmp.c — a small BMP reader covering what PIL's BmpImagePlugin opens:
+ * core/info/v4/v5 headers, 1/4/8-bit palettes (raw or RLE4/RLE8), 16-bit 555/565, 24-bit,
+ * 32-bit BGRX and the bit-field layouts PIL accepts (alpha when the mask has one). */
 #include "image/decode_internal.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -69,6 +69,7 @@ static int parse_header(const uint8_t *b, size_t n, struct bmp *h) {
 }
 
 static int bits_supported(const struct bmp *h) {
+    if (h->compression == 1 || h->compression == 2) return h->bits == 1 || h->bits == 4 || h->bits == 8;
     if (h->compression == 0) return h->bits == 1 || h->bits == 4 || h->bits == 8 ||
                                     h->bits == 16 || h->bits == 24 || h->bits == 32;
     if (h->compression != 3) return 0;
@@ -120,6 +121,55 @@ static void decode_row(const struct bmp *h, const uint8_t *s, uint8_t *o, const 
     }
 }
 
+/* PIL's BmpRleDecoder, quirks included: indices in file order (bottom-up rows unless the
+ * height was negative), runs clipped at the row end, end-of-line pads with 0, deltas skip with
+ * 0, absolute runs word-aligned by file offset; fewer pixels than the image holds is an error. */
+static int decode_rle(const uint8_t *b, size_t n, const struct bmp *h, uint8_t *idx) {
+    size_t dest = (size_t)h->w * h->h, len = 0, pos = h->data_off;
+    long x = 0;
+    int rle4 = h->compression == 2;
+    while (len < dest) {
+        if (pos + 2 > n) break;
+        unsigned cnt = b[pos], byte = b[pos + 1];
+        pos += 2;
+        if (cnt) {
+            if (x + (long)cnt > (long)h->w) cnt = x < (long)h->w ? (unsigned)(h->w - x) : 0;
+            for (unsigned i = 0; i < cnt && len < dest; i++)
+                idx[len++] = (uint8_t)(rle4 ? (i % 2 ? byte & 15 : byte >> 4) : byte);
+            x += cnt;
+        } else if (byte == 0) {
+            while (len % h->w) idx[len++] = 0;
+            x = 0;
+        } else if (byte == 1) {
+            break;
+        } else if (byte == 2) {
+            if (pos + 2 > n) break;
+            size_t skip = (size_t)b[pos] + (size_t)b[pos + 1] * h->w;
+            pos += 2;
+            if (skip > dest - len) skip = dest - len;
+            memset(idx + len, 0, skip);
+            len += skip;
+            x = (long)(len % h->w);
+        } else {
+            size_t count = byte < dest - len ? byte : dest - len;
+            size_t nbytes = rle4 ? (count + 1) / 2 : count, got = n - pos < nbytes ? n - pos : nbytes;
+            for (size_t i = 0; i < got; i++) {
+                if (rle4) {
+                    idx[len++] = (uint8_t)(b[pos + i] >> 4);
+                    if (i * 2 + 1 < count) idx[len++] = (uint8_t)(b[pos + i] & 15);
+                } else {
+                    idx[len++] = b[pos + i];
+                }
+            }
+            pos += got;
+            if (got < nbytes || len == dest) break;
+            x += byte;
+            if (pos % 2) pos++;
+        }
+    }
+    return len == dest ? 0 : -1;
+}
+
 int img_decode_bmp(const uint8_t *b, size_t n, const struct vlm_image_limits *lim,
                    struct img_raw *out, struct vlm_error *err) {
     struct bmp h;
@@ -148,6 +198,20 @@ int img_decode_bmp(const uint8_t *b, size_t n, const struct vlm_image_limits *li
             const uint8_t *e = b + h.pal_off + i * (size_t)h.pad;
             pal[i][0] = e[2]; pal[i][1] = e[1]; pal[i][2] = e[0];
         }
+    }
+    if (h.compression == 1 || h.compression == 2) {
+        uint8_t *idx = vlm_malloc((size_t)h.w * h.h);
+        if (!idx) return vlm_error_set(err, VLM_E_NOMEM, "image: out of memory");
+        if (h.data_off > n || decode_rle(b, n, &h, idx)) { vlm_free(idx); return img_corrupt(err, "BMP"); }
+        rc = img_raw_alloc(out, (int)h.w, (int)h.h, 0, lim, err);
+        if (rc) { vlm_free(idx); return rc; }
+        for (uint32_t y = 0; y < h.h; y++) {
+            const uint8_t *s = idx + (size_t)(h.top_down ? y : h.h - 1 - y) * h.w;
+            uint8_t *o = out->px + (size_t)y * h.w * 3;
+            for (uint32_t x = 0; x < h.w; x++, o += 3) memcpy(o, pal[s[x]], 3);
+        }
+        vlm_free(idx);
+        return VLM_OK;
     }
     size_t stride = (((size_t)h.w * (size_t)h.bits + 31) >> 3) & ~(size_t)3, total;
     if (!vlm_mul_ok(stride, h.h, &total) || h.data_off > n || n - h.data_off < total)
