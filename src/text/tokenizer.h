@@ -25,16 +25,24 @@ int vlm_tokenizer_load(const char *json_path, const char *config_path,
  * and callers that already hold the files. */
 int vlm_tokenizer_load_mem(const char *json, size_t json_len, const char *config, size_t config_len,
                            struct vlm_tokenizer **out, struct vlm_error *err);
-/* Loads from a model folder: tokenizer.json + tokenizer_config.json when present. */
+/* Loads from a model folder: tokenizer.json + tokenizer_config.json when present. The config
+ * acts as transformers' AutoTokenizer applies it: add_bos_token/add_eos_token (or a file
+ * without post-processor) rebuild the template as "[BOS] $A [EOS]", added_tokens_decoder
+ * marks/adds tokens, bos_token/eos_token name BOS/EOS. The pipeline itself is tokenizer.json's
+ * (transformers 5.x rebuilds a few classes differently; see scripts/make_tokenizer_fixtures.py). */
 int vlm_tokenizer_load_dir(const char *dir, struct vlm_tokenizer **out, struct vlm_error *err);
 void vlm_tokenizer_free(struct vlm_tokenizer *tok);
 
-/* Encodes text[0..len) into *ids (vlm_malloc'd, caller frees) with *n_ids entries. */
+/* Encodes text[0..len) into *ids (vlm_malloc'd, caller frees) with *n_ids entries.
+ * Invalid UTF-8 is first repaired to U+FFFD per maximal invalid subpart (Python's
+ * bytes.decode("utf-8", "replace")). Non-special added tokens are always matched; special
+ * ones only with VLM_TOK_PARSE_SPECIAL (HF's encode_special_tokens=False). Thread-safe. */
 int vlm_tokenize(const struct vlm_tokenizer *tok, const char *text, size_t len, int flags,
                  int32_t **ids, size_t *n_ids, struct vlm_error *err);
 
-/* Decodes ids into *text (vlm_malloc'd, NUL-terminated) as HF's decode() does;
- * skip_special drops special tokens (skip_special_tokens=True). */
+/* Decodes ids into *text (vlm_malloc'd, NUL-terminated) as HF tokenizers' decode() does
+ * (the decoder chain; no transformers-level clean_up_tokenization_spaces); skip_special drops
+ * special tokens (skip_special_tokens=True); ids with no token are skipped. Thread-safe. */
 int vlm_detokenize(const struct vlm_tokenizer *tok, const int32_t *ids, size_t n_ids,
                    int skip_special, char **text, size_t *len, struct vlm_error *err);
 
