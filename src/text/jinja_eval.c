@@ -256,8 +256,9 @@ static jv do_slice(struct jstate *st, jv obj, jv a, jv b, jv c, const struct jno
         jv r = jv_list(st, 4);
         if (JSTOP(st)) return r;
         r.u.l->is_tuple = obj.u.l->is_tuple;
-        for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+        for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
             if (jstep(st, 1, at) || jv_list_push(st, r, obj.u.l->items[i])) break;
+            if (__builtin_add_overflow(i, step, &i)) break;
         }
         return r;
     }
@@ -273,9 +274,10 @@ static jv do_slice(struct jstate *st, jv obj, jv a, jv b, jv c, const struct jno
             offs[k] = i;
             if (i < obj.u.s->len) { size_t w; u8_decode(obj.u.s->data + i, obj.u.s->len - i, &w); i += w; }
         }
-        for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+        for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
             if (jstep(st, 1, at)) break;
             if (vlm_buf_append(&out, obj.u.s->data + offs[i], offs[i + 1] - offs[i])) { jfail(st, VLM_E_NOMEM, at, "out of memory"); break; }
+            if (__builtin_add_overflow(i, step, &i)) break;
         }
         vlm_free(offs);
         jv r = JSTOP(st) ? jv_none() : jv_strn(st, out.data ? out.data : "", out.len);

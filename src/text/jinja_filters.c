@@ -443,7 +443,8 @@ jv jfilter(struct jstate *st, const char *name, jv v, jv *args, int nargs, const
             if ((int64_t)row.u.l->len == cnt.u.i) { jv_list_push(st, out, row); row = jv_list(st, 4); }
         }
         if (!JSTOP(st) && row.u.l->len) {
-            if (nargs > 1 || nkw) while ((int64_t)row.u.l->len < cnt.u.i && !JSTOP(st)) jv_list_push(st, row, fill);
+            if (nargs > 1 || nkw)
+                while ((int64_t)row.u.l->len < cnt.u.i && !JSTOP(st) && !jstep(st, 1, at)) jv_list_push(st, row, fill);
             jv_list_push(st, out, row);
         }
         return out;

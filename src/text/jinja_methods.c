@@ -305,8 +305,8 @@ static jv do_format(struct jstate *st, jv s, jv *args, int nargs, const char **k
         if (memchr(f, ':', fl) || memchr(f, '!', fl)) { jfail(st, VLM_E_UNSUPPORTED, at, "format specs are not supported"); break; }
         jv v = jv_undef(NULL, NULL);
         if (fl == 0 || (f[0] >= '0' && f[0] <= '9')) {
-            int idx = fl == 0 ? autoi++ : (int)strtol(f, NULL, 10);
-            if (idx >= nargs) { jfail(st, VLM_E_INVALID, at, "Replacement index %d out of range", idx); break; }
+            long idx = fl == 0 ? autoi++ : strtol(f, NULL, 10);
+            if (idx < 0 || idx >= nargs) { jfail(st, VLM_E_INVALID, at, "Replacement index %ld out of range", idx); break; }
             v = args[idx];
         } else {
             int found = 0;
