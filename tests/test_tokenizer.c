@@ -411,6 +411,8 @@ static void test_load_errors(void) {
     replace_test("\"b\": 1", "\"b c\": 1", "token outside the byte-level alphabet");
     replace_test("\"b\": 1", "\"b\": -1", "negative id");
     replace_test("\"b\": 1", "\"b\": 99999999999", "huge id");
+    replace_test("\"b\": 1", "\"b\": 7000000", "sparse id (a huge table from a tiny file)");
+    replace_test("{\"id\": 5,", "{\"id\": 6000000,", "sparse added id");
     replace_test("\"type\": \"BPE\"", "\"type\": \"WordPiece\"", "unsupported model");
     replace_test("\"ByteLevel\", \"add", "\"Nonsense\", \"add", "unknown pre-tokenizer");
     replace_test("\"merges\": [\"a b\"", "\"merges\": [\"a b c\"", "merge with two spaces");

@@ -91,6 +91,9 @@ static int load_vocab(struct vlm_tokenizer *t, json_t *vocab, struct vlm_error *
             return vlm_error_set(err, VLM_E_FORMAT, "model.vocab: bad id for \"%.64s\"", key);
         if ((size_t)id > max_id) max_id = (size_t)id;
     }
+    /* ids are dense in real files; a few bytes must not buy a huge id table */
+    if (max_id >= 2 * n + 65536)
+        return vlm_error_set(err, VLM_E_FORMAT, "model.vocab: id %zu is far past its %zu entries", max_id, n);
     t->n_vocab = max_id + 1;
     t->pieces = vlm_calloc(t->n_vocab, sizeof *t->pieces);
     t->piece_len = vlm_calloc(t->n_vocab, sizeof *t->piece_len);
@@ -274,6 +277,8 @@ static int index_added(struct vlm_tokenizer *t, struct vlm_error *err) {
     size_t total = t->n_vocab;
     for (size_t i = 0; i < t->n_added; i++)
         if ((size_t)t->added[i].id + 1 > total) total = (size_t)t->added[i].id + 1;
+    if (total > t->n_vocab + 2 * t->n_added + 65536)
+        return vlm_error_set(err, VLM_E_FORMAT, "added_tokens: id %zu is far past the vocabulary", total - 1);
     t->n_total = total;
     vlm_free(t->added_of_id);
     t->added_of_id = vlm_malloc(total * sizeof *t->added_of_id);
