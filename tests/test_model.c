@@ -558,6 +558,48 @@ static void test_alloc_failures(void) {
     ref_free(&r);
 }
 
+/* KV accounting under a token cap: another sequence's unused capacity is taken back, a full
+ * cache refuses a step without changing any sequence, and clearing gives the room back. */
+static void test_kv_cap(void) {
+    struct vlm_model_params mp = vlm_model_default_params();
+    mp.load_tokenizer = 0;
+    struct vlm_model *m = NULL;
+    char d[1024];
+    snprintf(d, sizeof d, "%s", test_path("tests/fixtures/models/nosplit-mha-tied"));
+    if (vlm_model_load(d, &mp, &m) != VLM_OK) { CHECK_MSG(0, "%s", vlm_last_error()); return; }
+    struct vlm_ctx_params cp = vlm_ctx_default_params();
+    cp.n_seq_max = 2;
+    cp.n_ctx = 64;
+    cp.n_kv_tokens = 80;
+    cp.n_batch_max = 64;
+    struct vlm_ctx *ctx;
+    struct vlm_error err;
+    CHECK_EQ_INT(vlm_ctx_new(m, &cp, &ctx, &err), VLM_OK);
+    int32_t tok[64], pos[64], seq[64];
+    for (int i = 0; i < 64; i++) { tok[i] = 3 + i; pos[i] = i; seq[i] = 0; }
+    struct vlm_batch a = {10, tok, NULL, pos, seq, NULL};
+    CHECK_EQ_INT(vlm_ctx_decode(ctx, &a, &err), VLM_OK);   /* seq 0 reserves a chunk past 10 */
+    CHECK_EQ_INT(vlm_ctx_kv_free(ctx), 70);
+    for (int i = 0; i < 64; i++) seq[i] = 1;
+    struct vlm_batch b = {64, tok, NULL, pos, seq, NULL};
+    CHECK_MSG(vlm_ctx_decode(ctx, &b, &err) == VLM_OK, "seq 1 should fit after trimming seq 0: %s", err.msg);
+    CHECK_EQ_INT(vlm_ctx_kv_free(ctx), 6);
+    for (int i = 0; i < 8; i++) { pos[i] = 10 + i; seq[i] = 0; }
+    struct vlm_batch c = {8, tok, NULL, pos, seq, NULL};
+    CHECK_EQ_INT(vlm_ctx_decode(ctx, &c, &err), VLM_E_NOMEM);
+    CHECK_EQ_INT(vlm_ctx_seq_len(ctx, 0), 10);
+    CHECK_EQ_INT(vlm_ctx_seq_len(ctx, 1), 64);
+    vlm_ctx_seq_clear(ctx, 1);
+    CHECK_EQ_INT(vlm_ctx_decode(ctx, &c, &err), VLM_OK);
+    CHECK_EQ_INT(vlm_ctx_seq_len(ctx, 0), 18);
+    /* past the per-sequence context */
+    for (int i = 0; i < 64; i++) { pos[i] = 18 + i; seq[i] = 0; }
+    struct vlm_batch e = {50, tok, NULL, pos, seq, NULL};
+    CHECK_EQ_INT(vlm_ctx_decode(ctx, &e, &err), VLM_E_TOO_LARGE);
+    vlm_ctx_free(ctx);
+    vlm_model_free(m);
+}
+
 static const char *big_model_dir(void) {
     const char *e = getenv("VLM_BIG_MODEL");
     return e && *e ? e : "/work/models-big/smolvlm-256m-random";
@@ -567,6 +609,7 @@ int main(void) {
     test_safetensors_checks();
     test_malformed();
     test_alloc_failures();
+    test_kv_cap();
     const char *tiny[] = {"split-gqa-untied", "nosplit-mha-tied", "odd-two-images", "padded-tile"};
     for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++) {
         char rel[256];

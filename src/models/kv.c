@@ -46,6 +46,22 @@ void vlm_kv_free(struct vlm_kv *kv) {
     memset(kv, 0, sizeof *kv);
 }
 
+/* Gives a sequence's unused capacity back (so that vlm_ctx_kv_free, which counts stored
+ * tokens, is what a reservation can really get). */
+static void kv_trim(struct vlm_kv *kv, int s) {
+    struct vlm_kv_seq *q = &kv->seq[s];
+    if (!q->k || q->cap <= q->len) return;
+    if (q->len == 0) { vlm_kv_clear(kv, s); return; }
+    size_t bytes = sizeof(float) * (size_t)q->len * (size_t)kv->kv_dim;
+    for (int l = 0; l < kv->n_layer; l++) {   /* shrinking realloc keeps the data; a failure keeps the old block */
+        float *k = vlm_realloc(q->k[l], bytes), *v = vlm_realloc(q->v[l], bytes);
+        if (k) q->k[l] = k;
+        if (v) q->v[l] = v;
+    }
+    kv->used_tokens -= q->cap - q->len;
+    q->cap = q->len;
+}
+
 int vlm_kv_reserve(struct vlm_kv *kv, int s, int n, struct vlm_error *err) {
     struct vlm_kv_seq *q = &kv->seq[s];
     if (n <= q->cap) return VLM_OK;
@@ -53,7 +69,9 @@ int vlm_kv_reserve(struct vlm_kv *kv, int s, int n, struct vlm_error *err) {
     long want = q->cap * 2L > n + KV_CHUNK ? q->cap * 2L : (long)n + KV_CHUNK;
     if (want > kv->n_ctx) want = kv->n_ctx;
     if (kv->used_tokens - q->cap + want > kv->cap_tokens) {
-        want = n;   /* fall back to exactly what is needed */
+        want = n;   /* fall back to exactly what is needed, taking back other sequences' slack */
+        for (int o = 0; o < kv->n_seq && kv->used_tokens - q->cap + want > kv->cap_tokens; o++)
+            if (o != s) kv_trim(kv, o);
         if (kv->used_tokens - q->cap + want > kv->cap_tokens)
             return vlm_error_set(err, VLM_E_NOMEM, "KV cache full (%ld of %ld tokens in use)", kv->used_tokens, kv->cap_tokens);
     }
