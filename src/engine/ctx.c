@@ -123,9 +123,10 @@ int vlm_ctx_decode(struct vlm_ctx *c, const struct vlm_batch *b, struct vlm_erro
     c->n_logits = 0;
     int rc = validate(c, b, err);
     if (rc != VLM_OK) return rc;
-    for (int s = 0; s < c->kv.n_seq; s++)
-        if (c->next_pos[s] > c->kv.seq[s].len && (rc = vlm_kv_reserve(&c->kv, s, c->next_pos[s], err)) != VLM_OK)
-            return rc;   /* nothing was written: lengths are unchanged */
+    for (int s = 0; s < c->kv.n_seq && rc == VLM_OK; s++)
+        if (c->next_pos[s] > c->kv.seq[s].len) rc = vlm_kv_reserve(&c->kv, s, c->next_pos[s], err);
+    for (int s = 0; s < c->kv.n_seq; s++) c->kv.seq[s].keep = 0;   /* reservations of this step are made */
+    if (rc != VLM_OK) return rc;   /* nothing was written: lengths are unchanged */
     int n_out = 0;
     for (int i = 0; i < b->n_tokens; i++) {
         if (b->want_logits) c->want[i] = b->want_logits[i] != 0;

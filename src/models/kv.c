@@ -36,7 +36,7 @@ void vlm_kv_clear(struct vlm_kv *kv, int s) {
     vlm_free(q->v);
     kv->used_tokens -= q->cap;
     q->k = q->v = NULL;
-    q->len = q->cap = 0;
+    q->len = q->cap = q->keep = 0;
 }
 
 void vlm_kv_free(struct vlm_kv *kv) {
@@ -50,20 +50,22 @@ void vlm_kv_free(struct vlm_kv *kv) {
  * tokens, is what a reservation can really get). */
 static void kv_trim(struct vlm_kv *kv, int s) {
     struct vlm_kv_seq *q = &kv->seq[s];
-    if (!q->k || q->cap <= q->len) return;
-    if (q->len == 0) { vlm_kv_clear(kv, s); return; }
-    size_t bytes = sizeof(float) * (size_t)q->len * (size_t)kv->kv_dim;
+    int keep = q->len > q->keep ? q->len : q->keep;   /* rows reserved for the step in progress stay */
+    if (!q->k || q->cap <= keep) return;
+    if (keep == 0) { vlm_kv_clear(kv, s); return; }
+    size_t bytes = sizeof(float) * (size_t)keep * (size_t)kv->kv_dim;
     for (int l = 0; l < kv->n_layer; l++) {   /* shrinking realloc keeps the data; a failure keeps the old block */
         float *k = vlm_realloc(q->k[l], bytes), *v = vlm_realloc(q->v[l], bytes);
         if (k) q->k[l] = k;
         if (v) q->v[l] = v;
     }
-    kv->used_tokens -= q->cap - q->len;
-    q->cap = q->len;
+    kv->used_tokens -= q->cap - keep;
+    q->cap = keep;
 }
 
 int vlm_kv_reserve(struct vlm_kv *kv, int s, int n, struct vlm_error *err) {
     struct vlm_kv_seq *q = &kv->seq[s];
+    if (n > q->keep) q->keep = n;
     if (n <= q->cap) return VLM_OK;
     if (n > kv->n_ctx) return vlm_error_set(err, VLM_E_TOO_LARGE, "sequence of %d tokens passes the context length %d", n, kv->n_ctx);
     long want = q->cap * 2L > n + KV_CHUNK ? q->cap * 2L : (long)n + KV_CHUNK;

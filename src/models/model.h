@@ -21,6 +21,7 @@ struct vlm_image_input;
 struct vlm_kv_seq {
     float **k, **v;      /* (n_layer) each (cap, kv_dim), NULL while the slot is free */
     int     len, cap;    /* tokens stored / allocated */
+    int     keep;        /* capacity a step in progress has reserved (kept when slack is taken back) */
     void   *family_state;/* for decoders that keep per-sequence state of their own (e.g. the
                             image states a cross-attention decoder attends to); NULL here */
 };
