@@ -432,6 +432,20 @@ static void test_load_errors(void) {
     const char *re = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
                      " \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}, \"behavior\": \"Isolated\"}}";
     CHECK(load_str(re, strlen(re)) != VLM_OK);
+    /* a catastrophic pattern loads, but a match that runs away stops at the match limit */
+    const char *cat = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []},"
+                      " \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a|aa)+(a|aa)+[bc]\"}, \"behavior\": \"Isolated\"}}";
+    t = NULL;
+    CHECK_EQ_INT(vlm_tokenizer_load_mem(cat, strlen(cat), NULL, 0, &t, &err), VLM_OK);
+    if (t) {
+        char text[64];
+        memset(text, 'a', sizeof text);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK_EQ_INT(vlm_tokenize(t, text, sizeof text, 0, &ids, &n, &err), VLM_E_LIMIT);
+        vlm_free(ids);
+        vlm_tokenizer_free(t);
+    }
 }
 
 /* Allocation failures at every point of loading and encoding: an error, never a crash. */

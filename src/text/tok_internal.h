@@ -165,6 +165,9 @@ int  tok_normalize(const struct vlm_tokenizer *t, const char *s, size_t n, struc
 int  tok_pretok_encode(const struct vlm_tokenizer *t, const char *s, size_t n, int first,
                        struct tok_ids *out, struct vlm_error *err);
 pcre2_code *tok_regex_compile(const char *pat, size_t len, struct vlm_error *err);
+/* Shared match context: caps the work of one regex match (a tokenizer.json may carry a
+ * catastrophic pattern); read-only, so threads may share it. */
+pcre2_match_context *tok_regex_context(void);
 
 /* Decoders (tok_decode.c): decodes ids (already filtered for skip_special) into out.
  * cont: the ids continue an earlier part (no first-token effects; no-decoder joins add " "). */

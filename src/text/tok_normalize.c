@@ -31,7 +31,7 @@ static int replace_re(const struct tok_norm *d, const char *s, size_t n, struct 
     size_t pos = 0, copied = 0;
     int rc = VLM_OK;
     while (rc == VLM_OK && pos <= n) {
-        int m = pcre2_match(d->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, md, NULL);
+        int m = pcre2_match(d->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, md, tok_regex_context());
         if (m == PCRE2_ERROR_NOMATCH) break;
         if (m < 0) { rc = vlm_error_set(err, VLM_E_LIMIT, "normalizer regex failed (%d)", m); break; }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);

@@ -3,9 +3,20 @@
  * GPT-2 regex and prefix space) and running the BPE model on each word. */
 #include "text/tok_internal.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include "util/error.h"
+
+static pcre2_match_context *shared_ctx;
+
+static void regex_context_init(void) {
+    shared_ctx = pcre2_match_context_create(NULL);
+    if (shared_ctx) {
+        pcre2_set_match_limit(shared_ctx, 50u * 1000 * 1000);
+        pcre2_set_depth_limit(shared_ctx, 1000u * 1000);
+    }
+}
 
 pcre2_code *tok_regex_compile(const char *pat, size_t len, struct vlm_error *err) {
     int code;
@@ -20,6 +31,12 @@ pcre2_code *tok_regex_compile(const char *pat, size_t len, struct vlm_error *err
     }
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);   /* the interpreter runs if JIT is unavailable */
     return re;
+}
+
+pcre2_match_context *tok_regex_context(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, regex_context_init);
+    return shared_ctx;
 }
 
 /* A word: bytes [off, off+len) of the piece (arena 0) or of the scratch arena (arena 1). */
@@ -110,7 +127,7 @@ static int find(struct pt *p, const struct tok_pre *d, const char *s, size_t n, 
         *ms = (size_t)(hit - s); *me = *ms + d->lit_len;
         return 1;
     }
-    int rc = pcre2_match(d->re, (PCRE2_SPTR)s, n, from, PCRE2_NO_UTF_CHECK, p->md, NULL);
+    int rc = pcre2_match(d->re, (PCRE2_SPTR)s, n, from, PCRE2_NO_UTF_CHECK, p->md, tok_regex_context());
     if (rc == PCRE2_ERROR_NOMATCH) return 0;
     if (rc < 0) return vlm_error_set(p->err, VLM_E_LIMIT, "pre-tokenizer regex failed (%d)", rc);
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(p->md);
