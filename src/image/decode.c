@@ -7,6 +7,7 @@
 #include "util/error.h"
 
 #include <string.h>
+#include <sys/mman.h>
 
 struct vlm_image_limits vlm_image_default_limits(void) {
     struct vlm_image_limits l;
@@ -41,6 +42,17 @@ const char *vlm_image_format_name(enum vlm_image_format f) {
     }
 }
 
+void vlm_image_advise_large(void *p, size_t n) {
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    if (!p || n < 4 * huge) return;
+    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + n) & ~(huge - 1);
+    if (e > a) (void)madvise((void *)a, e - a, MADV_HUGEPAGE);
+#else
+    (void)p; (void)n;
+#endif
+}
+
 int img_corrupt(struct vlm_error *err, const char *format) {
     return vlm_error_set(err, VLM_E_FORMAT, "image: corrupt or truncated %s data", format);
 }
@@ -65,6 +77,7 @@ int img_raw_alloc(struct img_raw *r, int w, int h, int has_alpha,
         return vlm_error_set(err, VLM_E_TOO_LARGE, "image: too large");
     r->px = vlm_malloc(n);
     if (!r->px) return vlm_error_set(err, VLM_E_NOMEM, "image: out of memory for %d x %d", w, h);
+    vlm_image_advise_large(r->px, n);
     r->w = w;
     r->h = h;
     r->has_alpha = has_alpha;
@@ -230,6 +243,7 @@ int vlm_image_alloc(struct vlm_image *img, int width, int height, struct vlm_err
         return vlm_error_set(err, VLM_E_INVALID, "image: bad size %d x %d", width, height);
     img->rgb = vlm_malloc(n);
     if (!img->rgb) return vlm_error_set(err, VLM_E_NOMEM, "image: out of memory");
+    vlm_image_advise_large(img->rgb, n);
     img->width = width;
     img->height = height;
     return VLM_OK;

@@ -60,6 +60,10 @@ int  vlm_image_decode_as(enum vlm_image_format fmt, const uint8_t *bytes, size_t
                          struct vlm_error *err);
 void vlm_image_free(struct vlm_image *img);
 
+/* Hints the kernel to use huge pages for a large buffer not yet touched (pixel tensors of
+ * tens of MB: fewer page faults); does nothing for small ones or where unsupported. */
+void vlm_image_advise_large(void *p, size_t n);
+
 /* Allocates an uninitialised width x height image (both >= 1). */
 int  vlm_image_alloc(struct vlm_image *img, int width, int height, struct vlm_error *err);
 

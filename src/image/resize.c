@@ -243,8 +243,9 @@ int vlm_image_resize_window(const struct vlm_image *in, int W, int H, int resamp
      * twice as many pixels as the width does (python-pillow/Pillow#9549); the order
      * changes the 8-bit rounding of the intermediate image, so it is followed here. */
     if (need_h && need_v && H < in->height && (long)in->height - H > 2L * ((long)in->width - W)) {
-        if (coeffs_make(in->width, W, x0, w, &f, &ch) ||
-            !(tmp = vlm_malloc(in_stride * (size_t)h)) ||
+        tmp = vlm_malloc(in_stride * (size_t)h);
+        vlm_image_advise_large(tmp, in_stride * (size_t)h);
+        if (!tmp || coeffs_make(in->width, W, x0, w, &f, &ch) ||
             pass_v(in->rgb, in_stride, in_stride, 0, &cv, h, tmp))
             bad = 1;
         else {
@@ -252,9 +253,14 @@ int vlm_image_resize_window(const struct vlm_image *in, int W, int H, int resamp
             bad = pass_h(&t, 0, h, &ch, w, out->rgb);
         }
     } else if (need_h) {
+        size_t tmp_bytes = (size_t)w * 3 * (size_t)(last - first);
+        if (need_v) {
+            tmp = vlm_malloc(tmp_bytes);
+            vlm_image_advise_large(tmp, tmp_bytes);
+        }
         if (coeffs_make(in->width, W, x0, w, &f, &ch)) bad = 1;
         else if (!need_v) bad = pass_h(in, y0, h, &ch, w, out->rgb);
-        else if (!(tmp = vlm_malloc((size_t)w * 3 * (size_t)(last - first)))) bad = 1;
+        else if (!tmp) bad = 1;
         else bad = pass_h(in, first, last - first, &ch, w, tmp) ||
                    pass_v(tmp, (size_t)w * 3, (size_t)w * 3, first, &cv, h, out->rgb);
     } else {

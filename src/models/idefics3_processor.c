@@ -205,6 +205,7 @@ static int pack_tiles(const struct idefics3 *s, const struct tile *tiles, int n,
     out->pixels = vlm_malloc(total * sizeof(float));
     out->pixel_mask = vlm_malloc(plane * (size_t)n);
     if (!out->pixels || !out->pixel_mask) return vlm_error_set(err, VLM_E_NOMEM, "processor: out of memory");
+    vlm_image_advise_large(out->pixels, total * sizeof(float));
     double scale = s->c.do_rescale ? s->c.rescale_factor : 1.0;
     for (int i = 0; i < n; i++) {
         const struct tile *t = &tiles[i];
