@@ -238,6 +238,7 @@ CONVERSATIONS = [
 
 
 UNITS = [
+    "{{ '12' | int(7, 61) }}{{ 'z' | int(0, 36) }}{{ '0x1f' | int(0, 0) }}{{ '12' | int(0, 1) }}{{ '1e3' | int }}{{ ' 7 ' | int }}",
     "{% macro k(a) %}{{ a }}{{ varargs }}{{ kwargs }}{% endmacro %}{{ k(1, 2, 3, z=4) }}|{{ k(0) }}",
     "{% macro k() %}x{% endmacro %}{% call k() %}y{% endcall %}",
     "{% macro k(a) %}{{ a }}{% endmacro %}{{ k(1, z=2) }}",

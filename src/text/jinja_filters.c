@@ -176,11 +176,14 @@ static jv to_int(struct jstate *st, jv v, jv dflt, jv base) {
         size_t k = 0;
         for (size_t i = 0; s[i] && k + 1 < sizeof buf; i++) if (s[i] != '_') buf[k++] = s[i];
         buf[k] = 0;
-        char *e;
-        errno = 0;
-        long long r = strtoll(buf, &e, base.type == JV_INT ? (int)base.u.i : 10);
-        while (*e == ' ' || *e == '\n' || *e == '\t') e++;
-        if (!errno && e != buf && !*e) return jv_int(r);
+        char *e = buf;
+        int64_t bs = base.type == JV_INT ? base.u.i : 10;
+        if (bs == 0 || (bs >= 2 && bs <= 36)) {   /* else int(x, base) raises and Jinja tries int(float(x)) */
+            errno = 0;
+            long long r = strtoll(buf, &e, (int)bs);
+            while (*e == ' ' || *e == '\n' || *e == '\t') e++;
+            if (!errno && e != buf && !*e) return jv_int(r);
+        }
         double f = strtod(buf, &e);
         while (*e == ' ' || *e == '\n' || *e == '\t') e++;
         if (e != buf && !*e && jv_f2i(f, &i64)) return jv_int(i64);
