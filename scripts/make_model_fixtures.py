@@ -55,6 +55,17 @@ CONFIGS = [
      dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
           rope_theta=100000.0),
      dict(tie=True, split=False, images=[(32, 32)], scale_factor=2, bf16=False, pad_to=(20, 28))),
+    ("rope-llama3",
+     dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+     dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+          rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=8.0, low_freq_factor=1.0,
+                               high_freq_factor=4.0, original_max_position_embeddings=16)),
+     dict(tie=True, split=False, images=[(30, 30)], scale_factor=2, bf16=False)),
+    ("rope-linear",
+     dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+     dict(hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+          rope_parameters=dict(rope_type="linear", rope_theta=10000.0, factor=4.0)),
+     dict(tie=False, split=False, images=[(30, 30)], scale_factor=2, bf16=False)),
 ]
 
 VOCAB = 320
@@ -209,11 +220,13 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "models"))
     ap.add_argument("--big", default=None)
     ap.add_argument("--only-big", action="store_true")
+    ap.add_argument("--only", default=None, help="build only this tiny configuration")
     a = ap.parse_args()
     torch.set_num_threads(1)
     if not a.only_big:
         for i, (name, vis, txt, ex) in enumerate(CONFIGS):
-            build_tiny(a.out, name, vis, txt, ex, seed=100 + i)
+            if a.only is None or a.only == name:
+                build_tiny(a.out, name, vis, txt, ex, seed=100 + i)
     if a.big:
         build_big(a.big)
 

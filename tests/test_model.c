@@ -610,7 +610,7 @@ int main(void) {
     test_malformed();
     test_alloc_failures();
     test_kv_cap();
-    const char *tiny[] = {"split-gqa-untied", "nosplit-mha-tied", "odd-two-images", "padded-tile"};
+    const char *tiny[] = {"split-gqa-untied", "nosplit-mha-tied", "odd-two-images", "padded-tile", "rope-llama3", "rope-linear"};
     for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++) {
         char rel[256];
         snprintf(rel, sizeof rel, "tests/fixtures/models/%s", tiny[i]);
