@@ -1,5 +1,8 @@
 /* probe.h — quick measurements of this machine's limits, the denominators of `vlm bench`:
- * streaming memory bandwidth and peak f32 FMA rate, both on all threads of a pool. */
+ * streaming memory bandwidth and peak f32 FMA rate, both on all threads of a pool.
+ * Each figure is the larger of the wall-clock rate and the sum of the threads' rates over
+ * their own CPU time, so that other processes on a busy machine lower neither (the second
+ * assumes the threads could run at once, which is what the limit means). */
 #ifndef VLM_TENSOR_PROBE_H
 #define VLM_TENSOR_PROBE_H
 
