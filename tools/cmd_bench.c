@@ -223,6 +223,10 @@ int cmd_bench(int argc, char **argv) {
     if (!no_image) rc |= bench_image(m, pool, image, peak);
     vlm_pool_free(pool);
     rc |= bench_text(m, threads, n_prompt, n_tok, batch, peak, bw);
+    pool = vlm_pool_new(threads);   /* probes again: a busy machine shows here as a different limit */
+    printf("limits (again) memory bandwidth %.2f GB/s, peak FMA %.1f GFLOP/s: fractions above are of the first probes\n",
+           vlm_probe_mem_bandwidth(pool) / 1e9, vlm_probe_peak_flops(pool) / 1e9);
+    vlm_pool_free(pool);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("memory         peak RSS %.1f MiB, weights %.1f MiB (mmap'd)\n", ru.ru_maxrss / 1024.0,
