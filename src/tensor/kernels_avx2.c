@@ -170,17 +170,69 @@ gemv_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *
     }
 }
 
+/* Decode shapes (up to 4 x rows): W rows in order, one sequential stream, each 8-weight piece
+ * used for every x row (sequential reads measured twice as fast from memory on AVX-512). */
+static inline __attribute__((always_inline)) void
+gemv_seq_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w, size_t ldw,
+              int n0, int n1, const float *bias, float *y, int ldy) {
+    int k16 = k & ~15, kfull = k & ~7, rem = k & 7;
+    __m256i tm = tail_mask8(rem);
+    const float *x0 = x, *x1 = m > 1 ? x + ldx : x, *x2 = m > 2 ? x + 2 * (size_t)ldx : x1,
+                *x3 = m > 3 ? x + 3 * (size_t)ldx : x2;
+    for (int j = n0; j < n1; j++) {
+        const void *wr = w_row(wt, w, ldw, j);
+        __m256 z = _mm256_setzero_ps();
+        __m256 a0 = z, b0 = z, a1 = z, b1 = z, a2 = z, b2 = z, a3 = z, b3 = z;
+        int t = 0;
+        for (; t < k16; t += 16) {
+            __m256 wa = load_w8(wt, wr, t), wb = load_w8(wt, wr, t + 8);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + t), wa, a0); b0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + t + 8), wb, b0);
+            if (m > 1) { a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + t), wa, a1); b1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + t + 8), wb, b1); }
+            if (m > 2) { a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + t), wa, a2); b2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + t + 8), wb, b2); }
+            if (m > 3) { a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + t), wa, a3); b3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + t + 8), wb, b3); }
+        }
+        for (; t < k; t += 8) {
+            int full = t < kfull;
+            __m256 wa = full ? load_w8(wt, wr, t) : load_w8_tail(wt, wr, t, rem);
+#define XV(xp) (full ? _mm256_loadu_ps(xp + t) : _mm256_maskload_ps(xp + t, tm))
+            a0 = _mm256_fmadd_ps(XV(x0), wa, a0);
+            if (m > 1) a1 = _mm256_fmadd_ps(XV(x1), wa, a1);
+            if (m > 2) a2 = _mm256_fmadd_ps(XV(x2), wa, a2);
+            if (m > 3) a3 = _mm256_fmadd_ps(XV(x3), wa, a3);
+#undef XV
+        }
+        float bj = bias ? bias[j] : 0;
+        y[j] = hsum256(_mm256_add_ps(a0, b0)) + bj;
+        if (m > 1) y[(size_t)ldy + j] = hsum256(_mm256_add_ps(a1, b1)) + bj;
+        if (m > 2) y[2 * (size_t)ldy + j] = hsum256(_mm256_add_ps(a2, b2)) + bj;
+        if (m > 3) y[3 * (size_t)ldy + j] = hsum256(_mm256_add_ps(a3, b3)) + bj;
+    }
+}
+
+/* Up to 8 x rows: the sequential stream per 4 x rows; more: the register tiles. */
+static inline __attribute__((always_inline)) void
+gemv_dispatch(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w, size_t ldw,
+              int n0, int n1, const float *bias, float *y, int ldy) {
+    if (m > 8) {
+        gemv_body(x, ldx, m, k, wt, w, ldw, n0, n1, bias, y, ldy);
+        return;
+    }
+    for (int i = 0; i < m; i += 4)
+        gemv_seq_body(x + (size_t)i * ldx, ldx, m - i < 4 ? m - i : 4, k, wt, w, ldw, n0, n1, bias,
+                      y + (size_t)i * ldy, ldy);
+}
+
 static void gemv_bf16(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
                       int n1, const float *bias, float *y, int ldy) {
-    gemv_body(x, ldx, m, k, VLM_DT_BF16, w, ldw, n0, n1, bias, y, ldy);
+    gemv_dispatch(x, ldx, m, k, VLM_DT_BF16, w, ldw, n0, n1, bias, y, ldy);
 }
 static void gemv_f16(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
                      int n1, const float *bias, float *y, int ldy) {
-    gemv_body(x, ldx, m, k, VLM_DT_F16, w, ldw, n0, n1, bias, y, ldy);
+    gemv_dispatch(x, ldx, m, k, VLM_DT_F16, w, ldw, n0, n1, bias, y, ldy);
 }
 static void gemv_f32(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
                      int n1, const float *bias, float *y, int ldy) {
-    gemv_body(x, ldx, m, k, VLM_DT_F32, w, ldw, n0, n1, bias, y, ldy);
+    gemv_dispatch(x, ldx, m, k, VLM_DT_F32, w, ldw, n0, n1, bias, y, ldy);
 }
 
 /* Many x rows: W packed to f32 panels of NR=16 columns, a 6 x 16 register tile (12 ymm
