@@ -437,6 +437,24 @@ static void test_safetensors_checks(void) {
     st_case("[1,2]", 0, VLM_E_FORMAT, "not a JSON object");
     st_case("{\"a\":", 0, VLM_E_FORMAT, "not valid JSON");
     st_case("{\"__metadata__\":{\"format\":\"pt\"},\"i\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, VLM_OK, NULL);
+    /* a header whose length leaves f32 data misaligned: the view is an aligned copy, same values */
+    {
+        const char *h = "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]}} ";   /* 63 bytes */
+        size_t hl = strlen(h), n = 8 + hl + 12;
+        uint8_t *buf = vlm_calloc(1, n + 1);
+        for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)hl >> (8 * i));
+        memcpy(buf + 8, h, hl);
+        float vals[3] = {1.5f, -2.0f, 3.25f};
+        memcpy(buf + 8 + hl, vals, sizeof vals);
+        struct vlm_weights w2;
+        vlm_weights_init(&w2);
+        struct vlm_error e2;
+        CHECK_EQ_INT(vlm_safetensors_parse(buf, n, "odd.safetensors", &w2, -1, &e2), VLM_OK);
+        const struct vlm_tensor *t = vlm_weights_get(&w2, "a");
+        CHECK(t && ((uintptr_t)t->data % 4) == 0 && !memcmp(t->data, vals, sizeof vals));
+        vlm_weights_free(&w2);
+        vlm_free(buf);
+    }
     /* header length past the file, and over the cap */
     uint8_t b[16] = {0xff, 0xff, 0, 0, 0, 0, 0, 0, '{', '}'};
     struct vlm_weights w;
