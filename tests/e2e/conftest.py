@@ -147,6 +147,7 @@ def image_server():
     _Handler.routes.update({
         "/cat.png": ("bytes", png_bytes(40, 30, 1)),
         "/redirect-ok": ("redirect", "/cat.png"),
+        "/redirect-ip": ("redirect", f"http://127.0.0.1:{port}/cat.png"),
         "/redirect-meta": ("redirect", "http://169.254.169.254/latest/meta-data/"),
         "/redirect-loop": ("redirect", "/redirect-loop"),
         "/gzip.png": ("gzip", zlib.compress(png_bytes(40, 30, 1))),

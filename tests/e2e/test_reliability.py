@@ -47,8 +47,12 @@ def test_private_flag_opens_loopback(start_server, server, image_server):
 
 
 def test_allowed_media_domains(start_server, image_server):
-    s = start_server("--allow-private-media-urls", "--allowed-media-domains", "images.example.org")
-    assert_error(ask_url(s, image_server + "/cat.png"), 400, "allowed domains")
+    s = start_server("--allow-private-media-urls", "--allowed-media-domains", "images.example.org", "localhost")
+    assert_error(ask_url(s, image_server + "/cat.png"), 400, "allowed domains")      # 127.0.0.1 is not listed
+    by_name = image_server.replace("127.0.0.1", "localhost")
+    assert ask_url(s, by_name + "/cat.png").status_code == 200
+    assert ask_url(s, by_name + "/redirect-ok").status_code == 200                # relative hop: same host
+    assert_error(ask_url(s, by_name + "/redirect-ip"), 400, "allowed domains")    # every hop is checked
     assert_healthy(s)
 
 
