@@ -11,6 +11,7 @@
 #include "formats/weights.h"
 #include "models/batch.h"
 #include "models/model.h"
+#include "tensor/kernels.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/threadpool.h"
@@ -205,6 +206,49 @@ void vlm_llama_scratch_free(void *p) {
     vlm_free(s);
 }
 
+/* Several matrix products of the same x in ONE pool run (q, k, v; gate, up): for the few-row
+ * decode case each run ends in a barrier, and on a shared machine a barrier waits for the
+ * slowest thread, so fewer runs per layer is faster. Many-row batches use vlm_matmul. */
+#define MULTI_MAX_M 16
+struct mm_part { const struct vlm_tensor *w; const float *bias; float *y; int n, first; };
+struct mm_multi {
+    const struct vlm_kernels *kt;
+    const float *x;
+    int m, k, chunk, np;
+    struct mm_part p[3];
+};
+
+static void multi_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const struct mm_multi *j = ctx;
+    int i = j->np - 1;
+    while (i > 0 && task < j->p[i].first) i--;
+    const struct mm_part *p = &j->p[i];
+    int n0 = (task - p->first) * j->chunk, n1 = n0 + j->chunk < p->n ? n0 + j->chunk : p->n;
+    if (n0 < n1)
+        j->kt->matmul(j->x, j->k, j->m, j->k, p->w->type, p->w->data, (size_t)j->k, n0, n1, p->bias,
+                      p->y, p->n);
+}
+
+static void matmul_multi(struct vlm_pool *pool, const float *x, int m, int np, const struct vlm_tensor *const *w,
+                         const float *const *bias, float *const *y) {
+    if (m > MULTI_MAX_M) {
+        for (int i = 0; i < np; i++) vlm_matmul(pool, x, m, w[i], bias[i], y[i]);
+        return;
+    }
+    struct mm_multi j = {.kt = vlm_kernels(), .x = x, .m = m, .k = (int)w[0]->ne[1], .np = np};
+    int total = 0, T = vlm_pool_size(pool);
+    for (int i = 0; i < np; i++) total += (int)w[i]->ne[0];
+    int chunk = (total + 4 * T - 1) / (4 * T);
+    j.chunk = ((chunk < 16 ? 16 : chunk) + 15) / 16 * 16;
+    int tasks = 0;
+    for (int i = 0; i < np; i++) {
+        j.p[i] = (struct mm_part){w[i], bias[i], y[i], (int)w[i]->ne[0], tasks};
+        tasks += (j.p[i].n + j.chunk - 1) / j.chunk;
+    }
+    vlm_pool_run(pool, tasks, multi_task, &j);
+}
+
 /* Attention of every sequence in the batch: the rows of a sequence (in order, continuing
  * it) attend causally to that sequence's KV arrays, which already hold this step's keys. */
 static void attend(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, struct llama_scratch *s,
@@ -259,9 +303,12 @@ int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_p
     for (int layer = 0; layer < hp->n_layer; layer++) {
         const struct vlm_llama_layer *L = &l->layers[layer];
         vlm_rmsnorm(s->xb, s->x, L->attn_norm, n, d, hp->rms_eps);
-        vlm_matmul(pool, s->xb, n, L->wq, L->bq, s->q);
-        vlm_matmul(pool, s->xb, n, L->wk, L->bk, s->k);
-        vlm_matmul(pool, s->xb, n, L->wv, L->bv, s->v);
+        {
+            const struct vlm_tensor *w3[3] = {L->wq, L->wk, L->wv};
+            const float *b3[3] = {L->bq, L->bk, L->bv};
+            float *y3[3] = {s->q, s->k, s->v};
+            matmul_multi(pool, s->xb, n, 3, w3, b3, y3);
+        }
         vlm_rope_apply(s->q, n, hp->n_head, hp->d_head, b->pos, inv_freq, hp->rope.rot_dim, attn_scale);
         vlm_rope_apply(s->k, n, hp->n_head_kv, hp->d_head, b->pos, inv_freq, hp->rope.rot_dim, attn_scale);
         for (int i = 0; i < n; i++) {
@@ -273,8 +320,12 @@ int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_p
         vlm_matmul(pool, s->att, n, L->wo, L->bo, s->xb);
         vlm_add(s->x, s->xb, (size_t)n * d);
         vlm_rmsnorm(s->xb, s->x, L->ffn_norm, n, d, hp->rms_eps);
-        vlm_matmul(pool, s->xb, n, L->w_gate, NULL, s->gate);
-        vlm_matmul(pool, s->xb, n, L->w_up, NULL, s->up);
+        {
+            const struct vlm_tensor *w2[2] = {L->w_gate, L->w_up};
+            const float *b2[2] = {NULL, NULL};
+            float *y2[2] = {s->gate, s->up};
+            matmul_multi(pool, s->xb, n, 2, w2, b2, y2);
+        }
         vlm_silu_mul(s->gate, s->up, (size_t)n * hp->d_ff);
         vlm_matmul(pool, s->gate, n, L->w_down, NULL, s->xb);
         vlm_add(s->x, s->xb, (size_t)n * d);
