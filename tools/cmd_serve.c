@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include "server/server.h"
+#include "util/alloc.h"
 #include "util/error.h"
 
 #include <errno.h>
@@ -56,6 +57,10 @@ static void serve_help(FILE *f) {
 "  --encode-threads N             threads of the vision encoder, which runs beside decoding, one\n"
 "                                 image at a time (default: half of --threads, at least 1)\n"
 "\n"
+"Also accepted: --max-num-batched-tokens N (the per-step token budget), and vLLM flags that have\n"
+"no effect on this engine (--gpu-memory-utilization, --tensor-parallel-size, --dtype,\n"
+"--trust-remote-code, --enforce-eager, --disable-log-requests, ...), so job scripts run unchanged.\n"
+"\n"
 "Environment (as vLLM): VLLM_IMAGE_FETCH_TIMEOUT (seconds, default 5), VLLM_MAX_IMAGE_PIXELS,\n"
 "VLLM_MEDIA_URL_ALLOW_REDIRECTS (1 default; 0 refuses redirects), VLLM_API_KEY.\n");
 }
@@ -91,6 +96,27 @@ static int image_limit(json_t *j, int *out) {
     return 0;
 }
 
+/* vLLM flags that mean nothing on this engine: accepted (with a note) so that existing job
+ * scripts run unchanged. The second field says whether the flag takes a value. */
+static const struct { const char *name; int has_value; } vllm_ignored[] = {
+    {"--gpu-memory-utilization", 1}, {"--tensor-parallel-size", 1}, {"--pipeline-parallel-size", 1},
+    {"--dtype", 1}, {"--trust-remote-code", 0}, {"--enforce-eager", 0}, {"--disable-log-requests", 0},
+    {"--disable-log-stats", 0}, {"--uvicorn-log-level", 1}, {"--seed", 1}, {"--download-dir", 1},
+    {"--swap-space", 1}, {"--enable-prefix-caching", 0}, {"--enable-chunked-prefill", 0},
+    {"--max-log-len", 1}, {"--disable-frontend-multiprocessing", 0},
+};
+
+static int ignored_flag(const char *a, int *i, int argc) {
+    for (size_t k = 0; k < sizeof vllm_ignored / sizeof vllm_ignored[0]; k++) {
+        if (strcmp(a, vllm_ignored[k].name)) continue;
+        if (vllm_ignored[k].has_value && *i + 1 < argc) (*i)++;
+        fprintf(stderr, "vlm serve: note: %s has no effect here (accepted for vLLM compatibility)\n",
+                vllm_ignored[k].name);
+        return 1;
+    }
+    return 0;
+}
+
 static volatile sig_atomic_t got_signal;
 
 int cmd_serve(int argc, char **argv) {
@@ -102,13 +128,24 @@ int cmd_serve(int argc, char **argv) {
     long v;
     json_t *limit = NULL, *mmkw = NULL, *iokw = NULL;
     const char *env;
+    /* argparse's --flag=value spelling: split into two arguments */
+    char **split = vlm_calloc((size_t)argc * 2 + 1, sizeof *split);
+    if (!split) { fprintf(stderr, "vlm serve: out of memory\n"); return 1; }
+    int n_split = 0;
+    for (int i = 0; i < argc; i++) {
+        char *eq = strncmp(argv[i], "--", 2) == 0 ? strchr(argv[i], '=') : NULL;
+        if (eq) { *eq = 0; split[n_split++] = argv[i]; split[n_split++] = eq + 1; }
+        else split[n_split++] = argv[i];
+    }
+    argc = n_split;
+    argv = split;
     if ((env = getenv("VLLM_API_KEY")) && *env) c.api_key = env;
     if ((env = getenv("VLLM_IMAGE_FETCH_TIMEOUT")) && *env) {
-        if (parse_long(env, 1, 3600, &v)) { fprintf(stderr, "vlm serve: bad VLLM_IMAGE_FETCH_TIMEOUT\n"); return 2; }
+        if (parse_long(env, 1, 3600, &v)) { fprintf(stderr, "vlm serve: bad VLLM_IMAGE_FETCH_TIMEOUT\n"); goto out; }
         c.media.timeout_ms = v * 1000;
     }
     if ((env = getenv("VLLM_MAX_IMAGE_PIXELS")) && *env) {
-        if (parse_long(env, 1, LONG_MAX, &v)) { fprintf(stderr, "vlm serve: bad VLLM_MAX_IMAGE_PIXELS\n"); return 2; }
+        if (parse_long(env, 1, LONG_MAX, &v)) { fprintf(stderr, "vlm serve: bad VLLM_MAX_IMAGE_PIXELS\n"); goto out; }
         c.max_image_pixels = (uint64_t)v;
     }
     if ((env = getenv("VLLM_MEDIA_URL_ALLOW_REDIRECTS")) && *env)
@@ -166,6 +203,11 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--image-cache-mb")) { NEED_VAL(); if (parse_long(val, 0, 1 << 20, &v)) BAD_VAL(); c.image_cache_bytes = (size_t)v << 20; }
         else if (!strcmp(a, "--kv-cache-tokens")) { NEED_VAL(); if (parse_long(val, 16, 1L << 30, &v)) BAD_VAL(); c.kv_cache_tokens = (int)v; }
         else if (!strcmp(a, "--prefill-chunk")) { NEED_VAL(); if (parse_long(val, 16, 8192, &v)) BAD_VAL(); c.prefill_chunk = (int)v; }
+        else if (!strcmp(a, "--max-num-batched-tokens")) {
+            NEED_VAL();   /* vLLM's per-step token budget: decode rows + the prefill chunk */
+            if (parse_long(val, 32, 1 << 20, &v)) BAD_VAL();
+            c.prefill_chunk = (int)(v > c.max_num_seqs + 16 ? v - c.max_num_seqs : 16);
+        } else if (ignored_flag(a, &i, argc)) continue;
         else if (a[0] == '-') { fprintf(stderr, "vlm serve: unknown option %s (see vlm serve --help)\n", a); goto out; }
         else if (!c.model_dir) c.model_dir = a;
         else { fprintf(stderr, "vlm serve: more than one MODEL given\n"); goto out; }
@@ -203,6 +245,7 @@ int cmd_serve(int argc, char **argv) {
     vlm_server_stop(srv);
     rc = 0;
 out:
+    vlm_free(split);
     json_decref(limit);
     json_decref(mmkw);
     json_decref(iokw);

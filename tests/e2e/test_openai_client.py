@@ -145,3 +145,12 @@ def test_sixteen_concurrent_clients_match_solo(server):
         futs = {i: ex.submit(_ask, server, i, i % 3 == 0) for i in range(16)}
         got = {i: f.result() for i, f in futs.items()}
     assert got == solo
+
+
+def test_vllm_command_line_compat(start_server):
+    """A vLLM job script's line runs unchanged: --flag=value, nargs lists, flags with no effect."""
+    s = start_server("--max-model-len=512", "--limit-mm-per-prompt={\"image\":1}", "--gpu-memory-utilization", "0.9",
+                     "--trust-remote-code", "--dtype=bfloat16", "--max-num-batched-tokens", "512")
+    assert s.post("/tokenize", {"prompt": "x"}).json()["max_model_len"] == 512
+    two = with_image(data_url(png_bytes(20, 20))) + with_image(data_url(png_bytes(21, 20)))
+    assert_error(s.post("/v1/chat/completions", chat_body(two)), 400, "At most 1 image(s)")
