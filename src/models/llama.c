@@ -274,7 +274,10 @@ static void attend(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool
             os = s->og;
         }
         int pos0 = b->pos[i], n_kv = b->pos[s->rows[nr - 1]] + 1;
-        vlm_attention(pool, os, qs, nr, kv->seq[sid].k[layer], kv->seq[sid].v[layer], n_kv, hp->n_head,
+        /* a decode row's attention is a few microseconds of work: cheaper on this thread than
+         * a pool barrier (which waits for the slowest thread on a busy machine) */
+        double work = (double)nr * n_kv * q;
+        vlm_attention(work < (1 << 22) ? NULL : pool, os, qs, nr, kv->seq[sid].k[layer], kv->seq[sid].v[layer], n_kv, hp->n_head,
                       hp->n_head_kv, hp->d_head, (size_t)kvd, scale, 1, pos0, NULL);
         if (!contiguous)
             for (int r = 0; r < nr; r++) memcpy(s->att + (size_t)s->rows[r] * q, s->og + (size_t)r * q, sizeof(float) * q);
