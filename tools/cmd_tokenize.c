@@ -45,6 +45,29 @@ static int print_json(const struct vlm_tokenizer *tok, const int32_t *ids, size_
     return 0;
 }
 
+/* One line per id: the id, the vocabulary piece, and the text it decodes to on its own
+ * (quoted; control characters escaped), as llama.cpp's llama-tokenize shows. */
+static void print_row(const struct vlm_tokenizer *tok, int32_t id) {
+    const char *p = vlm_tokenizer_piece(tok, id);
+    char *text = NULL;
+    size_t len = 0;
+    struct vlm_error err = {0};
+    printf("%7d  %-20s  \"", id, p ? p : "");
+    if (vlm_detokenize(tok, &id, 1, 0, &text, &len, &err) == VLM_OK) {
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)text[i];
+            if (c == '\n') fputs("\\n", stdout);
+            else if (c == '\r') fputs("\\r", stdout);
+            else if (c == '\t') fputs("\\t", stdout);
+            else if (c == '"' || c == '\\') printf("\\%c", c);
+            else if (c < 0x20 || c == 0x7f) printf("\\x%02x", c);
+            else putchar(c);
+        }
+    }
+    printf("\"\n");
+    vlm_free(text);
+}
+
 int cmd_tokenize(int argc, char **argv) {
     const char *path = NULL, *text = NULL, *file = NULL;
     int flags = VLM_TOK_ADD_SPECIAL | VLM_TOK_PARSE_SPECIAL, as_json = 0;
@@ -75,10 +98,7 @@ int cmd_tokenize(int argc, char **argv) {
     } else if (as_json) {
         status = print_json(tok, ids, n);
     } else {
-        for (size_t i = 0; i < n; i++) {
-            const char *p = vlm_tokenizer_piece(tok, ids[i]);
-            printf("%7d  %s\n", ids[i], p ? p : "");
-        }
+        for (size_t i = 0; i < n; i++) print_row(tok, ids[i]);
     }
     vlm_free(ids);
     vlm_free(buf);
