@@ -154,3 +154,26 @@ def test_vllm_command_line_compat(start_server):
     assert s.post("/tokenize", {"prompt": "x"}).json()["max_model_len"] == 512
     two = with_image(data_url(png_bytes(20, 20))) + with_image(data_url(png_bytes(21, 20)))
     assert_error(s.post("/v1/chat/completions", chat_body(two)), 400, "At most 1 image(s)")
+
+
+def test_stop_strings(server):
+    """Text is cut before a stop string (or kept with include_stop_str_in_output), the same in
+    streaming, with finish_reason "stop"."""
+    c = client(server)
+    msgs = [{"role": "user", "content": with_image(data_url(png_bytes(40, 30, 6)))}]
+    full = c.chat.completions.create(model="test-model", messages=msgs, temperature=0, max_tokens=24,
+                                     extra_body={"ignore_eos": True}).choices[0].message.content
+    assert len(full) >= 6, full
+    stop = full[len(full) // 2: len(full) // 2 + 2]
+    cut = full[:full.index(stop)]
+    r = c.chat.completions.create(model="test-model", messages=msgs, temperature=0, max_tokens=24, stop=[stop],
+                                  extra_body={"ignore_eos": True})
+    assert r.choices[0].message.content == cut
+    assert r.choices[0].finish_reason == "stop"
+    s = "".join(ch.choices[0].delta.content or "" for ch in c.chat.completions.create(
+        model="test-model", messages=msgs, temperature=0, max_tokens=24, stop=[stop], stream=True,
+        extra_body={"ignore_eos": True}) if ch.choices)
+    assert s == cut
+    k = c.chat.completions.create(model="test-model", messages=msgs, temperature=0, max_tokens=24, stop=stop,
+                                  extra_body={"ignore_eos": True, "include_stop_str_in_output": True})
+    assert k.choices[0].message.content == cut + stop
