@@ -246,6 +246,10 @@ def synthetic_tokenizers(texts):
                         spm(nm.NFC(), pt.Metaspace(replacement="\u2581", prepend_scheme=scheme, split=split),
                             dc.Metaspace(replacement="\u2581", prepend_scheme=scheme),
                             added=[AddedToken("<im>", special=True, lstrip=True)])))
+    # the official Llama 3 layout: post-processor Sequence[ByteLevel, TemplateProcessing(BOS)]
+    bos_seq = lambda t: pp.Sequence([pp.ByteLevel(trim_offsets=False), pp.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", t.token_to_id("<s>"))])])
+    out.append(("llama3_layout", bytelevel(pt.Sequence([pt.Split(Regex(gpt), "isolated"), bl()]), post=bos_seq)))
     out.append(("spm_strip_stop", spm(nm.Sequence([nm.Prepend("\u2581"), nm.Replace(" ", "\u2581")]), None,
                 dc.Sequence([dc.Replace("\u2581", " "), dc.ByteFallback(), dc.Fuse(), dc.Strip(" ", 1, 1)]), post=tmpl)))
     return out
