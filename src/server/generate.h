@@ -22,6 +22,7 @@ struct gen_choice {
     json_t           *lp;      /* logprob entries not yet sent (chat: content list) */
     json_t           *lp_top;  /* completion: top_logprobs list (parallel to lp) */
     json_t           *lp_tok;  /* completion: token strings */
+    size_t            lp_off;  /* completion streaming: text offset of the next token */
 };
 
 struct gen {

@@ -38,7 +38,11 @@ static json_t *take_logprobs(struct gen *g, struct gen_choice *c) {
     }
     if (g->r.logprobs < 0 || !json_array_size(c->lp)) return json_null();
     json_t *offs = json_array();
-    for (size_t i = 0; i < json_array_size(c->lp_tok); i++) json_array_append_new(offs, json_integer(0));
+    if (c->lp_off == 0 && g->echo) c->lp_off = strlen(g->echo);
+    for (size_t i = 0; i < json_array_size(c->lp_tok); i++) {
+        json_array_append_new(offs, json_integer((json_int_t)c->lp_off));
+        c->lp_off += json_string_length(json_array_get(c->lp_tok, i));
+    }
     lp = json_pack("{s:o, s:O, s:O, s:O}", "text_offset", offs, "token_logprobs", c->lp, "tokens", c->lp_tok,
                    "top_logprobs", c->lp_top);
     json_array_clear(c->lp);
