@@ -4,6 +4,7 @@
 #include "test.h"
 #include "server/openai.h"
 #include "util/alloc.h"
+#include <stdint.h>
 #include "vlm.h"
 
 static struct vlm_api_limits lim;
@@ -189,6 +190,25 @@ static void test_error_body(void) {
     CHECK_EQ_INT(vlm_api_status_for(VLM_E_FORBIDDEN), 400);
 }
 
+/* Allocation failure at every point of parsing is an error, never a crash or a leak. */
+static void test_alloc_failures(void) {
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,AAAA\"}},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"http://x/y\"}}]}],"
+        "\"stop\":[\"a\",\"b\"],\"logit_bias\":{\"1\":1},\"stop_token_ids\":[3]}";
+    int ok_seen = 0, fail_seen = 0;
+    for (uint64_t n = 1; n < 200; n++) {
+        struct vlm_api_request r;
+        struct vlm_api_error e;
+        vlm_alloc_fail_after(n);
+        int rc = vlm_api_parse(VLM_API_CHAT, body, strlen(body), &lim, &r, &e);
+        vlm_alloc_fail_after(0);
+        if (rc == 0) { ok_seen++; CHECK_EQ_INT(r.n_images, 2); vlm_api_request_free(&r); }
+        else { fail_seen++; CHECK_EQ_INT(e.status, 500); }
+    }
+    CHECK(ok_seen > 0 && fail_seen > 0);
+}
+
 int main(void) {
     vlm_api_limits_default(&lim);
     lim.vocab_size = 100;
@@ -196,5 +216,6 @@ int main(void) {
     test_chat_bad();
     test_completion_and_tokenize();
     test_error_body();
+    test_alloc_failures();
     TEST_MAIN_END();
 }
