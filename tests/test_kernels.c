@@ -97,6 +97,17 @@ static void test_pool(void) {
         vlm_pool_free(p);
     }
     struct vlm_pool *p = vlm_pool_new(3);
+    /* runs after the workers went to sleep (longer than their spin) still see every task */
+    for (int rep = 0; rep < 3; rep++) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        _Atomic int hits[9];
+        for (int i = 0; i < 9; i++) atomic_store(&hits[i], 0);
+        vlm_pool_run(p, 9, count_fn, (void *)hits);
+        int ok = 1;
+        for (int i = 0; i < 9; i++) ok &= atomic_load(&hits[i]) == 1;
+        CHECK_MSG(ok, "run after sleep %d", rep);
+    }
     struct nest_ctx nc = {.pool = p};
     vlm_pool_run(p, 7, outer_fn, &nc);
     CHECK_EQ_INT(atomic_load(&nc.inner), 35);
