@@ -11,6 +11,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,16 @@ int vlm_http_client_gone(void *conn) {
     return 0;
 }
 
+/* libmicrohttpd's own messages (a client that went away mid-response, ...) at debug level. */
+static void mhd_logger(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+    VLM_LOGD("http: %s", msg);
+}
+
 int vlm_http_start(const struct vlm_http_config *cfg, vlm_http_handler h, void *app,
                    struct vlm_http **out, struct vlm_error *err) {
     struct vlm_http *s = vlm_calloc(1, sizeof *s);
@@ -193,6 +204,7 @@ int vlm_http_start(const struct vlm_http_config *cfg, vlm_http_handler h, void *
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->max_connections > 0 ? cfg->max_connections : 256),
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->timeout_s > 0 ? cfg->timeout_s : 300),
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
                             MHD_OPTION_END);
     freeaddrinfo(res);
     if (!s->d) {

@@ -135,6 +135,7 @@ static void route(void *app, const struct vlm_http_request *req, struct vlm_http
     struct vlm_server *s = app;
     struct vlm_api_error e;
     const char *p = req->path;
+    double t0 = vlm_srv_now();
     int get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
     if (!strncmp(p, "/v1/", 4) && !auth_ok(s, req->authorization)) {
         vlm_api_fail(&e, 401, NULL, "Unauthorized");
@@ -165,6 +166,9 @@ static void route(void *app, const struct vlm_http_request *req, struct vlm_http
         vlm_srv_error(resp, &e);
     }
     vlm_metrics_http(s->metrics, resp->status ? resp->status : 200);
+    /* access log (VLM_LOG=info); a stream's time is until its headers, not its end */
+    VLM_LOGI("%s %s %d %.1f ms%s", req->method, p, resp->status ? resp->status : 200,
+             (vlm_srv_now() - t0) * 1e3, resp->stream ? " (stream)" : "");
 }
 
 /* --chat-template: a path when such a file exists, else template text (as vLLM does). */
