@@ -177,3 +177,22 @@ def test_stop_strings(server):
     k = c.chat.completions.create(model="test-model", messages=msgs, temperature=0, max_tokens=24, stop=stop,
                                   extra_body={"ignore_eos": True, "include_stop_str_in_output": True})
     assert k.choices[0].message.content == cut + stop
+
+
+def test_serve_help_and_bad_model(vlm_env, tmp_path):
+    import subprocess
+    out = subprocess.run([vlm_env[0], "serve", "--help"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0
+    for flag in ("--host", "--port", "--served-model-name", "--api-key", "--max-model-len", "--max-num-seqs",
+                 "--limit-mm-per-prompt", "--allowed-local-media-path", "--allowed-media-domains",
+                 "--mm-processor-kwargs", "--media-io-kwargs", "--chat-template", "--trust-request-chat-template",
+                 "--generation-config", "--threads", "--allow-private-media-urls", "--max-request-bytes",
+                 "--max-image-pixels", "VLLM_IMAGE_FETCH_TIMEOUT", "VLLM_MAX_IMAGE_PIXELS",
+                 "VLLM_MEDIA_URL_ALLOW_REDIRECTS", "VLLM_API_KEY"):
+        assert flag in out.stdout, flag
+    bad = subprocess.run([vlm_env[0], "serve", str(tmp_path / "nope"), "--port", "0"], capture_output=True,
+                         text=True, timeout=30)
+    assert bad.returncode == 1 and "vlm serve:" in bad.stderr
+    bad = subprocess.run([vlm_env[0], "serve", "--limit-mm-per-prompt", "image=2"], capture_output=True,
+                         text=True, timeout=30)
+    assert bad.returncode == 2
