@@ -266,7 +266,7 @@ int cmd_bench(int argc, char **argv) {
     mp.load_tokenizer = image != NULL;
     struct vlm_model *m;
     if (vlm_model_load(dir, &mp, &m) != VLM_OK) { fprintf(stderr, "vlm bench: %s\n", vlm_last_error()); return 1; }
-    if (m->family != &vlm_family_idefics3 && m->family != &vlm_family_smolvlm) {
+    if (m->family != &vlm_family_idefics3) {
         fprintf(stderr, "vlm bench: %s is not handled by the benchmark yet\n", m->info.arch);
         vlm_model_free(m);
         return 1;

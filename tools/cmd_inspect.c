@@ -30,7 +30,7 @@ int cmd_inspect(int argc, char **argv) {
     }
     const struct vlm_model_info *mi = &m->info;
     printf("model          %s\narchitecture   %s (model_type %s)\n", dir, mi->arch, m->cfg.model_type);
-    if (m->family == &vlm_family_idefics3 || m->family == &vlm_family_smolvlm) {
+    if (m->family == &vlm_family_idefics3) {
         const struct vlm_idefics3 *f = m->impl;
         const struct vlm_siglip_hparams *v = &f->vision.hp;
         const struct vlm_llama_hparams *t = &f->text.hp;

@@ -147,13 +147,15 @@ static int model_load(const char *dir, const struct vlm_model_params *p, struct 
     if ((rc = vlm_config_load(dir, &m->cfg, err)) != VLM_OK) goto fail;
     m->family = vlm_family_find(m->cfg.arch);
     if (!m->family) {
+        char names[256];
+        vlm_family_names(names, sizeof names);
         rc = vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: architecture \"%s\" is not supported (supported: %s)",
-                           m->cfg.path, m->cfg.arch, vlm_family_names());
+                           m->cfg.path, m->cfg.arch, names);
         goto fail;
     }
     if ((rc = vlm_safetensors_load_dir(dir, &m->weights, err)) != VLM_OK) goto fail;
     if ((rc = m->family->load(m, err)) != VLM_OK) goto fail;
-    m->info.arch = m->family->arch;
+    m->info.arch = m->cfg.arch;
     m->info.dir = m->dir;
     m->info.weight_bytes = m->weights.total_bytes;
     if ((rc = read_generation_config(m, err)) != VLM_OK) goto fail;

@@ -119,19 +119,7 @@ static int idefics3_forward(const struct vlm_model *m, struct vlm_kv *kv, struct
 }
 
 const struct vlm_family vlm_family_idefics3 = {
-    .arch = "Idefics3ForConditionalGeneration",
-    .image_mode = VLM_IMAGES_SPLICED,
-    .load = idefics3_load,
-    .free = idefics3_free,
-    .encode_image = idefics3_encode,
-    .scratch_new = idefics3_scratch_new,
-    .scratch_free = vlm_llama_scratch_free,
-    .forward = idefics3_forward,
-};
-
-/* SmolVLM2 checkpoints name the same graph differently at the top level only. */
-const struct vlm_family vlm_family_smolvlm = {
-    .arch = "SmolVLMForConditionalGeneration",
+    .name = "idefics3",
     .image_mode = VLM_IMAGES_SPLICED,
     .load = idefics3_load,
     .free = idefics3_free,

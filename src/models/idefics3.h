@@ -17,6 +17,5 @@ struct vlm_idefics3 {
 };
 
 extern const struct vlm_family vlm_family_idefics3;
-extern const struct vlm_family vlm_family_smolvlm;
 
 #endif

@@ -48,7 +48,7 @@ enum vlm_image_mode {
 struct vlm_model;
 
 struct vlm_family {
-    const char *arch;          /* config.json architectures[0] */
+    const char *name;          /* the family, e.g. "idefics3"; registry.c maps architectures to it */
     enum vlm_image_mode image_mode;
     /* Reads m->cfg and m->weights, checks every tensor's shape, fills m->info's sizes and
      * m->impl. Errors name the file and tensor/key. */
@@ -69,8 +69,8 @@ struct vlm_family {
 
 /* registry.c: the family of an architecture name, NULL if unknown. */
 const struct vlm_family *vlm_family_find(const char *arch);
-/* registry.c: "A, B, ..." list of known architectures for messages (static). */
-const char *vlm_family_names(void);
+/* registry.c: writes "A, B, ..." (the known architectures, for messages) into buf. */
+void vlm_family_names(char *buf, size_t size);
 
 struct vlm_model {
     char                 *dir;

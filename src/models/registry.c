@@ -1,21 +1,32 @@
-/* registry.c — maps a config's architectures[0] to the family that runs it. Adding a family
- * is adding its files under src/models/ and one row here. */
+/* registry.c — maps a config's architectures[0] (or, later, a GGUF general.architecture) to
+ * the family that runs it. Adding a family is adding its files under src/models/ and rows here. */
+#include <stdio.h>
 #include <string.h>
 
 #include "models/idefics3.h"
 #include "models/model.h"
 
-static const struct vlm_family *const families[] = {
-    &vlm_family_idefics3,
-    &vlm_family_smolvlm,
+static const struct {
+    const char *arch;
+    const struct vlm_family *family;
+} rows[] = {
+    {"Idefics3ForConditionalGeneration", &vlm_family_idefics3},
+    /* SmolVLM2 checkpoints name the same graph differently at the top level only. */
+    {"SmolVLMForConditionalGeneration", &vlm_family_idefics3},
 };
 
 const struct vlm_family *vlm_family_find(const char *arch) {
-    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
-        if (arch && !strcmp(arch, families[i]->arch)) return families[i];
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        if (arch && !strcmp(arch, rows[i].arch)) return rows[i].family;
     return NULL;
 }
 
-const char *vlm_family_names(void) {
-    return "Idefics3ForConditionalGeneration, SmolVLMForConditionalGeneration";
+void vlm_family_names(char *buf, size_t size) {
+    size_t used = 0;
+    if (size) buf[0] = '\0';
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0] && used < size; i++) {
+        int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", rows[i].arch);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
 }
