@@ -302,6 +302,9 @@ def main():
                     help="put a space before each answer (the target models/vlm-demo was trained on)")
     ap.add_argument("--resume-steps", type=int, help="on resume, a new schedule length (warm restart)")
     ap.add_argument("--stop-at", type=int, help="stop (and write --out) after this step")
+    ap.add_argument("--time-schedule", type=float, default=0,
+                    help="cosine over this many seconds of wall time from the start (or resume) instead of "
+                         "over --steps, then stop: for a shared CPU whose speed changes")
     ap.add_argument("--init-only", action="store_true")
     a = ap.parse_args()
 
@@ -341,9 +344,12 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
 
     def lr_at(step):
-        if step < a.warmup:
+        if step < a.warmup and not resumed:
             return a.lr * (step + 1) / a.warmup
-        p = (step - a.warmup) / max(1, a.steps - a.warmup)
+        if a.time_schedule:
+            p = (time.time() - tstart) / a.time_schedule
+        else:
+            p = (step - a.warmup) / max(1, a.steps - a.warmup)
         return a.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
     step = 0
@@ -400,6 +406,8 @@ def main():
             print(f"step {step} loss {sum(losses) / len(losses):.4f} lr {lr_at(step):.2e} "
                   f"{el / 20:.3f}s/step", flush=True)
             losses, t0 = [], time.time()
+        if a.time_schedule and time.time() - tstart >= a.time_schedule:
+            a.steps = step
         last = step == a.steps or step == a.stop_at
         if step % a.ckpt_every == 0 or last:
             save_ckpt()
