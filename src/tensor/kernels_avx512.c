@@ -241,13 +241,13 @@ gemv_seq_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const vo
     }
 }
 
-/* One copy per dtype (gemv_typed inlined with a constant wt), so the conversion in the inner
+/* One copy per dtype (gemv_dispatch inlined with a constant wt), so the conversion in the inner
  * loop is branch-free. The decode shapes (up to 8 x rows) read W as one sequential stream per
  * 4 x rows: from memory that measured twice as fast per CPU-second as walking 4 W rows side by
  * side (bf16 lm head, one thread: 23.8 vs 10.5 GB/s); past 8 rows the 4x4 register tiles win
  * (compute-bound). */
 static inline __attribute__((always_inline)) void
-gemv_typed(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w, size_t ldw,
+gemv_dispatch(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w, size_t ldw,
            int n0, int n1, const float *bias, float *y, int ldy) {
     if (m > 8) {
         gemv_body(x, ldx, m, k, wt, w, ldw, n0, n1, bias, y, ldy);
@@ -263,15 +263,15 @@ gemv_typed(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void 
 }
 static void gemv_bf16(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
                       int n1, const float *bias, float *y, int ldy) {
-    gemv_typed(x, ldx, m, k, VLM_DT_BF16, w, ldw, n0, n1, bias, y, ldy);
+    gemv_dispatch(x, ldx, m, k, VLM_DT_BF16, w, ldw, n0, n1, bias, y, ldy);
 }
 static void gemv_f16(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
                      int n1, const float *bias, float *y, int ldy) {
-    gemv_typed(x, ldx, m, k, VLM_DT_F16, w, ldw, n0, n1, bias, y, ldy);
+    gemv_dispatch(x, ldx, m, k, VLM_DT_F16, w, ldw, n0, n1, bias, y, ldy);
 }
 static void gemv_f32(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
                      int n1, const float *bias, float *y, int ldy) {
-    gemv_typed(x, ldx, m, k, VLM_DT_F32, w, ldw, n0, n1, bias, y, ldy);
+    gemv_dispatch(x, ldx, m, k, VLM_DT_F32, w, ldw, n0, n1, bias, y, ldy);
 }
 
 /* Many x rows: W is packed (converted to f32) into panels of NR=32 columns x KC depth, and an
