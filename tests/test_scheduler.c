@@ -8,6 +8,7 @@
 #include "util/alloc.h"
 #include "util/error.h"
 
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -173,6 +174,83 @@ static void test_cancel_and_limits(void) {
     vlm_sched_free(s);
 }
 
+/* ---- jobs (the server's image encodes) ---- */
+
+struct job_arg {
+    pthread_t caller, ran_on;
+    int steps_seen, value;   /* steps_seen < 0: the job fails */
+};
+
+static int job_fn(void *user, struct vlm_pool *pool, struct vlm_error *err) {
+    (void)pool;
+    struct job_arg *a = user;
+    a->ran_on = pthread_self();
+    a->value = 42;
+    if (a->steps_seen < 0) return vlm_error_set(err, VLM_E_INVALID, "job failed on purpose");
+    return VLM_OK;
+}
+
+struct runner { struct vlm_sched *s; struct job_arg a; int rc; };
+
+static void *run_job_thread(void *p) {
+    struct runner *r = p;
+    struct vlm_error err;
+    r->rc = vlm_sched_run(r->s, job_fn, &r->a, 64, &err);
+    return NULL;
+}
+
+/* A job runs on the scheduler thread (not the caller's), returns its code and error, runs
+ * between steps of a decoding sequence without changing its tokens, and jobs queued from
+ * several threads all complete. */
+static void test_jobs(void) {
+    struct vlm_sched_params sp = vlm_sched_default_params();
+    sp.max_num_seqs = 2;
+    sp.n_threads = 2;
+    sp.job_budget = 100;   /* one 64-token job per step */
+    struct vlm_sched *s;
+    CHECK_EQ_INT(vlm_sched_new(model, &sp, &s, NULL), VLM_OK);
+    if (!s) return;
+    struct job_arg a = {.caller = pthread_self()};
+    struct vlm_error err;
+    CHECK_EQ_INT(vlm_sched_run(s, job_fn, &a, 64, &err), VLM_OK);
+    CHECK_EQ_INT(a.value, 42);
+    CHECK(!pthread_equal(a.ran_on, a.caller));
+    a.steps_seen = -1;
+    CHECK_EQ_INT(vlm_sched_run(s, job_fn, &a, 64, &err), VLM_E_INVALID);
+    CHECK(strstr(err.msg, "on purpose") != NULL);
+
+    /* solo answer, then the same prompt while 8 jobs from 8 threads are queued */
+    int32_t solo[MAX_NEW], mixed[MAX_NEW];
+    enum vlm_finish fin;
+    struct vlm_seq_params p = params_for(1, MAX_NEW);
+    struct vlm_seq *q;
+    CHECK_EQ_INT(vlm_sched_submit(s, &p, &q, NULL), VLM_OK);
+    CHECK_EQ_INT(collect(q, solo, MAX_NEW, &fin), MAX_NEW);
+    vlm_seq_release(q);
+    struct runner r[8];
+    pthread_t th[8];
+    CHECK_EQ_INT(vlm_sched_submit(s, &p, &q, NULL), VLM_OK);
+    for (int i = 0; i < 8; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        r[i].s = s;
+        r[i].rc = -100;
+        pthread_create(&th[i], NULL, run_job_thread, &r[i]);
+    }
+    CHECK_EQ_INT(collect(q, mixed, MAX_NEW, &fin), MAX_NEW);
+    vlm_seq_release(q);
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ_INT(r[i].rc, VLM_OK);
+        CHECK_EQ_INT(r[i].a.value, 42);
+    }
+    CHECK(memcmp(solo, mixed, sizeof solo) == 0);
+    struct vlm_sched_stats st;
+    vlm_sched_get_stats(s, &st);
+    CHECK(st.jobs == 10);
+    CHECK(wait_idle(s));
+    vlm_sched_free(s);
+}
+
 int main(void) {
     struct vlm_model_params mp = vlm_model_default_params();
     mp.n_threads = 1;
@@ -189,6 +267,7 @@ int main(void) {
                                   &ids[i], &n_ids[i], NULL), VLM_OK);
     test_batched_equals_solo();
     test_cancel_and_limits();
+    test_jobs();
     for (int i = 0; i < N_PROMPTS; i++) vlm_free(ids[i]);
     vlm_model_free(model);
     TEST_MAIN_END();

@@ -54,10 +54,9 @@ static void serve_help(FILE *f) {
 "  --prefill-chunk N              prompt tokens per scheduler step (default 256)\n"
 "  --kv-cache-tokens N            KV-cache capacity shared by all sequences, in tokens (default:\n"
 "                                 max-model-len x max-num-seqs, taken block by block as needed)\n"
-"  --encode-threads N             threads of the vision encoder, which runs beside decoding, one\n"
-"                                 image at a time (default: half of --threads, at least 1)\n"
 "\n"
-"Also accepted: --max-num-batched-tokens N (the per-step token budget), and vLLM flags that have\n"
+"Also accepted: --max-num-batched-tokens N (the per-step token budget, also for image tokens\n"
+"encoded between two steps; default 2048), and vLLM flags that have\n"
 "no effect on this engine (--gpu-memory-utilization, --tensor-parallel-size, --dtype,\n"
 "--trust-remote-code, --enforce-eager, --disable-log-requests, ...), so job scripts run unchanged.\n"
 "\n"
@@ -164,7 +163,6 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-model-len")) { NEED_VAL(); if (parse_long(val, 16, 1 << 24, &v)) BAD_VAL(); c.max_model_len = (int)v; }
         else if (!strcmp(a, "--max-num-seqs")) { NEED_VAL(); if (parse_long(val, 1, 1024, &v)) BAD_VAL(); c.max_num_seqs = (int)v; }
         else if (!strcmp(a, "--threads")) { NEED_VAL(); if (parse_long(val, 0, 1024, &v)) BAD_VAL(); c.threads = (int)v; }
-        else if (!strcmp(a, "--encode-threads")) { NEED_VAL(); if (parse_long(val, 0, 1024, &v)) BAD_VAL(); c.encode_threads = (int)v; }
         else if (!strcmp(a, "--limit-mm-per-prompt")) {
             NEED_VAL();
             json_decref(limit);
@@ -207,6 +205,7 @@ int cmd_serve(int argc, char **argv) {
             NEED_VAL();   /* vLLM's per-step token budget: decode rows + the prefill chunk */
             if (parse_long(val, 32, 1 << 20, &v)) BAD_VAL();
             c.prefill_chunk = (int)(v > c.max_num_seqs + 16 ? v - c.max_num_seqs : 16);
+            c.max_num_batched_tokens = (int)v;   /* also the encoder's budget, as in vLLM */
         } else if (ignored_flag(a, &i, argc)) continue;
         else if (a[0] == '-') { fprintf(stderr, "vlm serve: unknown option %s (see vlm serve --help)\n", a); goto out; }
         else if (!c.model_dir) c.model_dir = a;

@@ -41,6 +41,14 @@ struct vlm_seq {
     pthread_cond_t      cv;
 };
 
+struct sched_job {
+    int               (*fn)(void *user, struct vlm_pool *pool, struct vlm_error *err);
+    void               *user;
+    int                 cost, rc, done;
+    struct vlm_error   *err;
+    struct sched_job   *next;
+};
+
 struct vlm_sched {
     const struct vlm_model *m;
     struct vlm_ctx  *ctx;
@@ -60,6 +68,9 @@ struct vlm_sched {
     int8_t          *b_want;
     struct vlm_seq **logit_seq;        /* sequence of each logits row */
     int             *fed;              /* (max_seqs) rows fed per slot this step */
+    struct sched_job *job_head, *job_tail;  /* under mu */
+    int              job_budget, n_jobs;
+    pthread_cond_t   job_cv;           /* a job is done */
     struct vlm_sched_stats stats;
 };
 
@@ -237,6 +248,46 @@ void vlm_seq_release(struct vlm_seq *q) {
 
 size_t vlm_seq_n_prompt(const struct vlm_seq *q) { return q->n_prompt; }
 
+/* ---- jobs ---- */
+
+int vlm_sched_run(struct vlm_sched *s, int (*fn)(void *user, struct vlm_pool *pool, struct vlm_error *err),
+                  void *user, int cost, struct vlm_error *err) {
+    struct sched_job j = {fn, user, cost > 0 ? cost : 0, VLM_OK, 0, err, NULL};
+    pthread_mutex_lock(&s->mu);
+    if (s->stop) {
+        pthread_mutex_unlock(&s->mu);
+        return vlm_error_set(err, VLM_E_CANCELLED, "the server is shutting down");
+    }
+    if (s->job_tail) s->job_tail->next = &j;
+    else s->job_head = &j;
+    s->job_tail = &j;
+    s->n_jobs++;
+    pthread_cond_signal(&s->cv);
+    while (!j.done) pthread_cond_wait(&s->job_cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    return j.rc;
+}
+
+/* Runs the queued jobs that fit the budget (the first always). Called and returns with s->mu
+ * held; drops it while a job runs. */
+static void run_jobs_locked(struct vlm_sched *s) {
+    long spent = 0;
+    while (s->job_head && (spent == 0 || spent + s->job_head->cost <= s->job_budget)) {
+        struct sched_job *j = s->job_head;
+        s->job_head = j->next;
+        if (!s->job_head) s->job_tail = NULL;
+        s->n_jobs--;
+        spent += j->cost > 0 ? j->cost : 1;
+        pthread_mutex_unlock(&s->mu);
+        int rc = j->fn(j->user, vlm_ctx_pool(s->ctx), j->err);
+        pthread_mutex_lock(&s->mu);
+        j->rc = rc;
+        j->done = 1;      /* j lives on its caller's stack: not touched after this */
+        s->stats.jobs++;
+        pthread_cond_broadcast(&s->job_cv);
+    }
+}
+
 /* ---- the loop ---- */
 
 /* Removes cancelled sequences (running ones lose their KV at once) and admits waiting ones
@@ -361,8 +412,10 @@ static void *sched_main(void *arg) {
     struct vlm_error err;
     pthread_mutex_lock(&s->mu);
     while (dead && evs && ev_seq) {
-        while (!s->stop && s->n_running == 0 && !s->wait_head) pthread_cond_wait(&s->cv, &s->mu);
+        while (!s->stop && s->n_running == 0 && !s->wait_head && !s->job_head)
+            pthread_cond_wait(&s->cv, &s->mu);
         if (s->stop) break;
+        run_jobs_locked(s);
         int n_dead = 0;
         reap_and_admit_locked(s, dead, &n_dead);
         pthread_mutex_unlock(&s->mu);
@@ -414,6 +467,7 @@ static void *sched_main(void *arg) {
         s->stats.kv_used = s->stats.kv_capacity - vlm_ctx_kv_free(s->ctx);
         s->stats.n_running = s->n_running;
         s->stats.n_waiting = s->n_waiting;
+        s->stats.n_jobs_waiting = s->n_jobs;
         if (n_dead) {
             pthread_mutex_unlock(&s->mu);
             for (int i = 0; i < n_dead; i++) seq_destroy(dead[i]);
@@ -438,6 +492,7 @@ int vlm_sched_new(const struct vlm_model *m, const struct vlm_sched_params *p,
     s->max_seqs = p->max_num_seqs > 0 ? p->max_num_seqs : 16;
     s->chunk = p->prefill_chunk > 0 ? p->prefill_chunk : 256;
     s->n_batch = s->chunk + s->max_seqs;
+    s->job_budget = p->job_budget > 0 ? p->job_budget : 2048;
     struct vlm_ctx_params cp = vlm_ctx_default_params();
     cp.n_seq_max = s->max_seqs;
     cp.n_ctx = p->n_ctx;
@@ -459,6 +514,7 @@ int vlm_sched_new(const struct vlm_model *m, const struct vlm_sched_params *p,
     s->logit_seq = vlm_malloc(nb * sizeof *s->logit_seq);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->job_cv, NULL);
     if (!s->slots || !s->fed || !s->b_tok || !s->b_pos || !s->b_seq || !s->b_embd || !s->b_want ||
         !s->logit_seq) {
         vlm_sched_free(s);
@@ -496,6 +552,13 @@ void vlm_sched_free(struct vlm_sched *s) {
         fail_locked(q, VLM_E_CANCELLED);
         if (seq_unref_locked(q)) { q->next = dead_list; dead_list = q; }
     }
+    for (struct sched_job *j = s->job_head; j; j = j->next) {
+        j->rc = vlm_error_set(j->err, VLM_E_CANCELLED, "the server is shutting down");
+        j->done = 1;
+    }
+    s->job_head = s->job_tail = NULL;
+    s->n_jobs = 0;
+    pthread_cond_broadcast(&s->job_cv);
     pthread_mutex_unlock(&s->mu);
     while (dead_list) {
         struct vlm_seq *q = dead_list;
@@ -513,6 +576,7 @@ void vlm_sched_free(struct vlm_sched *s) {
     vlm_free(s->logit_seq);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->job_cv);
     vlm_free(s);
 }
 
@@ -521,6 +585,7 @@ void vlm_sched_get_stats(struct vlm_sched *s, struct vlm_sched_stats *st) {
     *st = s->stats;
     st->n_running = s->n_running;
     st->n_waiting = s->n_waiting;
+    st->n_jobs_waiting = s->n_jobs;
     pthread_mutex_unlock(&s->mu);
 }
 

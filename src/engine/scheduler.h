@@ -3,7 +3,9 @@
  * in the space left), admits queued sequences up to max_num_seqs and the KV capacity, and
  * hands each sampled token to the sequence's owner through a per-sequence event queue.
  * Callers (HTTP threads) never block the scheduler: they submit, wait on their own queue,
- * and cancel; a cancelled sequence's KV blocks are freed at the next step boundary. */
+ * and cancel; a cancelled sequence's KV blocks are freed at the next step boundary.
+ * Other work that needs the cores (the vision encoder) also runs on the scheduler thread, as
+ * jobs between steps (vlm_sched_run), so it never competes with a step for the same cores. */
 #ifndef VLM_ENGINE_SCHEDULER_H
 #define VLM_ENGINE_SCHEDULER_H
 
@@ -24,6 +26,8 @@ struct vlm_sched_params {
     int n_kv_tokens;      /* KV capacity shared by all sequences; 0 = engine default */
     int prefill_chunk;    /* most tokens one step spends on prompts (keeps decode steps short) */
     int n_threads;        /* the context's pool; 0 = all cores */
+    int job_budget;       /* job cost (image tokens) run between two steps; the first queued job
+                             always runs. 0 = 2048 */
 };
 struct vlm_sched_params vlm_sched_default_params(void);
 
@@ -63,6 +67,15 @@ void vlm_sched_free(struct vlm_sched *s);
 int  vlm_sched_submit(struct vlm_sched *s, const struct vlm_seq_params *p, struct vlm_seq **out,
                       struct vlm_error *err);
 
+/* Runs fn(user, pool, err) on the scheduler thread between two steps, with the context's
+ * thread pool, and waits for it; returns fn's code (VLM_E_CANCELLED if the scheduler stops
+ * first). Jobs run in order; those queued together run before the next step while their costs
+ * fit job_budget, as vLLM encodes newly scheduled images before their prefill, so requests that
+ * arrive together start decoding together. Thread-safe; never call from inside a job. */
+struct vlm_pool;
+int  vlm_sched_run(struct vlm_sched *s, int (*fn)(void *user, struct vlm_pool *pool, struct vlm_error *err),
+                   void *user, int cost, struct vlm_error *err);
+
 /* Takes the next event: 1 with *ev filled, 0 when none came within timeout_ms, -1 when the
  * sequence is over and every event has been taken. Thread-safe against the scheduler. */
 int  vlm_seq_wait(struct vlm_seq *q, struct vlm_seq_event *ev, int timeout_ms);
@@ -76,7 +89,8 @@ size_t vlm_seq_n_prompt(const struct vlm_seq *q);
 struct vlm_sched_stats {
     int    n_running, n_waiting;
     int    kv_capacity, kv_used;        /* tokens */
-    long   steps, tokens_decoded, tokens_prefilled, preemptions;
+    long   steps, tokens_decoded, tokens_prefilled, preemptions, jobs;
+    int    n_jobs_waiting;
 };
 void vlm_sched_get_stats(struct vlm_sched *s, struct vlm_sched_stats *st);
 int  vlm_sched_n_ctx(const struct vlm_sched *s);

@@ -57,15 +57,23 @@ static void proc_overrides(const struct vlm_server *s, json_t *kw, struct vlm_pr
 struct encode_job {
     struct vlm_server *s;
     const struct vlm_image_input *in;
+    float *out;
 };
 
-/* One image at a time: concurrent encoders would only slow each other and the decode steps. */
+static int encode_job_run(void *user, struct vlm_pool *pool, struct vlm_error *err) {
+    struct encode_job *j = user;
+    double t0 = vlm_srv_now();
+    int rc = vlm_model_encode_image(j->s->model, pool, j->in, j->out, err);
+    if (rc == VLM_OK) vlm_metrics_observe(j->s->metrics, VLM_M_IMAGE_ENCODE, vlm_srv_now() - t0);
+    return rc;
+}
+
+/* The cache's encoder: a job on the scheduler thread, which owns the cores (images that arrive
+   together are encoded before the step that prefills them, and never beside a decode step). */
 static int encode_cb(void *user, float *out, struct vlm_error *err) {
     struct encode_job *j = user;
-    pthread_mutex_lock(&j->s->encode_mu);
-    int rc = vlm_model_encode_image(j->s->model, j->s->encode_pool, j->in, out, err);
-    pthread_mutex_unlock(&j->s->encode_mu);
-    return rc;
+    j->out = out;
+    return vlm_sched_run(j->s->sched, encode_job_run, j, j->in->n_image_tokens, err);
 }
 
 /* Fetches and decodes the request's images through the cache (entries kept in sh). */
@@ -157,17 +165,15 @@ static int prepare(struct vlm_server *s, const struct vlm_api_request *r, struct
     const float **embd = p->n_images ? vlm_calloc((size_t)p->n_images, sizeof *embd) : NULL;
     if (p->n_images && !embd) return vlm_api_fail(e, 500, NULL, "out of memory");
     for (int j = 0; j < p->n_images && j < sh->n_entries; j++) {
-        struct encode_job job = {s, &p->images[j]};
+        struct encode_job job = {s, &p->images[j], NULL};
         struct vlm_error err;
         int computed = 0;
-        double t0 = vlm_srv_now();
         int erc = vlm_image_cache_embd(s->cache, sh->entries[j], (size_t)p->images[j].n_image_tokens, d,
                                        encode_cb, &job, &embd[j], &computed, &err);
         if (erc != VLM_OK) {
             vlm_free(embd);
             return vlm_api_fail(e, vlm_api_status_for(erc), "messages", "Failed to encode image %d: %s", j + 1, err.msg);
         }
-        if (computed) vlm_metrics_observe(s->metrics, VLM_M_IMAGE_ENCODE, vlm_srv_now() - t0);
     }
     if (p->n_images) {
         sh->rows = vlm_calloc(p->n_ids, sizeof *sh->rows);

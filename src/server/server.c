@@ -9,7 +9,6 @@
 #include "util/error.h"
 #include "util/file.h"
 #include "util/log.h"
-#include "util/threadpool.h"
 
 #include <string.h>
 #include <time.h>
@@ -226,7 +225,6 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
     if (!s) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     s->cfg = *c;
     s->started = time(NULL);
-    pthread_mutex_init(&s->encode_mu, NULL);
     int rc = vlm_media_global_init(err);
     struct vlm_model_params mp = vlm_model_default_params();
     mp.n_threads = c->threads;
@@ -239,22 +237,13 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
     }
     if (rc == VLM_OK) rc = load_template(s, err);
     if (rc == VLM_OK) {
-        /* images are encoded outside the scheduler (decode never waits for an encoder), one at
-           a time on a pool of their own, so encoders do not crowd out decoding */
-        int n = c->encode_threads;
-        if (n <= 0) {
-            long cores = c->threads > 0 ? c->threads : sysconf(_SC_NPROCESSORS_ONLN);
-            n = cores > 1 ? (int)(cores / 2) : 1;
-        }
-        s->encode_pool = n > 1 ? vlm_pool_new(n) : NULL;
-    }
-    if (rc == VLM_OK) {
         struct vlm_sched_params sp = vlm_sched_default_params();
         sp.max_num_seqs = c->max_num_seqs;
         sp.n_ctx = c->max_model_len;
         sp.n_threads = c->threads;
         sp.prefill_chunk = c->prefill_chunk;
         sp.n_kv_tokens = c->kv_cache_tokens;
+        sp.job_budget = c->max_num_batched_tokens;
         rc = vlm_sched_new(s->model, &sp, &s->sched, err);
     }
     if (rc == VLM_OK) {
@@ -298,8 +287,6 @@ void vlm_server_stop(struct vlm_server *s) {
     vlm_image_cache_free(s->cache);
     vlm_metrics_free(s->metrics);
     vlm_template_free(s->template_override);
-    vlm_pool_free(s->encode_pool);
-    pthread_mutex_destroy(&s->encode_mu);
     vlm_model_free(s->model);
     vlm_free(s->model_name);
     vlm_free(s);

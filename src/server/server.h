@@ -22,7 +22,7 @@ struct vlm_server_config {
     int         max_model_len;        /* 0 = the model's */
     int         max_num_seqs;         /* default 16 */
     int         threads;              /* 0 = all cores */
-    int         encode_threads;       /* vision-encoder threads (0 = half of threads, at least 1) */
+    int         max_num_batched_tokens; /* image tokens encoded between two steps (0 = 2048) */
     int         limit_images;         /* --limit-mm-per-prompt image (default 999) */
     struct vlm_media_policy media;
     size_t      max_body;             /* request body cap (bytes) */

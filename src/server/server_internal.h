@@ -35,8 +35,6 @@ struct vlm_server {
     struct vlm_processor_overrides proc_ceiling;  /* --mm-processor-kwargs (0 = as configured) */
     int                    proc_longest_cfg;  /* the model's size.longest_edge (0 = unknown) */
     time_t                 started;
-    struct vlm_pool       *encode_pool;    /* vision encoder runs here, one image at a time */
-    pthread_mutex_t        encode_mu;      /* ... under this lock */
     volatile int           stopping;       /* set at shutdown: waiting handlers cancel and return */
 };
 
