@@ -244,6 +244,19 @@ static void test_matmul(void) {
                         check_matmul_case(kt, dts[d], ms[a], ns[b], ksz[c], (int)((a + b + c) & 1));
                     }
     }
+    /* 9..127 rows with k past the tiled GEMV's 1024-deep block (sums carried across blocks) */
+    static const int tm[] = {9, 16, 19}, tn[] = {5, 33}, tk[] = {1024, 1100, 2071};
+    for (int v = 0; v < VLM_KERNELS_N_VARIANTS; v++) {
+        const struct vlm_kernels *kt = vlm_kernels_variant(v);
+        if (!kt) continue;
+        for (int d = 0; d < 3; d++)
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 2; b++)
+                    for (int c = 0; c < 3; c++) {
+                        if (test_quick() && (a + b + c + d) % 3) continue;
+                        check_matmul_case(kt, dts[d], tm[a], tn[b], tk[c], (a + b) & 1);
+                    }
+    }
     /* many rows: the packed GEMM paths (k past one 256-deep block, column and row tails) */
     static const int bm[] = {128, 131, 200}, bn[] = {33, 97}, bk[] = {31, 257, 300};
     for (int v = 0; v < VLM_KERNELS_N_VARIANTS; v++) {
@@ -360,6 +373,36 @@ static void test_rowops(void) {
             memcpy(r, x, n * 4); memcpy(o, x, n * 4);
             g->scale(r, -1.7f, n); kt->scale(o, -1.7f, n);
             CHECK_MSG(max_rel(o, r, n) < 1e-6, "%s scale n=%d", kt->name, n);
+        }
+    }
+    /* attention-row kernels: key counts with and without a 4-key remainder, head dims with
+       16-lane tails and over 64 columns, rows strided wider than the head */
+    {
+        static const int dims[] = {1, 15, 64, 80, 128, 200};
+        static const int keys[] = {1, 3, 4, 13, 64};
+        static float kv[64 * 256], p[64], acc_r[256], acc_o[256], s_r[64], s_o[64], qv[256];
+        fill(kv, sizeof kv / sizeof *kv, 1.0f);
+        fill(qv, 256, 1.0f);
+        fill(p, 64, 1.0f);
+        for (int v = 1; v < VLM_KERNELS_N_VARIANTS; v++) {
+            const struct vlm_kernels *kt = vlm_kernels_variant(v);
+            if (!kt) continue;
+            for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
+                for (size_t ki = 0; ki < sizeof keys / sizeof *keys; ki++) {
+                    int d = dims[di], n = keys[ki];
+                    size_t ld = (size_t)d + 37;   /* 64 rows of ld <= 237 floats fit kv */
+                    g->dots(s_r, qv, kv, ld, n, d);
+                    kt->dots(s_o, qv, kv, ld, n, d);
+                    double e = 0;
+                    for (int t = 0; t < n; t++) e = fmax(e, fabs(s_o[t] - s_r[t]) / (1 + fabs(s_r[t])));
+                    CHECK_MSG(e < 1e-5, "%s dots d=%d n=%d err %g", kt->name, d, n, e);
+                    for (int i = 0; i < 256; i++) acc_r[i] = acc_o[i] = 0.25f * (float)(i % 7);
+                    g->axpys(acc_r, p, kv, ld, n, d);
+                    kt->axpys(acc_o, p, kv, ld, n, d);
+                    e = 0;
+                    for (int i = 0; i < 256; i++) e = fmax(e, fabs(acc_o[i] - acc_r[i]) / (1 + fabs(acc_r[i])));
+                    CHECK_MSG(e < 1e-5, "%s axpys d=%d n=%d err %g (columns past d untouched)", kt->name, d, n, e);
+                }
         }
     }
     /* softmax extremes: large values do not overflow, -inf entries get 0 */

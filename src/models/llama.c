@@ -165,10 +165,17 @@ void vlm_llama_free(struct vlm_llama *l) {
     memset(l, 0, sizeof *l);
 }
 
+/* The rows of one sequence in the batch (the same for every layer of a step). */
+struct att_group {
+    int sid, off, nr, contiguous;   /* rows[off .. off+nr) are its batch rows, in order */
+};
+
 struct llama_scratch {
-    int n_max;
+    int n_max, n_grp;
     float *x, *xb, *q, *k, *v, *att, *gate, *up, *qg, *og, *inv_freq;
-    int32_t *rows;    /* (n_max) row indices of one sequence */
+    int32_t *rows;    /* (n_max) batch row indices, grouped by sequence */
+    struct att_group *grp;   /* (n_max) */
+    int *small;       /* (n_max) groups whose attention runs as one task each */
 };
 
 void *vlm_llama_scratch_new(const struct vlm_llama *l, int n) {
@@ -189,8 +196,10 @@ void *vlm_llama_scratch_new(const struct vlm_llama *l, int n) {
     s->up = vlm_malloc(N * hp->d_ff * sizeof(float));
     s->inv_freq = vlm_malloc((size_t)hp->rope.rot_dim / 2 * sizeof(float) + sizeof(float));
     s->rows = vlm_malloc(N * sizeof(int32_t));
+    s->grp = vlm_malloc(N * sizeof *s->grp);
+    s->small = vlm_malloc(N * sizeof *s->small);
     if (!s->x || !s->xb || !s->q || !s->att || !s->qg || !s->og || !s->k || !s->v || !s->gate ||
-        !s->up || !s->inv_freq || !s->rows) {
+        !s->up || !s->inv_freq || !s->rows || !s->grp || !s->small) {
         vlm_llama_scratch_free(s);
         return NULL;
     }
@@ -202,7 +211,7 @@ void vlm_llama_scratch_free(void *p) {
     if (!s) return;
     vlm_free(s->x); vlm_free(s->xb); vlm_free(s->q); vlm_free(s->att); vlm_free(s->qg);
     vlm_free(s->og); vlm_free(s->k); vlm_free(s->v); vlm_free(s->gate); vlm_free(s->up);
-    vlm_free(s->inv_freq); vlm_free(s->rows);
+    vlm_free(s->inv_freq); vlm_free(s->rows); vlm_free(s->grp); vlm_free(s->small);
     vlm_free(s);
 }
 
@@ -249,39 +258,77 @@ static void matmul_multi(struct vlm_pool *pool, const float *x, int m, int np, c
     vlm_pool_run(pool, tasks, multi_task, &j);
 }
 
-/* Attention of every sequence in the batch: the rows of a sequence (in order, continuing
- * it) attend causally to that sequence's KV arrays, which already hold this step's keys. */
+/* Groups the batch rows by sequence, once per step. */
+static void group_rows(struct llama_scratch *s, const struct vlm_batch *b) {
+    int n = b->n_tokens, off = 0;
+    s->n_grp = 0;
+    for (int i = 0; i < n; i++) {
+        int sid = b->seq_id[i], seen = 0;
+        for (int g = 0; g < s->n_grp && !seen; g++) seen = s->grp[g].sid == sid;
+        if (seen) continue;
+        struct att_group *g = &s->grp[s->n_grp++];
+        g->sid = sid;
+        g->off = off;
+        g->contiguous = 1;
+        for (int j = i; j < n; j++)
+            if (b->seq_id[j] == sid) {
+                if (off > g->off && j != s->rows[off - 1] + 1) g->contiguous = 0;
+                s->rows[off++] = j;
+            }
+        g->nr = off - g->off;
+    }
+}
+
+struct attend_ctx {
+    const struct vlm_llama *l;
+    struct vlm_kv *kv;
+    struct llama_scratch *s;
+    const struct vlm_batch *b;
+    int layer;
+};
+
+/* One sequence's rows attend causally to its KV arrays, which already hold this step's keys. */
+static void attend_group(const struct attend_ctx *c, const struct att_group *g, struct vlm_pool *pool) {
+    const struct vlm_llama_hparams *hp = &c->l->hp;
+    struct llama_scratch *s = c->s;
+    size_t q = (size_t)hp->n_head * hp->d_head, kvd = (size_t)hp->n_head_kv * hp->d_head;
+    const int32_t *rows = s->rows + g->off;
+    const float *qs = s->q + (size_t)rows[0] * q;
+    float *os = s->att + (size_t)rows[0] * q;
+    if (!g->contiguous) {   /* gathered into this group's own part of qg/og */
+        for (int r = 0; r < g->nr; r++) memcpy(s->qg + (size_t)(g->off + r) * q, s->q + (size_t)rows[r] * q, sizeof(float) * q);
+        qs = s->qg + (size_t)g->off * q;
+        os = s->og + (size_t)g->off * q;
+    }
+    int pos0 = c->b->pos[rows[0]], n_kv = c->b->pos[rows[g->nr - 1]] + 1;
+    vlm_attention(pool, os, qs, g->nr, c->kv->seq[g->sid].k[c->layer], c->kv->seq[g->sid].v[c->layer], n_kv,
+                  hp->n_head, hp->n_head_kv, hp->d_head, kvd, 1.0f / sqrtf((float)hp->d_head), 1, pos0, NULL);
+    if (!g->contiguous)
+        for (int r = 0; r < g->nr; r++) memcpy(s->att + (size_t)rows[r] * q, s->og + (size_t)(g->off + r) * q, sizeof(float) * q);
+}
+
+static void attend_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const struct attend_ctx *c = ctx;
+    attend_group(c, &c->s->grp[c->s->small[task]], NULL);
+}
+
+/* Attention of every sequence in the batch. A decode row's attention is microseconds of work,
+ * too little to split across threads by itself, so the small groups (one per decoding
+ * sequence) run as one task each in a single pool run; a long prompt chunk uses the whole pool. */
 static void attend(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, struct llama_scratch *s,
                    const struct vlm_batch *b, int layer) {
     const struct vlm_llama_hparams *hp = &l->hp;
-    int q = hp->n_head * hp->d_head, kvd = hp->n_head_kv * hp->d_head, n = b->n_tokens;
-    float scale = 1.0f / sqrtf((float)hp->d_head);
-    for (int i = 0; i < n; i++) {
-        int sid = b->seq_id[i], first = 1;
-        for (int j = 0; j < i && first; j++) first = b->seq_id[j] != sid;
-        if (!first) continue;
-        int nr = 0, contiguous = 1;
-        for (int j = i; j < n; j++)
-            if (b->seq_id[j] == sid) {
-                if (nr && j != s->rows[nr - 1] + 1) contiguous = 0;
-                s->rows[nr++] = j;
-            }
-        const float *qs = s->q + (size_t)i * q;
-        float *os = s->att + (size_t)i * q;
-        if (!contiguous) {
-            for (int r = 0; r < nr; r++) memcpy(s->qg + (size_t)r * q, s->q + (size_t)s->rows[r] * q, sizeof(float) * q);
-            qs = s->qg;
-            os = s->og;
-        }
-        int pos0 = b->pos[i], n_kv = b->pos[s->rows[nr - 1]] + 1;
-        /* a decode row's attention is a few microseconds of work: cheaper on this thread than
-         * a pool barrier (which waits for the slowest thread on a busy machine) */
-        double work = (double)nr * n_kv * q;
-        vlm_attention(work < (1 << 22) ? NULL : pool, os, qs, nr, kv->seq[sid].k[layer], kv->seq[sid].v[layer], n_kv, hp->n_head,
-                      hp->n_head_kv, hp->d_head, (size_t)kvd, scale, 1, pos0, NULL);
-        if (!contiguous)
-            for (int r = 0; r < nr; r++) memcpy(s->att + (size_t)s->rows[r] * q, s->og + (size_t)r * q, sizeof(float) * q);
+    struct attend_ctx c = {l, kv, s, b, layer};
+    int n_small = 0;
+    for (int g = 0; g < s->n_grp; g++) {
+        const struct att_group *gr = &s->grp[g];
+        double work = (double)gr->nr * (b->pos[s->rows[gr->off + gr->nr - 1]] + 1) * hp->n_head * hp->d_head;
+        if (work < (1 << 22)) s->small[n_small++] = g;
+        else attend_group(&c, gr, pool);
     }
+    if (n_small == 1) attend_group(&c, &s->grp[s->small[0]], NULL);   /* no barrier for one */
+    else if (n_small > 1) vlm_pool_run(pool, n_small, attend_task, &c);
 }
 
 int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
@@ -303,6 +350,7 @@ int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_p
         inv_freq = s->inv_freq;
     }
     float attn_scale = hp->rope.attention_factor > 0 ? hp->rope.attention_factor : 1.0f;
+    group_rows(s, b);
     for (int layer = 0; layer < hp->n_layer; layer++) {
         const struct vlm_llama_layer *L = &l->layers[layer];
         vlm_rmsnorm(s->xb, s->x, L->attn_norm, n, d, hp->rms_eps);

@@ -35,13 +35,9 @@ static void att_row(const struct att_job *j, const float *qr, const float *kh, c
     for (int b0 = 0; b0 < n_vis; b0 += ATT_KB) {
         int nb = n_vis - b0 < ATT_KB ? n_vis - b0 : ATT_KB;
         float bmx = -INFINITY;
+        kt->dots(s, qr, kh + (size_t)b0 * j->stride, j->stride, nb, j->hd);
         for (int t = 0; t < nb; t++) {
-            int key = b0 + t;
-            if (j->mask && !j->mask[key]) {
-                s[t] = -INFINITY;
-                continue;
-            }
-            s[t] = kt->dot(qr, kh + (size_t)key * j->stride, j->hd) * j->scale;
+            s[t] = j->mask && !j->mask[b0 + t] ? -INFINITY : s[t] * j->scale;
             if (s[t] > bmx) bmx = s[t];
         }
         if (bmx == -INFINITY) continue;          /* the whole block is masked */
@@ -51,12 +47,8 @@ static void att_row(const struct att_job *j, const float *qr, const float *kh, c
             kt->scale(acc, c, j->hd);
             mx = bmx;
         }
-        for (int t = 0; t < nb; t++) {
-            if (s[t] == -INFINITY) continue;
-            float p = expf(s[t] - mx);
-            sum += p;
-            kt->axpy(acc, p, vh + (size_t)(b0 + t) * j->stride, j->hd);
-        }
+        sum += kt->exp_sum(s, mx, nb);           /* masked keys get 0 */
+        kt->axpys(acc, s, vh + (size_t)b0 * j->stride, j->stride, nb, j->hd);
     }
     if (sum > 0.0f) {
         float inv = 1.0f / sum;

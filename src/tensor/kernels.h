@@ -29,6 +29,10 @@ struct vlm_kernels {
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float *y, float a, const float *x, int n);     /* y += a*x */
     void (*scale)(float *x, float a, int n);                     /* x *= a */
+    /* Attention rows: s[t] = dot(q, k + t*ld) over d, for t < n (dots);
+     * acc[0..d) += sum over t < n of p[t] * (v + t*ld)[0..d) (axpys). */
+    void (*dots)(float *s, const float *q, const float *k, size_t ld, int n, int d);
+    void (*axpys)(float *acc, const float *p, const float *v, size_t ld, int n, int d);
     /* One row each: */
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
     void (*layernorm)(float *y, const float *x, const float *w, const float *b, int n, float eps);

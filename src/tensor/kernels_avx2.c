@@ -586,10 +586,21 @@ static double fma_loop_avx2(float *acc, long iters) {
     return 10.0 * 8 * 2 * (double)iters;
 }
 
+/* Attention rows: the one-key kernels in a loop (the call is per block, not per key). */
+static void dots_avx2(float *s, const float *q, const float *k, size_t ld, int n, int d) {
+    for (int t = 0; t < n; t++) s[t] = dot_avx2(q, k + (size_t)t * ld, d);
+}
+
+static void axpys_avx2(float *acc, const float *p, const float *v, size_t ld, int n, int d) {
+    for (int t = 0; t < n; t++) axpy_avx2(acc, p[t], v + (size_t)t * ld, d);
+}
+
 void vlm_kernels_init_avx2(struct vlm_kernels *k) {
     k->name = "avx2";
     k->dot = dot_avx2;
     k->axpy = axpy_avx2;
+    k->dots = dots_avx2;
+    k->axpys = axpys_avx2;
     k->scale = scale_avx2;
     k->add = add_avx2;
     k->bf16_to_f32 = bf16_to_f32_avx2;

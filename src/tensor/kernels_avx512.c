@@ -52,117 +52,13 @@ static inline const void *w_row(enum vlm_dtype wt, const void *w, size_t ldw, in
     return (const char *)w + (size_t)j * ldw * (wt == VLM_DT_F32 ? 4 : 2);
 }
 
-/* Few x rows: each weight row is read once from memory (4 rows at a time for independent
- * FMA chains) and multiplied with up to 2 x rows per pass; the rows stay in L1 between passes. */
+/* W rows n0..n1 one at a time against every x row (the last 1-3 rows of the tiled path). */
 static inline __attribute__((always_inline)) void
-gemv_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w, size_t ldw,
-          int n0, int n1, const float *bias, float *y, int ldy) {
+gemv_rows_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w, size_t ldw,
+               int n0, int n1, const float *bias, float *y, int ldy) {
     int kfull = k & ~15;
     __mmask16 tail = (__mmask16)((1u << (k & 15)) - 1);
     int j = n0;
-    for (; j + 4 <= n1; j += 4) {
-        const void *wr[4];
-        for (int r = 0; r < 4; r++) wr[r] = w_row(wt, w, ldw, j + r);
-        int i = 0;
-        for (; i + 4 <= m; i += 4) {   /* 4 x rows x 4 W rows: 16 chains, 8 loads per 16 FMAs */
-            const float *x0 = x + (size_t)i * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
-            __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00,
-                   c12 = c00, c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00,
-                   c31 = c00, c32 = c00, c33 = c00;
-            for (int t = 0; t < k; t += 16) {
-                __mmask16 mk = t < kfull ? 0xffff : tail;
-                __m512 w0 = load_w16(wt, wr[0], t, mk), w1 = load_w16(wt, wr[1], t, mk);
-                __m512 w2 = load_w16(wt, wr[2], t, mk), w3 = load_w16(wt, wr[3], t, mk);
-#define XROW(xp, d0, d1, d2, d3) do { \
-                    __m512 v = _mm512_maskz_loadu_ps(mk, xp + t); \
-                    d0 = _mm512_fmadd_ps(v, w0, d0); d1 = _mm512_fmadd_ps(v, w1, d1); \
-                    d2 = _mm512_fmadd_ps(v, w2, d2); d3 = _mm512_fmadd_ps(v, w3, d3); \
-                } while (0)
-                XROW(x0, c00, c01, c02, c03); XROW(x1, c10, c11, c12, c13);
-                XROW(x2, c20, c21, c22, c23); XROW(x3, c30, c31, c32, c33);
-#undef XROW
-            }
-            float b0 = bias ? bias[j] : 0, b1 = bias ? bias[j + 1] : 0;
-            float b2 = bias ? bias[j + 2] : 0, b3 = bias ? bias[j + 3] : 0;
-#define YROW(a, d0, d1, d2, d3) do { \
-                float *ya = y + (size_t)(i + a) * ldy + j; \
-                ya[0] = _mm512_reduce_add_ps(d0) + b0; ya[1] = _mm512_reduce_add_ps(d1) + b1; \
-                ya[2] = _mm512_reduce_add_ps(d2) + b2; ya[3] = _mm512_reduce_add_ps(d3) + b3; \
-            } while (0)
-            YROW(0, c00, c01, c02, c03); YROW(1, c10, c11, c12, c13);
-            YROW(2, c20, c21, c22, c23); YROW(3, c30, c31, c32, c33);
-#undef YROW
-        }
-        for (; i < m; i += 2) {
-            int two = i + 1 < m;
-            if (!two) {   /* one x row: 4 chains, no wasted FMAs */
-                const float *x0 = x + (size_t)i * ldx;
-                __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-                /* prefetch the rows two groups ahead: the decode case streams W once */
-                size_t ahead = 8 * ldw * (wt == VLM_DT_F32 ? 4 : 2), es = wt == VLM_DT_F32 ? 4 : 2;
-                int pf = j + 12 <= n1;
-                for (int t = 0; t < kfull; t += 16) {
-                    if (pf) {
-                        const char *p0 = (const char *)wr[0] + ahead + (size_t)t * es;
-                        size_t rb = ldw * es;
-                        _mm_prefetch(p0, _MM_HINT_T0);
-                        _mm_prefetch(p0 + rb, _MM_HINT_T0);
-                        _mm_prefetch(p0 + 2 * rb, _MM_HINT_T0);
-                        _mm_prefetch(p0 + 3 * rb, _MM_HINT_T0);
-                    }
-                    __m512 v0 = _mm512_loadu_ps(x0 + t);
-                    a0 = _mm512_fmadd_ps(v0, load_w16(wt, wr[0], t, 0xffff), a0);
-                    a1 = _mm512_fmadd_ps(v0, load_w16(wt, wr[1], t, 0xffff), a1);
-                    a2 = _mm512_fmadd_ps(v0, load_w16(wt, wr[2], t, 0xffff), a2);
-                    a3 = _mm512_fmadd_ps(v0, load_w16(wt, wr[3], t, 0xffff), a3);
-                }
-                if (tail) {
-                    __m512 v0 = _mm512_maskz_loadu_ps(tail, x0 + kfull);
-                    a0 = _mm512_fmadd_ps(v0, load_w16(wt, wr[0], kfull, tail), a0);
-                    a1 = _mm512_fmadd_ps(v0, load_w16(wt, wr[1], kfull, tail), a1);
-                    a2 = _mm512_fmadd_ps(v0, load_w16(wt, wr[2], kfull, tail), a2);
-                    a3 = _mm512_fmadd_ps(v0, load_w16(wt, wr[3], kfull, tail), a3);
-                }
-                float *y0 = y + (size_t)i * ldy + j;
-                y0[0] = _mm512_reduce_add_ps(a0) + (bias ? bias[j] : 0);
-                y0[1] = _mm512_reduce_add_ps(a1) + (bias ? bias[j + 1] : 0);
-                y0[2] = _mm512_reduce_add_ps(a2) + (bias ? bias[j + 2] : 0);
-                y0[3] = _mm512_reduce_add_ps(a3) + (bias ? bias[j + 3] : 0);
-                break;
-            }
-            const float *x0 = x + (size_t)i * ldx, *x1 = two ? x0 + ldx : x0;
-            __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
-            __m512 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-            for (int t = 0; t < kfull; t += 16) {
-                __m512 v0 = _mm512_loadu_ps(x0 + t), v1 = _mm512_loadu_ps(x1 + t);
-                __m512 w0 = load_w16(wt, wr[0], t, 0xffff), w1 = load_w16(wt, wr[1], t, 0xffff);
-                __m512 w2 = load_w16(wt, wr[2], t, 0xffff), w3 = load_w16(wt, wr[3], t, 0xffff);
-                a00 = _mm512_fmadd_ps(v0, w0, a00); a01 = _mm512_fmadd_ps(v0, w1, a01);
-                a02 = _mm512_fmadd_ps(v0, w2, a02); a03 = _mm512_fmadd_ps(v0, w3, a03);
-                a10 = _mm512_fmadd_ps(v1, w0, a10); a11 = _mm512_fmadd_ps(v1, w1, a11);
-                a12 = _mm512_fmadd_ps(v1, w2, a12); a13 = _mm512_fmadd_ps(v1, w3, a13);
-            }
-            if (tail) {
-                __m512 v0 = _mm512_maskz_loadu_ps(tail, x0 + kfull), v1 = _mm512_maskz_loadu_ps(tail, x1 + kfull);
-                __m512 w0 = load_w16(wt, wr[0], kfull, tail), w1 = load_w16(wt, wr[1], kfull, tail);
-                __m512 w2 = load_w16(wt, wr[2], kfull, tail), w3 = load_w16(wt, wr[3], kfull, tail);
-                a00 = _mm512_fmadd_ps(v0, w0, a00); a01 = _mm512_fmadd_ps(v0, w1, a01);
-                a02 = _mm512_fmadd_ps(v0, w2, a02); a03 = _mm512_fmadd_ps(v0, w3, a03);
-                a10 = _mm512_fmadd_ps(v1, w0, a10); a11 = _mm512_fmadd_ps(v1, w1, a11);
-                a12 = _mm512_fmadd_ps(v1, w2, a12); a13 = _mm512_fmadd_ps(v1, w3, a13);
-            }
-            float *y0 = y + (size_t)i * ldy + j;
-            float b0 = bias ? bias[j] : 0, b1 = bias ? bias[j + 1] : 0;
-            float b2 = bias ? bias[j + 2] : 0, b3 = bias ? bias[j + 3] : 0;
-            y0[0] = _mm512_reduce_add_ps(a00) + b0; y0[1] = _mm512_reduce_add_ps(a01) + b1;
-            y0[2] = _mm512_reduce_add_ps(a02) + b2; y0[3] = _mm512_reduce_add_ps(a03) + b3;
-            if (two) {
-                float *y1 = y0 + ldy;
-                y1[0] = _mm512_reduce_add_ps(a10) + b0; y1[1] = _mm512_reduce_add_ps(a11) + b1;
-                y1[2] = _mm512_reduce_add_ps(a12) + b2; y1[3] = _mm512_reduce_add_ps(a13) + b3;
-            }
-        }
-    }
     for (; j < n1; j++) {
         const void *wr = w_row(wt, w, ldw, j);
         for (int i = 0; i < m; i++) {
@@ -179,6 +75,141 @@ gemv_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *
             y[(size_t)i * ldy + j] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + (bias ? bias[j] : 0);
         }
     }
+}
+
+/* Sums of a, b, c and d in one vector: {sum a, sum b, sum c, sum d}. */
+static inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
+#define HALF(v) _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1))
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(HALF(a), HALF(b)), _mm256_hadd_ps(HALF(c), HALF(d)));
+#undef HALF
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/* {x.r0, x.r1, x.r2, x.r3} over n floats (f32 rows). */
+static inline __m128 dot1x4(const float *x, const float *r0, const float *r1, const float *r2, const float *r3,
+                            int n) {
+    int nfull = n & ~15;
+    __mmask16 tail = (__mmask16)((1u << (n & 15)) - 1);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int t = 0; t < n; t += 16) {
+        __mmask16 m = t < nfull ? 0xffff : tail;
+        __m512 v = _mm512_maskz_loadu_ps(m, x + t);
+        a0 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, r0 + t), a0);
+        a1 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, r1 + t), a1);
+        a2 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, r2 + t), a2);
+        a3 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, r3 + t), a3);
+    }
+    return reduce4(a0, a1, a2, a3);
+}
+
+/* y[0..3] = v (first k block) or += v (later blocks); bias added with the first block. */
+static inline void store4(float *y, __m128 v, const float *bias, int j, int first) {
+    if (first) {
+        if (bias) v = _mm_add_ps(v, _mm_loadu_ps(bias + j));
+        _mm_storeu_ps(y, v);
+    } else {
+        _mm_storeu_ps(y, _mm_add_ps(_mm_loadu_ps(y), v));
+    }
+}
+
+/* Attention rows (decode): scores of 4 keys at a time, reduced together. */
+static void dots_avx512(float *s, const float *q, const float *k, size_t ld, int n, int d) {
+    int t = 0;
+    for (; t + 4 <= n; t += 4) {
+        const float *k0 = k + (size_t)t * ld;
+        _mm_storeu_ps(s + t, dot1x4(q, k0, k0 + ld, k0 + 2 * ld, k0 + 3 * ld, d));
+    }
+    for (; t < n; t++) s[t] = dot_avx512(q, k + (size_t)t * ld, d);
+}
+
+/* acc += sum p[t] v_t: 64 columns of acc stay in registers while the keys stream by. */
+static void axpys_avx512(float *acc, const float *p, const float *v, size_t ld, int n, int d) {
+    for (int c0 = 0; c0 < d; c0 += 64) {
+        int w = d - c0 < 64 ? d - c0 : 64;
+        __mmask16 m[4];
+        for (int r = 0; r < 4; r++) {
+            int left = w - 16 * r;
+            m[r] = left >= 16 ? 0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+        }
+        float *a = acc + c0;
+        __m512 a0 = _mm512_maskz_loadu_ps(m[0], a), a1 = _mm512_maskz_loadu_ps(m[1], a + 16);
+        __m512 a2 = _mm512_maskz_loadu_ps(m[2], a + 32), a3 = _mm512_maskz_loadu_ps(m[3], a + 48);
+        for (int t = 0; t < n; t++) {
+            const float *vt = v + (size_t)t * ld + c0;
+            __m512 pt = _mm512_set1_ps(p[t]);
+            a0 = _mm512_fmadd_ps(pt, _mm512_maskz_loadu_ps(m[0], vt), a0);
+            a1 = _mm512_fmadd_ps(pt, _mm512_maskz_loadu_ps(m[1], vt + 16), a1);
+            a2 = _mm512_fmadd_ps(pt, _mm512_maskz_loadu_ps(m[2], vt + 32), a2);
+            a3 = _mm512_fmadd_ps(pt, _mm512_maskz_loadu_ps(m[3], vt + 48), a3);
+        }
+        _mm512_mask_storeu_ps(a, m[0], a0);
+        _mm512_mask_storeu_ps(a + 16, m[1], a1);
+        _mm512_mask_storeu_ps(a + 32, m[2], a2);
+        _mm512_mask_storeu_ps(a + 48, m[3], a3);
+    }
+}
+
+#define GEMV_KC 1024   /* k block: 4 converted W rows take 16 KiB of L1 */
+
+/* More than 8 x rows (batched decode): compute-bound, so each group of 4 W rows is converted to
+ * f32 once per k block into an L1 buffer (f32 weights are read in place) and then swept by 4x4
+ * register tiles over the x rows: 4 W loads + 4 x loads per 16 FMAs, no conversion in the tile
+ * loop, and the 16 sums reduced four at a time. */
+static inline __attribute__((always_inline)) void
+gemv_tiles_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w, size_t ldw,
+                int n0, int n1, const float *bias, float *y, int ldy) {
+    float wb[4 * GEMV_KC] __attribute__((aligned(64)));
+    int j = n0;
+    for (; j + 4 <= n1; j += 4) {
+        for (int k0 = 0; k0 < k; k0 += GEMV_KC) {
+            int kc = k - k0 < GEMV_KC ? k - k0 : GEMV_KC, kfull = kc & ~15, first = k0 == 0;
+            __mmask16 tail = (__mmask16)((1u << (kc & 15)) - 1);
+            const float *w0, *w1, *w2, *w3;
+            if (wt == VLM_DT_F32) {
+                w0 = (const float *)w_row(wt, w, ldw, j) + k0;
+                w1 = (const float *)w_row(wt, w, ldw, j + 1) + k0;
+                w2 = (const float *)w_row(wt, w, ldw, j + 2) + k0;
+                w3 = (const float *)w_row(wt, w, ldw, j + 3) + k0;
+            } else {
+                for (int r = 0; r < 4; r++) {
+                    const void *wr = w_row(wt, w, ldw, j + r);
+                    float *d = wb + r * GEMV_KC;
+                    int t = 0;
+                    for (; t < kfull; t += 16) _mm512_store_ps(d + t, load_w16(wt, wr, (size_t)(k0 + t), 0xffff));
+                    if (tail) _mm512_store_ps(d + t, load_w16(wt, wr, (size_t)(k0 + t), tail));
+                }
+                w0 = wb; w1 = wb + GEMV_KC; w2 = wb + 2 * GEMV_KC; w3 = wb + 3 * GEMV_KC;
+            }
+            int i = 0;
+            for (; i + 4 <= m; i += 4) {
+                const float *x0 = x + (size_t)i * ldx + k0, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+                __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00,
+                       c12 = c00, c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00,
+                       c31 = c00, c32 = c00, c33 = c00;
+                for (int t = 0; t < kc; t += 16) {
+                    __mmask16 mk = t < kfull ? 0xffff : tail;
+                    __m512 v0 = _mm512_maskz_loadu_ps(mk, w0 + t), v1 = _mm512_maskz_loadu_ps(mk, w1 + t);
+                    __m512 v2 = _mm512_maskz_loadu_ps(mk, w2 + t), v3 = _mm512_maskz_loadu_ps(mk, w3 + t);
+#define XROW(xp, d0, d1, d2, d3) do { \
+                        __m512 v = _mm512_maskz_loadu_ps(mk, xp + t); \
+                        d0 = _mm512_fmadd_ps(v, v0, d0); d1 = _mm512_fmadd_ps(v, v1, d1); \
+                        d2 = _mm512_fmadd_ps(v, v2, d2); d3 = _mm512_fmadd_ps(v, v3, d3); \
+                    } while (0)
+                    XROW(x0, c00, c01, c02, c03); XROW(x1, c10, c11, c12, c13);
+                    XROW(x2, c20, c21, c22, c23); XROW(x3, c30, c31, c32, c33);
+#undef XROW
+                }
+                float *yi = y + (size_t)i * ldy + j;
+                store4(yi, reduce4(c00, c01, c02, c03), bias, j, first);
+                store4(yi + ldy, reduce4(c10, c11, c12, c13), bias, j, first);
+                store4(yi + 2 * (size_t)ldy, reduce4(c20, c21, c22, c23), bias, j, first);
+                store4(yi + 3 * (size_t)ldy, reduce4(c30, c31, c32, c33), bias, j, first);
+            }
+            for (; i < m; i++)
+                store4(y + (size_t)i * ldy + j, dot1x4(x + (size_t)i * ldx + k0, w0, w1, w2, w3, kc), bias, j, first);
+        }
+    }
+    if (j < n1) gemv_rows_body(x, ldx, m, k, wt, w, ldw, j, n1, bias, y, ldy);   /* last 1-3 W rows */
 }
 
 /* One x row: W rows in order, one sequential stream (like the bandwidth probe), 4 chains per
@@ -250,7 +281,7 @@ static inline __attribute__((always_inline)) void
 gemv_dispatch(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w, size_t ldw,
            int n0, int n1, const float *bias, float *y, int ldy) {
     if (m > 8) {
-        gemv_body(x, ldx, m, k, wt, w, ldw, n0, n1, bias, y, ldy);
+        gemv_tiles_body(x, ldx, m, k, wt, w, ldw, n0, n1, bias, y, ldy);
         return;
     }
     for (int i = 0; i < m; i += 4) {   /* decode: memory-bound, W streamed in order once per 4 x rows */
@@ -714,6 +745,8 @@ void vlm_kernels_init_avx512(struct vlm_kernels *k) {
     k->gemm_f32 = gemm_f32_avx512;
     k->dot = dot_avx512;
     k->axpy = axpy_avx512;
+    k->dots = dots_avx512;
+    k->axpys = axpys_avx512;
     k->fma_loop = fma_loop_avx512;
     k->scale = scale_avx512;
     k->add = add_avx512;

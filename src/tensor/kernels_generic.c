@@ -59,6 +59,16 @@ static float dot_generic(const float *a, const float *b, int n) {
     return s;
 }
 
+static void dots_generic(float *s, const float *q, const float *k, size_t ld, int n, int d) {
+    for (int t = 0; t < n; t++) s[t] = dot_generic(q, k + (size_t)t * ld, d);
+}
+
+static void axpy_generic(float *y, float a, const float *x, int n);
+
+static void axpys_generic(float *acc, const float *p, const float *v, size_t ld, int n, int d) {
+    for (int t = 0; t < n; t++) axpy_generic(acc, p[t], v + (size_t)t * ld, d);
+}
+
 static void axpy_generic(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
@@ -167,6 +177,8 @@ void vlm_kernels_init_generic(struct vlm_kernels *k) {
     k->exp_cols = exp_cols_generic;
     k->dot = dot_generic;
     k->axpy = axpy_generic;
+    k->dots = dots_generic;
+    k->axpys = axpys_generic;
     k->scale = scale_generic;
     k->rmsnorm = rmsnorm_generic;
     k->layernorm = layernorm_generic;
