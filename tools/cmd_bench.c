@@ -191,18 +191,25 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     }
     if (rc == VLM_OK && batch > 1) {   /* B sequences, each one token per step */
         vlm_ctx_seq_clear(ctx, 0);
-        int n_ctx_each = 16;
+        /* every sequence starts after the same prompt the single-sequence decode had */
         for (int s = 0; s < batch && rc == VLM_OK; s++) {
-            for (int i = 0; i < n_ctx_each; i++) { pos[i] = i; seq[i] = s; }
-            struct vlm_batch b = {n_ctx_each, ids, NULL, pos, seq, NULL};
+            for (int i = 0; i < n_prompt; i++) { pos[i] = i; seq[i] = s; }
+            struct vlm_batch b = {n_prompt, ids, NULL, pos, seq, NULL};
             rc = vlm_ctx_decode(ctx, &b, &err);
         }
+        int32_t *tok = vlm_malloc(sizeof(int32_t) * (size_t)batch);
+        if (!tok) rc = vlm_error_set(&err, VLM_E_NOMEM, "out of memory");
         double t2 = now_s();
         for (int step = 0; step < n_tok && rc == VLM_OK; step++) {
-            for (int s = 0; s < batch; s++) { pos[s] = n_ctx_each + step; seq[s] = s; }
-            struct vlm_batch b = {batch, ids + step, NULL, pos, seq, NULL};
+            for (int s = 0; s < batch; s++) {
+                pos[s] = n_prompt + step;
+                seq[s] = s;
+                tok[s] = ids[(step + s) % n_prompt];
+            }
+            struct vlm_batch b = {batch, tok, NULL, pos, seq, NULL};
             rc = vlm_ctx_decode(ctx, &b, &err);
         }
+        vlm_free(tok);
         double t = now_s() - t2;
         if (rc == VLM_OK)
             printf("batched decode %d sequences x %d steps: %.1f tokens/s aggregate (%.2fx one sequence)\n",
