@@ -122,7 +122,9 @@ def run_level(url, model, clients, requests_each, max_tokens, size, same):
         elif a1 > end:
             busy += a1 - end
             end = a1
-    dec = sum(max(0, r["n_stamps"] - 1) for r in res)
+    # tokens, not text chunks: a token whose text is empty (a special token, half a UTF-8
+    # character) sends no chunk, and a random-weight model makes many of those
+    dec = sum(max(0, r["tokens"] - 1) for r in res)
     return {"clients": clients, "requests": len(res), "wall_s": wall, "decode_tok_s": dec / busy if busy > 0 else 0.0,
             "total_tok_s": toks / wall,
             "ttft_p50": pct(ttft, 50), "ttft_p99": pct(ttft, 99), "itl_p50": pct(itl, 50), "itl_p99": pct(itl, 99),
