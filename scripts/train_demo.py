@@ -176,10 +176,12 @@ def make_batch(processor, examples):
     return enc
 
 
-def make_batch_fast(processor, examples):
+def make_batch_fast(processor, examples, compact=False):
     """make_batch's result computed with one image-processor call per distinct image and plain
     tokenizer calls on the prompt with the image expanded as Idefics3Processor expands it
-    (checked equal to make_batch at start-up)."""
+    (checked equal to make_batch at start-up). With `compact`, the distinct images travel as
+    uint8 (`pixels_u8`, `pixel_index`) and expand_pixels() normalises them on the training
+    device: a batch is then a quarter of the bytes per image and none per repeat."""
     tok = processor.tokenizer
     eou = tok.convert_tokens_to_ids("<end_of_utterance>")
     expanded = ("<fake_token_around_image><global-img>" + "<image>" * processor.image_seq_len
@@ -193,15 +195,21 @@ def make_batch_fast(processor, examples):
         else:
             index.append(len(uniq))
             uniq.append(e[0])
-    pix = pixel_inputs(processor, uniq)
     full = [processor.apply_chat_template(messages_for(q, a, f), tokenize=False).replace("<image>", expanded)
             for _, q, a, _, f in examples]
     prompts = [processor.apply_chat_template(messages_for(q, None, f), tokenize=False, add_generation_prompt=True)
                .replace("<image>", expanded) for _, q, _, _, f in examples]
     enc = tok(full, return_tensors="pt", padding=True)
     sel = torch.tensor(index)
-    out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-           "pixel_values": pix["pixel_values"][sel], "pixel_attention_mask": pix["pixel_attention_mask"][sel]}
+    out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    if compact:
+        out["pixels_u8"] = torch.from_numpy(np.stack([np.asarray(im.convert("RGB"), dtype=np.uint8)
+                                                      for im in uniq]))
+        out["pixel_index"] = sel
+    else:
+        pix = pixel_inputs(processor, uniq)
+        out["pixel_values"] = pix["pixel_values"][sel]
+        out["pixel_attention_mask"] = pix["pixel_attention_mask"][sel]
     labels = torch.full_like(enc["input_ids"], -100)
     for i, p in enumerate(prompts):
         plen = len(tok(p)["input_ids"])
@@ -225,9 +233,25 @@ def pixel_inputs(processor, images):
                                                                    dtype=torch.long)}
 
 
+def expand_pixels(processor, batch):
+    """pixel_inputs() of a compact batch, computed where its tensors are (the same arithmetic)."""
+    ip = processor.image_processor
+    u8, sel = batch.pop("pixels_u8"), batch.pop("pixel_index")
+    assert u8.shape[1] == u8.shape[2] == ip.max_image_size["longest_edge"]
+    x = u8.float() * ip.rescale_factor
+    x = (x - torch.tensor(ip.image_mean, device=x.device)) / torch.tensor(ip.image_std, device=x.device)
+    pv = x.permute(0, 3, 1, 2).contiguous()[sel][:, None]
+    batch["pixel_values"] = pv
+    batch["pixel_attention_mask"] = torch.ones(pv.shape[0], 1, pv.shape[3], pv.shape[4], dtype=torch.long,
+                                               device=pv.device)
+    return batch
+
+
 def check_fast_batch(processor, examples):
     a, b = make_batch(processor, examples), make_batch_fast(processor, examples)
+    c = expand_pixels(processor, make_batch_fast(processor, examples, compact=True))
     for k in b:
+        assert torch.equal(b[k], c[k]), f"compact batch differs in {k}"
         assert a[k].shape == b[k].shape, k
         if k == "pixel_values":
             assert torch.allclose(a[k], b[k], atol=1e-6), "pixel values differ from the processor's"
@@ -241,6 +265,7 @@ class StepBatches(torch.utils.data.Dataset):
     def __init__(self, processor, data_seed, scenes_per_step, steps, weights=None):
         self.processor, self.data_seed, self.n, self.steps = processor, data_seed, scenes_per_step, steps
         self.weights = weights
+        self.compact = True
 
     def __len__(self):
         return self.steps
@@ -248,7 +273,7 @@ class StepBatches(torch.utils.data.Dataset):
     def __getitem__(self, k):
         ex = [e for i in range(k * self.n, (k + 1) * self.n)
               for e in train_examples(self.data_seed, i, self.weights)]
-        return make_batch_fast(self.processor, ex)
+        return make_batch_fast(self.processor, ex, self.compact)
 
 
 @torch.no_grad()
@@ -341,6 +366,8 @@ def main():
         return
 
     model.to(a.device)
+    if a.device.startswith("cuda"):
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls: trials on a GPU
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
 
     def lr_at(step):
@@ -388,7 +415,7 @@ def main():
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        batch = {k: v.to(a.device, non_blocking=True) for k, v in batch.items()}
+        batch = expand_pixels(processor, {k: v.to(a.device, non_blocking=True) for k, v in batch.items()})
         loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
