@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Trains the vlm.c demo model (issue 6): a tiny Idefics3 (SmolVLM-family) checkpoint that answers
-questions about the synthetic scenes of scripts/demo_scenes.py. CPU, reproducible, resumable.
+questions about the synthetic scenes of scripts/demo_scenes.py. Reproducible (the data stream is a
+pure function of the flags), resumable, CPU or GPU:
 
-  nice -n 15 /work/venv/bin/python scripts/train_demo.py --work /tmp/demo-train --out models/vlm-demo
+  /work/venv/bin/python scripts/train_demo.py --work /tmp/demo-train --out models/vlm-demo
+
+(models/vlm-demo/README.md gives the commands that made the committed weights.)
 
 --init-only writes the untrained folder (tokenizer, processor, config) and exits. Re-running with the
 same --work resumes from the last checkpoint there. Training data: scenes of seed --data-seed,
@@ -39,12 +42,12 @@ SPECIAL = (["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<fake_token_around_i
             "<end_of_utterance>", "<global-img>"]
            + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)])
 VOCAB_SIZE = 512
-ANSWER_PREFIX = ""   # --answer-space: " ", as the committed models/vlm-demo was trained (answers "  A ...")
+ANSWER_PREFIX = ""   # --answer-space: " ", as an early models/vlm-demo was trained (answers "  A ...")
 
 # model dimensions (see the model card for why)
 IMAGE_SIZE = 256
-PATCH = 32
-SCALE = 2
+PATCH = 16     # 16x16 patches: a 32-px patch left circles, squares and triangles too alike
+SCALE = 4      # pixel shuffle 4: 256 patches -> 16 image tokens
 IMAGE_SEQ_LEN = (IMAGE_SIZE // PATCH) ** 2 // SCALE ** 2          # 16
 VISION = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
               image_size=IMAGE_SIZE, patch_size=PATCH)
@@ -329,7 +332,8 @@ def main():
     ap.add_argument("--stop-at", type=int, help="stop (and write --out) after this step")
     ap.add_argument("--time-schedule", type=float, default=0,
                     help="cosine over this many seconds of wall time from the start (or resume) instead of "
-                         "over --steps, then stop: for a shared CPU whose speed changes")
+                         "over --steps, then stop (--steps still caps the run): for a shared CPU whose "
+                         "speed changes")
     ap.add_argument("--init-only", action="store_true")
     a = ap.parse_args()
 

@@ -1,7 +1,8 @@
 """The bundled demo model through the real `vlm serve` (issue 6): on the committed sample scenes
-(tests/fixtures/scenes/, written by scripts/make_demo_fixtures.py) every answer at temperature 0
-must equal transformers' greedy answer for the same folder on >= 99% of the questions, and the
-server must be as accurate as transformers is on that sample (the full 300-scene figures are in
+(tests/fixtures/scenes/, written by scripts/make_demo_fixtures.py) the answers at temperature 0
+must equal transformers' greedy answers for the same folder on >= 99% of the questions, and be
+right (exact match ignoring case and the final period) on >= 95% overall and >= 90% of each
+question type: issue 6's targets on a smaller sample (the full 300-scene figures are in
 models/vlm-demo/README.md, measured with scripts/eval_demo.py)."""
 import base64
 import concurrent.futures as cf
@@ -57,7 +58,11 @@ def test_demo_model_answers_match_transformers(demo_server):
 
     differ = [(q["question"], q["hf_answer"], a) for (_, q), a in zip(items, answers) if a != q["hf_answer"]]
     assert len(differ) <= len(items) // 100, f"{len(differ)} of {len(items)} differ from transformers: {differ[:5]}"
-    right_server = sum(_norm(a) == _norm(q["answer"]) for (_, q), a in zip(items, answers))
     right_hf = sum(_norm(q["hf_answer"]) == _norm(q["answer"]) for _, q in items)
-    assert right_server >= right_hf - len(items) // 100
-    assert right_hf > len(items) // 2, "the committed model should answer most sample questions right"
+    per_type = {}
+    for (_, q), a in zip(items, answers):
+        per_type.setdefault(q["type"], []).append(_norm(a) == _norm(q["answer"]))
+    right = sum(sum(v) for v in per_type.values())
+    assert right >= 0.95 * len(items), f"server exact match {right}/{len(items)} (transformers {right_hf})"
+    for t, v in sorted(per_type.items()):
+        assert sum(v) >= 0.90 * len(v), f"{t}: {sum(v)}/{len(v)} right"
