@@ -91,7 +91,9 @@ def one_request(url, model, image, max_tokens, out):
 
 def run_level(url, model, clients, requests_each, max_tokens, size, same):
     res, errs = [], []
-    images = [f"data:image/png;base64,{base64.b64encode(png(size, size, 0 if same else c)).decode()}"
+    # distinct images are new to each level too: one cached from an earlier level would start
+    # decoding while the others are still being encoded
+    images = [f"data:image/png;base64,{base64.b64encode(png(size, size, 0 if same else 1000 * clients + c)).decode()}"
               for c in range(clients)]
 
     def worker(c):
@@ -128,7 +130,10 @@ def run_level(url, model, clients, requests_each, max_tokens, size, same):
     return {"clients": clients, "requests": len(res), "wall_s": wall, "decode_tok_s": dec / busy if busy > 0 else 0.0,
             "total_tok_s": toks / wall,
             "ttft_p50": pct(ttft, 50), "ttft_p99": pct(ttft, 99), "itl_p50": pct(itl, 50), "itl_p99": pct(itl, 99),
-            "prompt_tokens": res[0]["prompt_tokens"] if res else 0}
+            "prompt_tokens": res[0]["prompt_tokens"] if res else 0,
+            # per request, seconds from the level's start: sent, first and last token; tokens
+            "per_request": [{"sent": r["t0"] - t0, "first": r["first"] - t0, "last": r["last"] - t0,
+                             "tokens": r["tokens"]} for r in sorted(res, key=lambda r: r["first"])]}
 
 
 def free_port():
