@@ -178,12 +178,15 @@ static void test_cancel_and_limits(void) {
 
 struct job_arg {
     pthread_t caller, ran_on;
-    int steps_seen, value;   /* steps_seen < 0: the job fails */
+    int steps_seen, value;   /* steps_seen < 0: the job fails; > 0: it takes that many ms */
+    int started;
 };
 
 static int job_fn(void *user, struct vlm_pool *pool, struct vlm_error *err) {
     (void)pool;
     struct job_arg *a = user;
+    __atomic_store_n(&a->started, 1, __ATOMIC_SEQ_CST);
+    if (a->steps_seen > 0) usleep((useconds_t)a->steps_seen * 1000);   /* a slow job: ms */
     a->ran_on = pthread_self();
     a->value = 42;
     if (a->steps_seen < 0) return vlm_error_set(err, VLM_E_INVALID, "job failed on purpose");
@@ -248,7 +251,26 @@ static void test_jobs(void) {
     vlm_sched_get_stats(s, &st);
     CHECK(st.jobs == 10);
     CHECK(wait_idle(s));
+
+    /* free while a slow job runs and another waits: the first finishes, the second is
+       cancelled, and free returns only after both callers have woken */
+    memset(r, 0, 2 * sizeof r[0]);
+    r[0].s = r[1].s = s;
+    r[0].a.steps_seen = 300;
+    pthread_create(&th[0], NULL, run_job_thread, &r[0]);
+    for (int i = 0; i < 500 && !__atomic_load_n(&r[0].a.started, __ATOMIC_SEQ_CST); i++) usleep(1000);
+    pthread_create(&th[1], NULL, run_job_thread, &r[1]);
+    for (int i = 0; i < 500; i++) {   /* until the second job is queued behind the running one */
+        vlm_sched_get_stats(s, &st);
+        if (st.n_jobs_waiting == 1) break;
+        usleep(10 * 1000);
+    }
+    CHECK_EQ_INT(st.n_jobs_waiting, 1);
     vlm_sched_free(s);
+    pthread_join(th[0], NULL);
+    pthread_join(th[1], NULL);
+    CHECK_EQ_INT(r[0].rc, VLM_OK);
+    CHECK_EQ_INT(r[1].rc, VLM_E_CANCELLED);
 }
 
 int main(void) {

@@ -69,7 +69,7 @@ struct vlm_sched {
     struct vlm_seq **logit_seq;        /* sequence of each logits row */
     int             *fed;              /* (max_seqs) rows fed per slot this step */
     struct sched_job *job_head, *job_tail;  /* under mu */
-    int              job_budget, n_jobs;
+    int              job_budget, n_jobs, job_waiters;
     pthread_cond_t   job_cv;           /* a job is done */
     struct vlm_sched_stats stats;
 };
@@ -262,8 +262,10 @@ int vlm_sched_run(struct vlm_sched *s, int (*fn)(void *user, struct vlm_pool *po
     else s->job_head = &j;
     s->job_tail = &j;
     s->n_jobs++;
+    s->job_waiters++;
     pthread_cond_signal(&s->cv);
     while (!j.done) pthread_cond_wait(&s->job_cv, &s->mu);
+    if (--s->job_waiters == 0 && s->stop) pthread_cond_broadcast(&s->job_cv);   /* vlm_sched_free waits */
     pthread_mutex_unlock(&s->mu);
     return j.rc;
 }
@@ -272,7 +274,7 @@ int vlm_sched_run(struct vlm_sched *s, int (*fn)(void *user, struct vlm_pool *po
  * held; drops it while a job runs. */
 static void run_jobs_locked(struct vlm_sched *s) {
     long spent = 0;
-    while (s->job_head && (spent == 0 || spent + s->job_head->cost <= s->job_budget)) {
+    while (s->job_head && !s->stop && (spent == 0 || spent + s->job_head->cost <= s->job_budget)) {
         struct sched_job *j = s->job_head;
         s->job_head = j->next;
         if (!s->job_head) s->job_tail = NULL;
@@ -559,6 +561,7 @@ void vlm_sched_free(struct vlm_sched *s) {
     s->job_head = s->job_tail = NULL;
     s->n_jobs = 0;
     pthread_cond_broadcast(&s->job_cv);
+    while (s->job_waiters > 0) pthread_cond_wait(&s->job_cv, &s->mu);   /* none touches s after */
     pthread_mutex_unlock(&s->mu);
     while (dead_list) {
         struct vlm_seq *q = dead_list;
