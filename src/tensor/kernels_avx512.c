@@ -150,6 +150,9 @@ static void axpys_avx512(float *acc, const float *p, const float *v, size_t ld, 
 }
 
 #define GEMV_KC 1024   /* k block: 4 converted W rows take 16 KiB of L1 */
+#ifndef GEMV_PF
+#define GEMV_PF 2
+#endif
 
 /* More than 8 x rows (batched decode): compute-bound, so each group of 4 W rows is converted to
  * f32 once per k block into an L1 buffer (f32 weights are read in place) and then swept by 4x4
@@ -171,11 +174,18 @@ gemv_tiles_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const 
                 w2 = (const float *)w_row(wt, w, ldw, j + 2) + k0;
                 w3 = (const float *)w_row(wt, w, ldw, j + 3) + k0;
             } else {
+                /* W streams from memory once: while converting this group, ask for the group
+                   after next (the tiles below give the requests time to land) */
+                int pf = j + 4 * GEMV_PF + 4 <= n1;
                 for (int r = 0; r < 4; r++) {
                     const void *wr = w_row(wt, w, ldw, j + r);
+                    const char *ahead = (const char *)w_row(wt, w, ldw, j + 4 * GEMV_PF + r) + (size_t)k0 * 2;
                     float *d = wb + r * GEMV_KC;
                     int t = 0;
-                    for (; t < kfull; t += 16) _mm512_store_ps(d + t, load_w16(wt, wr, (size_t)(k0 + t), 0xffff));
+                    for (; t < kfull; t += 16) {
+                        if (pf && !(t & 31)) _mm_prefetch(ahead + (size_t)t * 2, _MM_HINT_T0);
+                        _mm512_store_ps(d + t, load_w16(wt, wr, (size_t)(k0 + t), 0xffff));
+                    }
                     if (tail) _mm512_store_ps(d + t, load_w16(wt, wr, (size_t)(k0 + t), tail));
                 }
                 w0 = wb; w1 = wb + GEMV_KC; w2 = wb + 2 * GEMV_KC; w3 = wb + 3 * GEMV_KC;
