@@ -150,6 +150,9 @@ static void axpys_avx512(float *acc, const float *p, const float *v, size_t ld, 
 }
 
 #define GEMV_KC 1024   /* k block: 4 converted W rows take 16 KiB of L1 */
+#ifndef GEMV_SEQ_MAX_M
+#define GEMV_SEQ_MAX_M 4   /* up to 4 x rows: W streamed in order (bandwidth); more: tiles (compute) */
+#endif
 #ifndef GEMV_PF
 #define GEMV_PF 2
 #endif
@@ -283,14 +286,14 @@ gemv_seq_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const vo
 }
 
 /* One copy per dtype (gemv_dispatch inlined with a constant wt), so the conversion in the inner
- * loop is branch-free. The decode shapes (up to 8 x rows) read W as one sequential stream per
- * 4 x rows: from memory that measured twice as fast per CPU-second as walking 4 W rows side by
- * side (bf16 lm head, one thread: 23.8 vs 10.5 GB/s); past 8 rows the 4x4 register tiles win
- * (compute-bound). */
+ * loop is branch-free. Up to 4 x rows W is read as one sequential stream: from memory that
+ * measured twice as fast per CPU-second as walking 4 W rows side by side (bf16 lm head, one
+ * thread: 23.8 vs 10.5 GB/s). From 5 rows the tiled path (W converted once, prefetched) wins:
+ * vlm bench --batch 8 on the SmolVLM-256M shape 290 vs 266 tokens/s with two streams of 4. */
 static inline __attribute__((always_inline)) void
 gemv_dispatch(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w, size_t ldw,
            int n0, int n1, const float *bias, float *y, int ldy) {
-    if (m > 8) {
+    if (m > GEMV_SEQ_MAX_M) {
         gemv_tiles_body(x, ldx, m, k, wt, w, ldw, n0, n1, bias, y, ldy);
         return;
     }
