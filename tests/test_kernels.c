@@ -381,28 +381,36 @@ static void test_rowops(void) {
         static const int dims[] = {1, 15, 64, 80, 128, 200};
         static const int keys[] = {1, 3, 4, 13, 64};
         static float kv[64 * 256], p[64], acc_r[256], acc_o[256], s_r[64], s_o[64], qv[256];
+        static uint16_t kv16[64 * 256];
         fill(kv, sizeof kv / sizeof *kv, 1.0f);
         fill(qv, 256, 1.0f);
         fill(p, 64, 1.0f);
+        static const enum vlm_dtype kvt[] = {VLM_DT_F32, VLM_DT_F16, VLM_DT_BF16};
         for (int v = 1; v < VLM_KERNELS_N_VARIANTS; v++) {
             const struct vlm_kernels *kt = vlm_kernels_variant(v);
             if (!kt) continue;
-            for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
-                for (size_t ki = 0; ki < sizeof keys / sizeof *keys; ki++) {
-                    int d = dims[di], n = keys[ki];
-                    size_t ld = (size_t)d + 37;   /* 64 rows of ld <= 237 floats fit kv */
-                    g->dots(s_r, qv, kv, ld, n, d);
-                    kt->dots(s_o, qv, kv, ld, n, d);
-                    double e = 0;
-                    for (int t = 0; t < n; t++) e = fmax(e, fabs(s_o[t] - s_r[t]) / (1 + fabs(s_r[t])));
-                    CHECK_MSG(e < 1e-5, "%s dots d=%d n=%d err %g", kt->name, d, n, e);
-                    for (int i = 0; i < 256; i++) acc_r[i] = acc_o[i] = 0.25f * (float)(i % 7);
-                    g->axpys(acc_r, p, kv, ld, n, d);
-                    kt->axpys(acc_o, p, kv, ld, n, d);
-                    e = 0;
-                    for (int i = 0; i < 256; i++) e = fmax(e, fabs(acc_o[i] - acc_r[i]) / (1 + fabs(acc_r[i])));
-                    CHECK_MSG(e < 1e-5, "%s axpys d=%d n=%d err %g (columns past d untouched)", kt->name, d, n, e);
-                }
+            for (int ty = 0; ty < 3; ty++) {
+                const void *src = kv;
+                if (kvt[ty] == VLM_DT_F16) { vlm_f32_to_f16_row(kv16, kv, 64 * 256); src = kv16; }
+                if (kvt[ty] == VLM_DT_BF16) { vlm_f32_to_bf16_row(kv16, kv, 64 * 256); src = kv16; }
+                for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
+                    for (size_t ki = 0; ki < sizeof keys / sizeof *keys; ki++) {
+                        int d = dims[di], n = keys[ki];
+                        size_t ld = (size_t)d + 37;   /* 64 rows of ld <= 237 elements fit kv */
+                        g->dots(s_r, qv, src, kvt[ty], ld, n, d);
+                        kt->dots(s_o, qv, src, kvt[ty], ld, n, d);
+                        double e = 0;
+                        for (int t = 0; t < n; t++) e = fmax(e, fabs(s_o[t] - s_r[t]) / (1 + fabs(s_r[t])));
+                        CHECK_MSG(e < 1e-5, "%s dots %s d=%d n=%d err %g", kt->name, vlm_dtype_name(kvt[ty]), d, n, e);
+                        for (int i = 0; i < 256; i++) acc_r[i] = acc_o[i] = 0.25f * (float)(i % 7);
+                        g->axpys(acc_r, p, src, kvt[ty], ld, n, d);
+                        kt->axpys(acc_o, p, src, kvt[ty], ld, n, d);
+                        e = 0;
+                        for (int i = 0; i < 256; i++) e = fmax(e, fabs(acc_o[i] - acc_r[i]) / (1 + fabs(acc_r[i])));
+                        CHECK_MSG(e < 1e-5, "%s axpys %s d=%d n=%d err %g (columns past d untouched)", kt->name,
+                                  vlm_dtype_name(kvt[ty]), d, n, e);
+                    }
+            }
         }
     }
     /* softmax extremes: large values do not overflow, -inf entries get 0 */
@@ -488,16 +496,36 @@ static void test_attention(void) {
                 mask[j] = cs[c].masked == 2 ? j >= 130 : (j % 7) != 3 && j < nkv - 5;
         }
         float scale = 1.0f / sqrtf((float)hd);
-        for (int p = 0; p < 2 * VLM_KERNELS_N_VARIANTS; p++) {
-            const struct vlm_kernels *kt = vlm_kernels_variant(p / 2);
-            if (!kt) continue;
-            vlm_attention_with(kt, p % 2 ? pool : NULL, o, q, nq, k, v, nkv, nh, nkh, hd, stride,
-                               scale, cs[c].causal, cs[c].q_pos0, mask);
-            ref_attention(r, q, nq, k, v, nkv, nh, nkh, hd, stride, scale, cs[c].causal, cs[c].q_pos0, mask);
-            double me = 0;
-            for (size_t i = 0; i < (size_t)nq * nh * hd; i++) me = fmax(me, fabs(o[i] - r[i]));
-            CHECK_MSG(me < 2e-5, "attention %s case %zu pool %d: max err %g", kt->name, c, p % 2, me);
+        /* a 16-bit KV cache: the reference gets the same rounded K and V, so only the f32
+           arithmetic differs and the bound stays that of the f32 cache */
+        size_t nkvs = (size_t)nkv * stride;
+        uint16_t *k16 = vlm_malloc(nkvs * 2), *v16 = vlm_malloc(nkvs * 2);
+        float *kr = vlm_malloc(nkvs * 4), *vr = vlm_malloc(nkvs * 4);
+        static const enum vlm_dtype kvt[] = {VLM_DT_F32, VLM_DT_F16, VLM_DT_BF16};
+        for (int t = 0; t < 3; t++) {
+            if (t && nq > 500) continue;
+            const void *ka = k, *va = v;
+            const float *kref = k, *vref = v;
+            if (kvt[t] != VLM_DT_F32) {
+                if (kvt[t] == VLM_DT_F16) { vlm_f32_to_f16_row(k16, k, nkvs); vlm_f32_to_f16_row(v16, v, nkvs);
+                                            vlm_f16_to_f32_row(kr, k16, nkvs); vlm_f16_to_f32_row(vr, v16, nkvs); }
+                else { vlm_f32_to_bf16_row(k16, k, nkvs); vlm_f32_to_bf16_row(v16, v, nkvs);
+                       vlm_bf16_to_f32_row(kr, k16, nkvs); vlm_bf16_to_f32_row(vr, v16, nkvs); }
+                ka = k16; va = v16; kref = kr; vref = vr;
+            }
+            ref_attention(r, q, nq, kref, vref, nkv, nh, nkh, hd, stride, scale, cs[c].causal, cs[c].q_pos0, mask);
+            for (int p = 0; p < 2 * VLM_KERNELS_N_VARIANTS; p++) {
+                const struct vlm_kernels *kt = vlm_kernels_variant(p / 2);
+                if (!kt) continue;
+                vlm_attention_with(kt, p % 2 ? pool : NULL, o, q, nq, ka, va, kvt[t], nkv, nh, nkh, hd, stride,
+                                   scale, cs[c].causal, cs[c].q_pos0, mask);
+                double me = 0;
+                for (size_t i = 0; i < (size_t)nq * nh * hd; i++) me = fmax(me, fabs(o[i] - r[i]));
+                CHECK_MSG(me < 2e-5, "attention %s kv %s case %zu pool %d: max err %g", kt->name,
+                          vlm_dtype_name(kvt[t]), c, p % 2, me);
+            }
         }
+        vlm_free(k16); vlm_free(v16); vlm_free(kr); vlm_free(vr);
         vlm_free(q); vlm_free(k); vlm_free(v); vlm_free(o); vlm_free(r); vlm_free(mask);
     }
     /* a query that sees no key gives zeros */

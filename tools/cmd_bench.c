@@ -46,7 +46,7 @@ static void print_owned(double wall, double cpu, int nt) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: vlm bench [MODEL_DIR] [--image FILE] [--threads N] [--prompt-tokens N]\n"
-               "                 [--tokens N] [--batch B] [--no-image]\n"
+               "                 [--tokens N] [--batch B] [--no-image] [--kv-cache-dtype T]\n"
                "       vlm bench --tokenizer MODEL_DIR|tokenizer.json --file TEXT   (tokenizer speed)\n\n"
                "Measures image encoding (ms per tile; one synthetic full tile without --image), prompt\n"
                "prefill and one-token decode on MODEL_DIR (default: the demo model), and prints each\n"
@@ -54,7 +54,8 @@ static void usage(FILE *f) {
                "rate (vision, prefill) and memory bandwidth (decode: weight bytes read per token).\n"
                "  --prompt-tokens N  prefill length (default 256)    --tokens N  decode steps (default 32)\n"
                "  --batch B          also decode B sequences per step (continuous batching) and print\n"
-               "                     the aggregate tokens/s\n");
+               "                     the aggregate tokens/s\n"
+               "  --kv-cache-dtype T auto (float32), float16 or bfloat16: the KV cache's element type\n");
 }
 
 static size_t text_weight_bytes(const struct vlm_llama *l) {
@@ -140,9 +141,11 @@ static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *i
 
 /* Prefill n_prompt random tokens into seq 0, then decode n_tok single steps. */
 static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_tok, int batch,
-                      double peak, double bw) {
+                      enum vlm_kv_dtype kvt, double peak, double bw) {
     const struct vlm_idefics3 *f = m->impl;
     struct vlm_ctx_params cp = vlm_ctx_default_params();
+    cp.kv_dtype = kvt;
+    int kv_es = kvt == VLM_KV_F16 || kvt == VLM_KV_BF16 ? 2 : 4;   /* bytes per cached K or V element */
     cp.n_seq_max = batch > 1 ? batch : 1;
     cp.n_ctx = n_prompt + n_tok + 8;
     cp.n_batch_max = n_prompt > 512 ? 512 : n_prompt;
@@ -181,7 +184,7 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     }
     double t_dec = now_s() - t1, c_dec = cpu_s() - c1;
     if (rc == VLM_OK) {
-        double tps = n_tok / t_dec, kv = (double)m->info.n_layer * m->info.kv_dim * 2 * 4 * (n_prompt + n_tok / 2.0);
+        double tps = n_tok / t_dec, kv = (double)m->info.n_layer * m->info.kv_dim * 2 * kv_es * (n_prompt + n_tok / 2.0);
         double own_tps = n_tok / (c_dec / nt);
         printf("decode         %d tokens after %d: %.1f tokens/s, %.0f MB of weights per token -> %.2f GB/s = %.0f%% of memory bandwidth\n",
                n_tok, n_prompt, tps, wbytes / 1e6, (wbytes + kv) * tps / 1e9, 100.0 * (wbytes + kv) * tps / bw);
@@ -192,11 +195,13 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     if (rc == VLM_OK && batch > 1) {   /* B sequences, each one token per step */
         vlm_ctx_seq_clear(ctx, 0);
         /* every sequence starts after the same prompt the single-sequence decode had */
-        for (int s = 0; s < batch && rc == VLM_OK; s++) {
-            for (int i = 0; i < n_prompt; i++) { pos[i] = i; seq[i] = s; }
-            struct vlm_batch b = {n_prompt, ids, NULL, pos, seq, NULL};
-            rc = vlm_ctx_decode(ctx, &b, &err);
-        }
+        for (int s = 0; s < batch && rc == VLM_OK; s++)
+            for (int at = 0; at < n_prompt && rc == VLM_OK; at += cp.n_batch_max) {
+                int n = n_prompt - at < cp.n_batch_max ? n_prompt - at : cp.n_batch_max;
+                for (int i = 0; i < n; i++) { pos[i] = at + i; seq[i] = s; }
+                struct vlm_batch b = {n, ids + at, NULL, pos, seq, NULL};
+                rc = vlm_ctx_decode(ctx, &b, &err);
+            }
         int32_t *tok = vlm_malloc(sizeof(int32_t) * (size_t)batch);
         if (!tok) rc = vlm_error_set(&err, VLM_E_NOMEM, "out of memory");
         double t2 = now_s();
@@ -252,6 +257,7 @@ static void probe_limits(int threads, double *bw, double *peak) {
 int cmd_bench(int argc, char **argv) {
     const char *dir = NULL, *image = NULL;
     int threads = 0, n_prompt = 256, n_tok = 32, batch = 1, no_image = 0;
+    enum vlm_kv_dtype kv = VLM_KV_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -263,6 +269,12 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--tokens") && has) n_tok = (int)strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--batch") && has) batch = (int)strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--no-image")) no_image = 1;
+        else if (!strcmp(a, "--kv-cache-dtype") && has) {
+            if (vlm_kv_dtype_parse(argv[++i], &kv) != 0) {
+                fprintf(stderr, "vlm bench: --kv-cache-dtype %s: use auto, float32, float16 or bfloat16\n", argv[i]);
+                return 2;
+            }
+        }
         else if (a[0] != '-' && !dir) dir = a;
         else { usage(stderr); return 2; }
     }
@@ -288,7 +300,7 @@ int cmd_bench(int argc, char **argv) {
     int rc = 0;
     if (!no_image) rc |= bench_image(m, pool, image, peak);
     vlm_pool_free(pool);
-    rc |= bench_text(m, threads, n_prompt, n_tok, batch, peak, bw);
+    rc |= bench_text(m, threads, n_prompt, n_tok, batch, kv, peak, bw);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double bw2, peak2;   /* probes again: a busy machine shows here as a different limit */

@@ -2,6 +2,7 @@
  * value formats, vLLM's media environment variables, and vlm.c's own safety caps. */
 #include "commands.h"
 
+#include "engine/engine.h"
 #include "server/server.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -52,6 +53,9 @@ static void serve_help(FILE *f) {
 "  --max-image-pixels N           largest width*height decoded (default 89478485; env VLLM_MAX_IMAGE_PIXELS)\n"
 "  --image-cache-mb N             memory for decoded images and their embeddings (default 256)\n"
 "  --prefill-chunk N              prompt tokens per scheduler step (default 256)\n"
+"  --kv-cache-dtype T             auto (default: float32, what activations are computed in, as\n"
+"                                 vLLM's auto), float16 or bfloat16: half the KV memory and the\n"
+"                                 bytes each decode step reads, logits move by about 1e-3\n"
 "  --kv-cache-tokens N            KV-cache capacity shared by all sequences, in tokens (default:\n"
 "                                 max-model-len x max-num-seqs, taken block by block as needed)\n"
 "\n"
@@ -204,6 +208,15 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-image-bytes")) { NEED_VAL(); if (parse_long(val, 1024, 1L << 32, &v)) BAD_VAL(); c.media.max_bytes = (size_t)v; }
         else if (!strcmp(a, "--max-image-pixels")) { NEED_VAL(); if (parse_long(val, 1, LONG_MAX, &v)) BAD_VAL(); c.max_image_pixels = (uint64_t)v; }
         else if (!strcmp(a, "--image-cache-mb")) { NEED_VAL(); if (parse_long(val, 0, 1 << 20, &v)) BAD_VAL(); c.image_cache_bytes = (size_t)v << 20; }
+        else if (!strcmp(a, "--kv-cache-dtype")) {
+            NEED_VAL();
+            enum vlm_kv_dtype kt;
+            if (vlm_kv_dtype_parse(val, &kt) != 0) {
+                fprintf(stderr, "vlm serve: --kv-cache-dtype %s is not supported here (auto, float32, float16, bfloat16)\n", val);
+                goto out;
+            }
+            c.kv_cache_dtype = (int)kt;
+        }
         else if (!strcmp(a, "--kv-cache-tokens")) { NEED_VAL(); if (parse_long(val, 16, 1L << 30, &v)) BAD_VAL(); c.kv_cache_tokens = (int)v; }
         else if (!strcmp(a, "--prefill-chunk")) { NEED_VAL(); if (parse_long(val, 16, 8192, &v)) BAD_VAL(); c.prefill_chunk = (int)v; }
         else if (!strcmp(a, "--max-num-batched-tokens")) {

@@ -55,7 +55,10 @@ int vlm_ctx_new(const struct vlm_model *m, const struct vlm_ctx_params *pp, stru
     if (!c) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     c->model = m;
     c->p = p;
-    int rc = vlm_kv_init(&c->kv, m->info.n_layer, m->info.kv_dim, p.n_seq_max, p.n_ctx, cap, err);
+    if (p.kv_dtype == VLM_KV_AUTO) p.kv_dtype = VLM_KV_F32;
+    c->p.kv_dtype = p.kv_dtype;
+    enum vlm_dtype kt = p.kv_dtype == VLM_KV_F16 ? VLM_DT_F16 : p.kv_dtype == VLM_KV_BF16 ? VLM_DT_BF16 : VLM_DT_F32;
+    int rc = vlm_kv_init(&c->kv, m->info.n_layer, m->info.kv_dim, p.n_seq_max, p.n_ctx, cap, kt, err);
     if (rc != VLM_OK) { vlm_ctx_free(c); return rc; }
     c->pool = vlm_pool_new(p.n_threads > 0 ? p.n_threads : m->n_threads);
     c->scratch = m->family->scratch_new(m, p.n_batch_max);
@@ -71,6 +74,26 @@ int vlm_ctx_new(const struct vlm_model *m, const struct vlm_ctx_params *pp, stru
 }
 
 const struct vlm_model *vlm_ctx_model(const struct vlm_ctx *c) { return c->model; }
+enum vlm_kv_dtype vlm_ctx_kv_dtype(const struct vlm_ctx *c) { return c->p.kv_dtype; }
+
+static const struct { const char *name; enum vlm_kv_dtype t; } kv_names[] = {
+    {"auto", VLM_KV_AUTO}, {"float32", VLM_KV_F32}, {"fp32", VLM_KV_F32}, {"float", VLM_KV_F32},
+    {"float16", VLM_KV_F16}, {"fp16", VLM_KV_F16}, {"half", VLM_KV_F16},
+    {"bfloat16", VLM_KV_BF16}, {"bf16", VLM_KV_BF16},
+};
+
+int vlm_kv_dtype_parse(const char *s, enum vlm_kv_dtype *out) {
+    for (size_t i = 0; s && i < sizeof kv_names / sizeof *kv_names; i++)
+        if (!strcmp(s, kv_names[i].name)) {
+            *out = kv_names[i].t;
+            return 0;
+        }
+    return -1;
+}
+
+const char *vlm_kv_dtype_name(enum vlm_kv_dtype t) {
+    return t == VLM_KV_F32 ? "float32" : t == VLM_KV_F16 ? "float16" : t == VLM_KV_BF16 ? "bfloat16" : "auto";
+}
 struct vlm_pool *vlm_ctx_pool(struct vlm_ctx *c) { return c->pool; }
 int vlm_ctx_n_ctx(const struct vlm_ctx *c) { return c->p.n_ctx; }
 int vlm_ctx_kv_capacity(const struct vlm_ctx *c) { return (int)c->kv.cap_tokens; }

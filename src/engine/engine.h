@@ -28,6 +28,16 @@ struct vlm_processor;
 #define VLM_MAX_EOS 8
 
 /* Facts about a loaded model that callers need (all read-only). */
+/* KV-cache element type (vLLM's --kv-cache-dtype). AUTO is the type activations are computed
+ * in, as in vLLM; here that is f32 for every checkpoint (bf16 weights are widened), which keeps
+ * answers equal to transformers run in float32. F16/BF16 halve the cache's memory and the bytes
+ * each decode step reads; products and softmax still run in f32. */
+enum vlm_kv_dtype { VLM_KV_AUTO = 0, VLM_KV_F32, VLM_KV_F16, VLM_KV_BF16 };
+/* "auto", "float32"/"fp32", "float16"/"fp16"/"half", "bfloat16"/"bf16" -> 0; else -1 (fp8 and
+ * other vLLM values are not supported). */
+int vlm_kv_dtype_parse(const char *s, enum vlm_kv_dtype *out);
+const char *vlm_kv_dtype_name(enum vlm_kv_dtype t);
+
 struct vlm_model_info {
     const char *arch;            /* config.json architectures[0] */
     const char *dir;             /* the model folder */
@@ -69,6 +79,7 @@ struct vlm_ctx_params {
                            Memory is taken block by block as sequences grow and kept for reuse. */
     int n_batch_max;    /* most tokens in one vlm_ctx_decode call (prefill chunk + decode rows) */
     int n_threads;      /* threads of the context's pool; 0 = all cores */
+    enum vlm_kv_dtype kv_dtype;   /* KV-cache element type; AUTO (0) = F32 */
 };
 struct vlm_ctx_params vlm_ctx_default_params(void);
 
@@ -78,6 +89,7 @@ int  vlm_ctx_new(const struct vlm_model *m, const struct vlm_ctx_params *p, stru
 void vlm_ctx_free(struct vlm_ctx *ctx);
 const struct vlm_model *vlm_ctx_model(const struct vlm_ctx *ctx);
 struct vlm_pool *vlm_ctx_pool(struct vlm_ctx *ctx);       /* the context's pool (for encode) */
+enum vlm_kv_dtype vlm_ctx_kv_dtype(const struct vlm_ctx *ctx);   /* resolved (never AUTO) */
 
 /* One decode step over tokens of several sequences. Row i is a token of sequence seq_id[i] at
  * position pos[i]. Within a call, each sequence's rows must come in order and continue it:

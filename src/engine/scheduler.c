@@ -501,6 +501,7 @@ int vlm_sched_new(const struct vlm_model *m, const struct vlm_sched_params *p,
     cp.n_kv_tokens = p->n_kv_tokens;
     cp.n_batch_max = s->n_batch;
     cp.n_threads = p->n_threads;
+    cp.kv_dtype = p->kv_dtype;
     int rc = vlm_ctx_new(m, &cp, &s->ctx, err);
     if (rc != VLM_OK) { vlm_free(s); return rc; }
     s->n_vocab = vlm_model_get_info(m)->n_vocab;

@@ -28,6 +28,7 @@ struct vlm_sched_params {
     int n_threads;        /* the context's pool; 0 = all cores */
     int job_budget;       /* job cost (image tokens) run between two steps; the first queued job
                              always runs. 0 = 2048 */
+    enum vlm_kv_dtype kv_dtype;   /* the context's KV-cache type (AUTO = float32) */
 };
 struct vlm_sched_params vlm_sched_default_params(void);
 

@@ -4,16 +4,22 @@
 #include <string.h>
 
 #include "models/model.h"
+#include "tensor/tensor.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
 #define KV_CHUNK 256   /* tokens a sequence grows by at least (amortizes the reallocations) */
 
 int vlm_kv_init(struct vlm_kv *kv, int n_layer, int kv_dim, int n_seq, int n_ctx, long cap_tokens,
-                struct vlm_error *err) {
+                enum vlm_dtype type, struct vlm_error *err) {
     memset(kv, 0, sizeof *kv);
     if (n_layer <= 0 || kv_dim <= 0 || n_seq <= 0 || n_ctx <= 0 || cap_tokens <= 0)
         return vlm_error_set(err, VLM_E_INVALID, "bad KV cache sizes");
+    if (type != VLM_DT_F32 && type != VLM_DT_F16 && type != VLM_DT_BF16)
+        return vlm_error_set(err, VLM_E_UNSUPPORTED, "KV cache type %s is not supported (float32, float16, bfloat16)",
+                             vlm_dtype_name(type));
+    kv->type = type;
+    kv->esize = type == VLM_DT_F32 ? 4 : 2;
     kv->seq = vlm_calloc((size_t)n_seq, sizeof *kv->seq);
     if (!kv->seq) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     kv->n_layer = n_layer;
@@ -53,9 +59,9 @@ static void kv_trim(struct vlm_kv *kv, int s) {
     int keep = q->len > q->keep ? q->len : q->keep;   /* rows reserved for the step in progress stay */
     if (!q->k || q->cap <= keep) return;
     if (keep == 0) { vlm_kv_clear(kv, s); return; }
-    size_t bytes = sizeof(float) * (size_t)keep * (size_t)kv->kv_dim;
+    size_t bytes = kv->esize * (size_t)keep * (size_t)kv->kv_dim;
     for (int l = 0; l < kv->n_layer; l++) {   /* shrinking realloc keeps the data; a failure keeps the old block */
-        float *k = vlm_realloc(q->k[l], bytes), *v = vlm_realloc(q->v[l], bytes);
+        void *k = vlm_realloc(q->k[l], bytes), *v = vlm_realloc(q->v[l], bytes);
         if (k) q->k[l] = k;
         if (v) q->v[l] = v;
     }
@@ -86,15 +92,30 @@ int vlm_kv_reserve(struct vlm_kv *kv, int s, int n, struct vlm_error *err) {
             return vlm_error_set(err, VLM_E_NOMEM, "out of memory for the KV cache");
         }
     }
-    size_t bytes = sizeof(float) * (size_t)want * (size_t)kv->kv_dim;
+    size_t bytes = kv->esize * (size_t)want * (size_t)kv->kv_dim;
     for (int l = 0; l < kv->n_layer; l++) {
-        float *k = vlm_realloc(q->k[l], bytes);
+        void *k = vlm_realloc(q->k[l], bytes);
         if (k) q->k[l] = k;
-        float *v = k ? vlm_realloc(q->v[l], bytes) : NULL;
+        void *v = k ? vlm_realloc(q->v[l], bytes) : NULL;
         if (v) q->v[l] = v;
         if (!k || !v) return vlm_error_set(err, VLM_E_NOMEM, "out of memory for the KV cache");
     }
     kv->used_tokens += want - q->cap;
     q->cap = (int)want;
     return VLM_OK;
+}
+
+void vlm_kv_put(struct vlm_kv *kv, int s, int l, int pos, const float *k, const float *v) {
+    struct vlm_kv_seq *q = &kv->seq[s];
+    size_t n = (size_t)kv->kv_dim, off = (size_t)pos * n;
+    if (kv->type == VLM_DT_F32) {
+        memcpy((float *)q->k[l] + off, k, n * sizeof(float));
+        memcpy((float *)q->v[l] + off, v, n * sizeof(float));
+    } else if (kv->type == VLM_DT_BF16) {
+        vlm_f32_to_bf16_row((uint16_t *)q->k[l] + off, k, n);
+        vlm_f32_to_bf16_row((uint16_t *)q->v[l] + off, v, n);
+    } else {
+        vlm_f32_to_f16_row((uint16_t *)q->k[l] + off, k, n);
+        vlm_f32_to_f16_row((uint16_t *)q->v[l] + off, v, n);
+    }
 }

@@ -301,8 +301,9 @@ static void attend_group(const struct attend_ctx *c, const struct att_group *g, 
         os = s->og + (size_t)g->off * q;
     }
     int pos0 = c->b->pos[rows[0]], n_kv = c->b->pos[rows[g->nr - 1]] + 1;
-    vlm_attention(pool, os, qs, g->nr, c->kv->seq[g->sid].k[c->layer], c->kv->seq[g->sid].v[c->layer], n_kv,
-                  hp->n_head, hp->n_head_kv, hp->d_head, kvd, 1.0f / sqrtf((float)hp->d_head), 1, pos0, NULL);
+    vlm_attention_kv(pool, os, qs, g->nr, c->kv->seq[g->sid].k[c->layer], c->kv->seq[g->sid].v[c->layer],
+                     c->kv->type, n_kv, hp->n_head, hp->n_head_kv, hp->d_head, kvd,
+                     1.0f / sqrtf((float)hp->d_head), 1, pos0, NULL);
     if (!g->contiguous)
         for (int r = 0; r < g->nr; r++) memcpy(s->att + (size_t)rows[r] * q, s->og + (size_t)(g->off + r) * q, sizeof(float) * q);
 }
@@ -362,11 +363,8 @@ int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_p
         }
         vlm_rope_apply(s->q, n, hp->n_head, hp->d_head, b->pos, inv_freq, hp->rope.rot_dim, attn_scale);
         vlm_rope_apply(s->k, n, hp->n_head_kv, hp->d_head, b->pos, inv_freq, hp->rope.rot_dim, attn_scale);
-        for (int i = 0; i < n; i++) {
-            struct vlm_kv_seq *sq = &kv->seq[b->seq_id[i]];
-            memcpy(sq->k[layer] + (size_t)b->pos[i] * kvd, s->k + (size_t)i * kvd, sizeof(float) * kvd);
-            memcpy(sq->v[layer] + (size_t)b->pos[i] * kvd, s->v + (size_t)i * kvd, sizeof(float) * kvd);
-        }
+        for (int i = 0; i < n; i++)
+            vlm_kv_put(kv, b->seq_id[i], layer, b->pos[i], s->k + (size_t)i * kvd, s->v + (size_t)i * kvd);
         attend(l, kv, pool, s, b, layer);
         vlm_matmul(pool, s->att, n, L->wo, L->bo, s->xb);
         vlm_add(s->x, s->xb, (size_t)n * d);

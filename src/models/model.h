@@ -17,9 +17,10 @@ struct vlm_pool;
 struct vlm_image_input;
 
 /* Per-sequence key/value store: each live sequence has, per layer, K and V arrays of
- * (cap, kv_dim) floats that grow as the sequence does (vlm_attention reads them directly). */
+ * (cap, kv_dim) elements of the store's type (f32, f16 or bf16) that grow as the sequence does
+ * (vlm_attention_kv reads them directly). */
 struct vlm_kv_seq {
-    float **k, **v;      /* (n_layer) each (cap, kv_dim), NULL while the slot is free */
+    void  **k, **v;      /* (n_layer) each (cap, kv_dim) elements, NULL while the slot is free */
     int     len, cap;    /* tokens stored / allocated */
     int     keep;        /* capacity a step in progress has reserved (kept when slack is taken back) */
     void   *family_state;/* for decoders that keep per-sequence state of their own (e.g. the
@@ -27,12 +28,17 @@ struct vlm_kv_seq {
 };
 struct vlm_kv {
     int n_layer, kv_dim, n_seq, n_ctx;
+    enum vlm_dtype type; /* VLM_DT_F32, F16 or BF16 */
+    size_t esize;        /* bytes per element */
     long cap_tokens;     /* total tokens all sequences may allocate */
     long used_tokens;    /* tokens allocated (sum of cap) */
     struct vlm_kv_seq *seq;   /* (n_seq) */
 };
 int  vlm_kv_init(struct vlm_kv *kv, int n_layer, int kv_dim, int n_seq, int n_ctx, long cap_tokens,
-                 struct vlm_error *err);
+                 enum vlm_dtype type, struct vlm_error *err);
+/* Stores the k and v rows (kv_dim floats each) of sequence s, layer l, at position pos
+ * (reserved), converted to the store's type. */
+void vlm_kv_put(struct vlm_kv *kv, int s, int l, int pos, const float *k, const float *v);
 void vlm_kv_free(struct vlm_kv *kv);
 /* Makes room for sequence s to hold n tokens (grows its arrays); VLM_E_NOMEM past the cap. */
 int  vlm_kv_reserve(struct vlm_kv *kv, int s, int n, struct vlm_error *err);

@@ -244,6 +244,7 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
         sp.prefill_chunk = c->prefill_chunk;
         sp.n_kv_tokens = c->kv_cache_tokens;
         sp.job_budget = c->max_num_batched_tokens;
+        sp.kv_dtype = (enum vlm_kv_dtype)c->kv_cache_dtype;
         rc = vlm_sched_new(s->model, &sp, &s->sched, err);
     }
     if (rc == VLM_OK) {

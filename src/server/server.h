@@ -35,6 +35,7 @@ struct vlm_server_config {
     size_t      image_cache_bytes;
     int         prefill_chunk;
     int         kv_cache_tokens;      /* KV capacity shared by all sequences; 0 = engine default */
+    int         kv_cache_dtype;       /* enum vlm_kv_dtype (engine/engine.h); 0 = auto (float32) */
 };
 void vlm_server_config_default(struct vlm_server_config *c);
 

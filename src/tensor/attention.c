@@ -17,7 +17,9 @@
 struct att_job {
     const struct vlm_kernels *kt;
     float *out;
-    const float *q, *k, *v;
+    const float *q;
+    const void *k, *v;       /* kv_type elements */
+    enum vlm_dtype kv_type;
     const uint8_t *mask;
     int n_q, n_kv, n_head, n_kv_head, hd, causal, q_pos0, n_qblocks;
     int blocked, qblock;   /* blocked path and its query rows per task */
@@ -25,8 +27,13 @@ struct att_job {
     float scale;
 };
 
+/* Row `row` of a K or V array (kh/vh already point at the head's columns). */
+static inline const void *kv_at(const struct att_job *j, const void *base, int row) {
+    return (const char *)base + (size_t)row * j->stride * (j->kv_type == VLM_DT_F32 ? 4 : 2);
+}
+
 /* One query row of one head: out_row = softmax(scale * q.K^T) V over the visible keys. */
-static void att_row(const struct att_job *j, const float *qr, const float *kh, const float *vh,
+static void att_row(const struct att_job *j, const float *qr, const void *kh, const void *vh,
                     int n_vis, float *orow) {
     const struct vlm_kernels *kt = j->kt;
     float acc[ATT_MAXD], s[ATT_KB];
@@ -35,7 +42,7 @@ static void att_row(const struct att_job *j, const float *qr, const float *kh, c
     for (int b0 = 0; b0 < n_vis; b0 += ATT_KB) {
         int nb = n_vis - b0 < ATT_KB ? n_vis - b0 : ATT_KB;
         float bmx = -INFINITY;
-        kt->dots(s, qr, kh + (size_t)b0 * j->stride, j->stride, nb, j->hd);
+        kt->dots(s, qr, kv_at(j, kh, b0), j->kv_type, j->stride, nb, j->hd);
         for (int t = 0; t < nb; t++) {
             s[t] = j->mask && !j->mask[b0 + t] ? -INFINITY : s[t] * j->scale;
             if (s[t] > bmx) bmx = s[t];
@@ -48,7 +55,7 @@ static void att_row(const struct att_job *j, const float *qr, const float *kh, c
             mx = bmx;
         }
         sum += kt->exp_sum(s, mx, nb);           /* masked keys get 0 */
-        kt->axpys(acc, s, vh + (size_t)b0 * j->stride, j->stride, nb, j->hd);
+        kt->axpys(acc, s, kv_at(j, vh, b0), j->kv_type, j->stride, nb, j->hd);
     }
     if (sum > 0.0f) {
         float inv = 1.0f / sum;
@@ -66,13 +73,26 @@ static void att_row(const struct att_job *j, const float *qr, const float *kh, c
  * About 100 KB of stack. */
 #define BQ 64
 #define BK 128
+#define KVBUF 4096   /* floats of one converted K (and V) block of a 16-bit KV cache */
 
-static void att_block(const struct att_job *j, int h, int i0, int i1, const float *kh,
-                      const float *vh) {
+/* Rows k0 .. k0+nk of a 16-bit K or V head as f32 rows of hd (the blocked path's GEMM input). */
+static void kv_block_f32(const struct att_job *j, const void *base, int k0, int nk, float *dst) {
+    for (int t = 0; t < nk; t++) {
+        const uint16_t *src = kv_at(j, base, k0 + t);
+        if (j->kv_type == VLM_DT_BF16) j->kt->bf16_to_f32(dst + (size_t)t * j->hd, src, (size_t)j->hd);
+        else j->kt->f16_to_f32(dst + (size_t)t * j->hd, src, (size_t)j->hd);
+    }
+}
+
+static void att_block(const struct att_job *j, int h, int i0, int i1, const void *kh,
+                      const void *vh) {
     const struct vlm_kernels *kt = j->kt;
     int hd = j->hd, rows = i1 - i0, ldq = j->n_head * hd;
     /* rows * hd <= BQ * 64 floats in the Q and O buffers: fewer rows for wider heads */
     float Qt[BQ * 64], O[BQ * 64], St[BK * BQ], mcol[BQ], lcol[BQ], sub[BQ];
+    /* a 16-bit KV cache: blocks of keys converted to f32 first (fewer keys for wider heads) */
+    float Kb[KVBUF], Vb[KVBUF];
+    int conv = j->kv_type != VLM_DT_F32, bk = conv && KVBUF / hd < BK ? KVBUF / hd : BK;
     for (int r = 0; r < rows; r++) {
         const float *qr = j->q + (size_t)(i0 + r) * ldq + (size_t)h * hd;
         for (int d = 0; d < hd; d++) Qt[(size_t)d * rows + r] = qr[d] * j->scale;
@@ -82,11 +102,17 @@ static void att_block(const struct att_job *j, int h, int i0, int i1, const floa
     memset(O, 0, (size_t)rows * hd * sizeof *O);
     long last = j->causal ? (long)j->q_pos0 + i1 : j->n_kv;   /* keys < last may be visible */
     int n_vis = last < j->n_kv ? (last < 0 ? 0 : (int)last) : j->n_kv;
-    for (int k0 = 0; k0 < n_vis; k0 += BK) {
-        int nk = n_vis - k0 < BK ? n_vis - k0 : BK;
+    for (int k0 = 0; k0 < n_vis; k0 += bk) {
+        int nk = n_vis - k0 < bk ? n_vis - k0 : bk;
+        const float *kb = conv ? Kb : (const float *)kh + (size_t)k0 * j->stride;
+        const float *vb = conv ? Vb : (const float *)vh + (size_t)k0 * j->stride;
+        size_t ldkv = conv ? (size_t)hd : j->stride;
+        if (conv) {
+            kv_block_f32(j, kh, k0, nk, Kb);
+            kv_block_f32(j, vh, k0, nk, Vb);
+        }
         /* St (nk, rows) = K_blk (nk, hd) @ Qt (hd, rows) */
-        kt->gemm_f32(nk, rows, hd, kh + (size_t)k0 * j->stride, j->stride, 1, Qt, (size_t)rows,
-                     St, (size_t)rows, 0);
+        kt->gemm_f32(nk, rows, hd, kb, ldkv, 1, Qt, (size_t)rows, St, (size_t)rows, 0);
         /* masks: a hidden key hides its whole row; causal hides queries before the key */
         for (int t = 0; t < nk; t++) {
             int key = k0 + t;
@@ -112,8 +138,7 @@ static void att_block(const struct att_job *j, int h, int i0, int i1, const floa
         }
         kt->exp_cols(St, nk, rows, (size_t)rows, sub, lcol);
         /* O (rows, hd) += P (rows, nk) @ V_blk (nk, hd), P(r, t) = St[t*rows + r] */
-        kt->gemm_f32(rows, hd, nk, St, 1, (size_t)rows, vh + (size_t)k0 * j->stride, j->stride,
-                     O, (size_t)hd, 1);
+        kt->gemm_f32(rows, hd, nk, St, 1, (size_t)rows, vb, ldkv, O, (size_t)hd, 1);
     }
     for (int r = 0; r < rows; r++) {
         float *orow = j->out + ((size_t)(i0 + r) * j->n_head + h) * hd;
@@ -127,7 +152,8 @@ static void att_task(void *ctx, int task, int thread) {
     const struct att_job *j = ctx;
     int h = task / j->n_qblocks, qb = task % j->n_qblocks;
     int g = h / (j->n_head / j->n_kv_head);
-    const float *kh = j->k + (size_t)g * j->hd, *vh = j->v + (size_t)g * j->hd;
+    size_t es = j->kv_type == VLM_DT_F32 ? 4 : 2;
+    const void *kh = (const char *)j->k + (size_t)g * j->hd * es, *vh = (const char *)j->v + (size_t)g * j->hd * es;
     int i1 = (qb + 1) * j->qblock < j->n_q ? (qb + 1) * j->qblock : j->n_q;
     if (j->blocked) {
         att_block(j, h, qb * j->qblock, i1, kh, vh);
@@ -149,21 +175,30 @@ void vlm_attention(struct vlm_pool *pool, float *out, const float *q, int n_q, c
                    const float *v, int n_kv, int n_head, int n_kv_head, int head_dim,
                    size_t kv_row_stride, float scale, int causal, int q_pos0,
                    const uint8_t *kv_mask) {
-    vlm_attention_with(vlm_kernels(), pool, out, q, n_q, k, v, n_kv, n_head, n_kv_head, head_dim,
-                       kv_row_stride, scale, causal, q_pos0, kv_mask);
+    vlm_attention_with(vlm_kernels(), pool, out, q, n_q, k, v, VLM_DT_F32, n_kv, n_head, n_kv_head,
+                       head_dim, kv_row_stride, scale, causal, q_pos0, kv_mask);
+}
+
+void vlm_attention_kv(struct vlm_pool *pool, float *out, const float *q, int n_q, const void *k,
+                      const void *v, enum vlm_dtype kv_type, int n_kv, int n_head, int n_kv_head,
+                      int head_dim, size_t kv_row_stride, float scale, int causal, int q_pos0,
+                      const uint8_t *kv_mask) {
+    vlm_attention_with(vlm_kernels(), pool, out, q, n_q, k, v, kv_type, n_kv, n_head, n_kv_head,
+                       head_dim, kv_row_stride, scale, causal, q_pos0, kv_mask);
 }
 
 void vlm_attention_with(const struct vlm_kernels *kt, struct vlm_pool *pool, float *out,
-                        const float *q, int n_q, const float *k, const float *v, int n_kv,
-                        int n_head, int n_kv_head, int head_dim, size_t kv_row_stride,
+                        const float *q, int n_q, const void *k, const void *v, enum vlm_dtype kv_type,
+                        int n_kv, int n_head, int n_kv_head, int head_dim, size_t kv_row_stride,
                         float scale, int causal, int q_pos0, const uint8_t *kv_mask) {
     if (n_q <= 0 || n_head <= 0) return;
-    if (n_kv_head <= 0 || n_head % n_kv_head || head_dim > ATT_MAXD || head_dim <= 0) {
+    if (n_kv_head <= 0 || n_head % n_kv_head || head_dim > ATT_MAXD || head_dim <= 0 ||
+        (kv_type != VLM_DT_F32 && kv_type != VLM_DT_F16 && kv_type != VLM_DT_BF16)) {
         for (size_t i = 0; i < (size_t)n_q * n_head * (head_dim > 0 ? head_dim : 0); i++)
             out[i] = NAN;
         return;
     }
-    struct att_job j = {.kt = kt, .out = out, .q = q, .k = k, .v = v,
+    struct att_job j = {.kt = kt, .out = out, .q = q, .k = k, .v = v, .kv_type = kv_type,
                         .mask = kv_mask, .n_q = n_q, .n_kv = n_kv, .n_head = n_head,
                         .n_kv_head = n_kv_head, .hd = head_dim, .causal = causal,
                         .q_pos0 = q_pos0, .stride = kv_row_stride, .scale = scale};

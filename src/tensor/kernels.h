@@ -29,10 +29,11 @@ struct vlm_kernels {
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float *y, float a, const float *x, int n);     /* y += a*x */
     void (*scale)(float *x, float a, int n);                     /* x *= a */
-    /* Attention rows: s[t] = dot(q, k + t*ld) over d, for t < n (dots);
-     * acc[0..d) += sum over t < n of p[t] * (v + t*ld)[0..d) (axpys). */
-    void (*dots)(float *s, const float *q, const float *k, size_t ld, int n, int d);
-    void (*axpys)(float *acc, const float *p, const float *v, size_t ld, int n, int d);
+    /* Attention rows over a KV cache of dtype kt (F32, F16 or BF16), rows ld elements apart:
+     * s[t] = dot(q, row t of k) over d, for t < n (dots);
+     * acc[0..d) += sum over t < n of p[t] * row t of v (axpys). */
+    void (*dots)(float *s, const float *q, const void *k, enum vlm_dtype kt, size_t ld, int n, int d);
+    void (*axpys)(float *acc, const float *p, const void *v, enum vlm_dtype kt, size_t ld, int n, int d);
     /* One row each: */
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
     void (*layernorm)(float *y, const float *x, const float *w, const float *b, int n, float eps);
@@ -72,8 +73,8 @@ void vlm_kernels_init_avx512bf16(struct vlm_kernels *k);
 /* vlm_attention with a given table (tests run every variant). */
 struct vlm_pool;
 void vlm_attention_with(const struct vlm_kernels *kt, struct vlm_pool *pool, float *out,
-                        const float *q, int n_q, const float *k, const float *v, int n_kv,
-                        int n_head, int n_kv_head, int head_dim, size_t kv_row_stride,
+                        const float *q, int n_q, const void *k, const void *v, enum vlm_dtype kv_type,
+                        int n_kv, int n_head, int n_kv_head, int head_dim, size_t kv_row_stride,
                         float scale, int causal, int q_pos0, const uint8_t *kv_mask);
 
 /* Scalar helpers shared by the variants (kernels_generic.c). */

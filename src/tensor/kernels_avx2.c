@@ -586,13 +586,24 @@ static double fma_loop_avx2(float *acc, long iters) {
     return 10.0 * 8 * 2 * (double)iters;
 }
 
-/* Attention rows: the one-key kernels in a loop (the call is per block, not per key). */
-static void dots_avx2(float *s, const float *q, const float *k, size_t ld, int n, int d) {
-    for (int t = 0; t < n; t++) s[t] = dot_avx2(q, k + (size_t)t * ld, d);
+/* Attention rows: the one-key kernels in a loop (the call is per block, not per key); 16-bit
+ * rows are converted first (d <= 512). */
+static const float *kv_row_avx2(float *buf, const void *base, enum vlm_dtype kt, size_t ld, int t, int d) {
+    if (kt == VLM_DT_F32) return (const float *)base + (size_t)t * ld;
+    const uint16_t *h = (const uint16_t *)base + (size_t)t * ld;
+    if (kt == VLM_DT_BF16) bf16_to_f32_avx2(buf, h, (size_t)d);
+    else f16_to_f32_avx2(buf, h, (size_t)d);
+    return buf;
 }
 
-static void axpys_avx2(float *acc, const float *p, const float *v, size_t ld, int n, int d) {
-    for (int t = 0; t < n; t++) axpy_avx2(acc, p[t], v + (size_t)t * ld, d);
+static void dots_avx2(float *s, const float *q, const void *k, enum vlm_dtype kt, size_t ld, int n, int d) {
+    float buf[512];
+    for (int t = 0; t < n; t++) s[t] = dot_avx2(q, kv_row_avx2(buf, k, kt, ld, t, d), d);
+}
+
+static void axpys_avx2(float *acc, const float *p, const void *v, enum vlm_dtype kt, size_t ld, int n, int d) {
+    float buf[512];
+    for (int t = 0; t < n; t++) axpy_avx2(acc, p[t], kv_row_avx2(buf, v, kt, ld, t, d), d);
 }
 
 void vlm_kernels_init_avx2(struct vlm_kernels *k) {

@@ -112,18 +112,40 @@ static inline void store4(float *y, __m128 v, const float *bias, int j, int firs
     }
 }
 
-/* Attention rows (decode): scores of 4 keys at a time, reduced together. */
-static void dots_avx512(float *s, const float *q, const float *k, size_t ld, int n, int d) {
+/* Attention rows (decode): scores of 4 keys at a time, reduced together; K of dtype kt. */
+static inline __attribute__((always_inline)) void
+dots_body(float *s, const float *q, const void *k, enum vlm_dtype kt, size_t ld, int n, int d) {
+    int dfull = d & ~15;
+    __mmask16 tail = (__mmask16)((1u << (d & 15)) - 1);
     int t = 0;
     for (; t + 4 <= n; t += 4) {
-        const float *k0 = k + (size_t)t * ld;
-        _mm_storeu_ps(s + t, dot1x4(q, k0, k0 + ld, k0 + 2 * ld, k0 + 3 * ld, d));
+        const void *k0 = w_row(kt, k, ld, t), *k1 = w_row(kt, k, ld, t + 1);
+        const void *k2 = w_row(kt, k, ld, t + 2), *k3 = w_row(kt, k, ld, t + 3);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < d; i += 16) {
+            __mmask16 m = i < dfull ? 0xffff : tail;
+            __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+            a0 = _mm512_fmadd_ps(qv, load_w16(kt, k0, (size_t)i, m), a0);
+            a1 = _mm512_fmadd_ps(qv, load_w16(kt, k1, (size_t)i, m), a1);
+            a2 = _mm512_fmadd_ps(qv, load_w16(kt, k2, (size_t)i, m), a2);
+            a3 = _mm512_fmadd_ps(qv, load_w16(kt, k3, (size_t)i, m), a3);
+        }
+        _mm_storeu_ps(s + t, reduce4(a0, a1, a2, a3));
     }
-    for (; t < n; t++) s[t] = dot_avx512(q, k + (size_t)t * ld, d);
+    for (; t < n; t++) {
+        const void *kr = w_row(kt, k, ld, t);
+        __m512 a = _mm512_setzero_ps();
+        for (int i = 0; i < d; i += 16) {
+            __mmask16 m = i < dfull ? 0xffff : tail;
+            a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), load_w16(kt, kr, (size_t)i, m), a);
+        }
+        s[t] = _mm512_reduce_add_ps(a);
+    }
 }
 
 /* acc += sum p[t] v_t: 64 columns of acc stay in registers while the keys stream by. */
-static void axpys_avx512(float *acc, const float *p, const float *v, size_t ld, int n, int d) {
+static inline __attribute__((always_inline)) void
+axpys_body(float *acc, const float *p, const void *v, enum vlm_dtype kt, size_t ld, int n, int d) {
     for (int c0 = 0; c0 < d; c0 += 64) {
         int w = d - c0 < 64 ? d - c0 : 64;
         __mmask16 m[4];
@@ -135,18 +157,31 @@ static void axpys_avx512(float *acc, const float *p, const float *v, size_t ld, 
         __m512 a0 = _mm512_maskz_loadu_ps(m[0], a), a1 = _mm512_maskz_loadu_ps(m[1], a + 16);
         __m512 a2 = _mm512_maskz_loadu_ps(m[2], a + 32), a3 = _mm512_maskz_loadu_ps(m[3], a + 48);
         for (int t = 0; t < n; t++) {
-            const float *vt = v + (size_t)t * ld + c0;
+            const void *vt = w_row(kt, v, ld, t);
             __m512 pt = _mm512_set1_ps(p[t]);
-            a0 = _mm512_fmadd_ps(pt, _mm512_maskz_loadu_ps(m[0], vt), a0);
-            a1 = _mm512_fmadd_ps(pt, _mm512_maskz_loadu_ps(m[1], vt + 16), a1);
-            a2 = _mm512_fmadd_ps(pt, _mm512_maskz_loadu_ps(m[2], vt + 32), a2);
-            a3 = _mm512_fmadd_ps(pt, _mm512_maskz_loadu_ps(m[3], vt + 48), a3);
+            a0 = _mm512_fmadd_ps(pt, load_w16(kt, vt, (size_t)c0, m[0]), a0);
+            a1 = _mm512_fmadd_ps(pt, load_w16(kt, vt, (size_t)c0 + 16, m[1]), a1);
+            a2 = _mm512_fmadd_ps(pt, load_w16(kt, vt, (size_t)c0 + 32, m[2]), a2);
+            a3 = _mm512_fmadd_ps(pt, load_w16(kt, vt, (size_t)c0 + 48, m[3]), a3);
         }
         _mm512_mask_storeu_ps(a, m[0], a0);
         _mm512_mask_storeu_ps(a + 16, m[1], a1);
         _mm512_mask_storeu_ps(a + 32, m[2], a2);
         _mm512_mask_storeu_ps(a + 48, m[3], a3);
     }
+}
+
+/* One copy per dtype, as the GEMV: the conversion in the loops is branch-free. */
+static void dots_avx512(float *s, const float *q, const void *k, enum vlm_dtype kt, size_t ld, int n, int d) {
+    if (kt == VLM_DT_BF16) dots_body(s, q, k, VLM_DT_BF16, ld, n, d);
+    else if (kt == VLM_DT_F16) dots_body(s, q, k, VLM_DT_F16, ld, n, d);
+    else dots_body(s, q, k, VLM_DT_F32, ld, n, d);
+}
+
+static void axpys_avx512(float *acc, const float *p, const void *v, enum vlm_dtype kt, size_t ld, int n, int d) {
+    if (kt == VLM_DT_BF16) axpys_body(acc, p, v, VLM_DT_BF16, ld, n, d);
+    else if (kt == VLM_DT_F16) axpys_body(acc, p, v, VLM_DT_F16, ld, n, d);
+    else axpys_body(acc, p, v, VLM_DT_F32, ld, n, d);
 }
 
 #define GEMV_KC 1024   /* k block: 4 converted W rows take 16 KiB of L1 */

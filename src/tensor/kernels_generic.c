@@ -59,14 +59,24 @@ static float dot_generic(const float *a, const float *b, int n) {
     return s;
 }
 
-static void dots_generic(float *s, const float *q, const float *k, size_t ld, int n, int d) {
-    for (int t = 0; t < n; t++) s[t] = dot_generic(q, k + (size_t)t * ld, d);
+/* Row t of a KV array of dtype kt as f32 (d <= 512 elements). */
+static const float *kv_row(float *buf, const void *base, enum vlm_dtype kt, size_t ld, int t, int d) {
+    if (kt == VLM_DT_F32) return (const float *)base + (size_t)t * ld;
+    const uint16_t *h = (const uint16_t *)base + (size_t)t * ld;
+    for (int i = 0; i < d; i++) buf[i] = kt == VLM_DT_BF16 ? vlm_bf16_to_f32(h[i]) : vlm_f16_to_f32(h[i]);
+    return buf;
+}
+
+static void dots_generic(float *s, const float *q, const void *k, enum vlm_dtype kt, size_t ld, int n, int d) {
+    float buf[512];
+    for (int t = 0; t < n; t++) s[t] = dot_generic(q, kv_row(buf, k, kt, ld, t, d), d);
 }
 
 static void axpy_generic(float *y, float a, const float *x, int n);
 
-static void axpys_generic(float *acc, const float *p, const float *v, size_t ld, int n, int d) {
-    for (int t = 0; t < n; t++) axpy_generic(acc, p[t], v + (size_t)t * ld, d);
+static void axpys_generic(float *acc, const float *p, const void *v, enum vlm_dtype kt, size_t ld, int n, int d) {
+    float buf[512];
+    for (int t = 0; t < n; t++) axpy_generic(acc, p[t], kv_row(buf, v, kt, ld, t, d), d);
 }
 
 static void axpy_generic(float *y, float a, const float *x, int n) {

@@ -129,6 +129,12 @@ void vlm_attention(struct vlm_pool *pool, float *out, const float *q, int n_q, c
                    const float *v, int n_kv, int n_head, int n_kv_head, int head_dim,
                    size_t kv_row_stride, float scale, int causal, int q_pos0,
                    const uint8_t *kv_mask);
+/* The same over K and V stored as kv_type (F32, F16 or BF16: a KV cache), stride in elements;
+ * products and softmax stay in f32. */
+void vlm_attention_kv(struct vlm_pool *pool, float *out, const float *q, int n_q, const void *k,
+                      const void *v, enum vlm_dtype kv_type, int n_kv, int n_head, int n_kv_head,
+                      int head_dim, size_t kv_row_stride, float scale, int causal, int q_pos0,
+                      const uint8_t *kv_mask);
 
 /* ---- vision helpers ---- */
 

@@ -156,6 +156,17 @@ def test_vllm_command_line_compat(start_server):
     assert_error(s.post("/v1/chat/completions", chat_body(two)), 400, "At most 1 image(s)")
 
 
+def test_kv_cache_dtype(start_server, vlm_env):
+    """--kv-cache-dtype float16/bfloat16 (vLLM's flag) serves answers; fp8 is refused at start."""
+    import subprocess
+    for t in ("float16", "bfloat16"):
+        s = start_server("--kv-cache-dtype", t)
+        for i in (0, 1):
+            assert isinstance(_ask(s, i, False), str)
+    bad = subprocess.run([vlm_env[0], "serve", "--kv-cache-dtype", "fp8"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "--kv-cache-dtype fp8 is not supported" in bad.stderr
+
+
 def test_stop_strings(server):
     """Text is cut before a stop string (or kept with include_stop_str_in_output), the same in
     streaming, with finish_reason "stop"."""
@@ -187,7 +198,7 @@ def test_serve_help_and_bad_model(vlm_env, tmp_path):
                  "--limit-mm-per-prompt", "--allowed-local-media-path", "--allowed-media-domains",
                  "--mm-processor-kwargs", "--media-io-kwargs", "--chat-template", "--trust-request-chat-template",
                  "--generation-config", "--threads", "--allow-private-media-urls", "--max-request-bytes",
-                 "--max-image-pixels", "VLLM_IMAGE_FETCH_TIMEOUT", "VLLM_MAX_IMAGE_PIXELS",
+                 "--max-image-pixels", "--kv-cache-dtype", "--max-num-batched-tokens", "VLLM_IMAGE_FETCH_TIMEOUT", "VLLM_MAX_IMAGE_PIXELS",
                  "VLLM_MEDIA_URL_ALLOW_REDIRECTS", "VLLM_API_KEY"):
         assert flag in out.stdout, flag
     bad = subprocess.run([vlm_env[0], "serve", str(tmp_path / "nope"), "--port", "0"], capture_output=True,
