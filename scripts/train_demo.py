@@ -268,7 +268,6 @@ class StepBatches(torch.utils.data.Dataset):
     def __init__(self, processor, data_seed, scenes_per_step, steps, weights=None):
         self.processor, self.data_seed, self.n, self.steps = processor, data_seed, scenes_per_step, steps
         self.weights = weights
-        self.compact = True
 
     def __len__(self):
         return self.steps
@@ -276,7 +275,7 @@ class StepBatches(torch.utils.data.Dataset):
     def __getitem__(self, k):
         ex = [e for i in range(k * self.n, (k + 1) * self.n)
               for e in train_examples(self.data_seed, i, self.weights)]
-        return make_batch_fast(self.processor, ex, self.compact)
+        return make_batch_fast(self.processor, ex, compact=True)
 
 
 @torch.no_grad()

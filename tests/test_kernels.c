@@ -228,6 +228,23 @@ static void check_matmul_case(const struct vlm_kernels *kt, enum vlm_dtype wt, i
     vlm_free(w); vlm_free(wf); vlm_free(x); vlm_free(bias); vlm_free(y);
 }
 
+/* Every table x dtype over 3 row counts x 2 column counts x 3 depths (a third under
+ * VLM_TEST_QUICK), with and without bias. */
+static void matmul_sweep_3x2x3(const int m[3], const int n[2], const int k[3]) {
+    enum vlm_dtype dts[] = {VLM_DT_F32, VLM_DT_F16, VLM_DT_BF16};
+    for (int v = 0; v < VLM_KERNELS_N_VARIANTS; v++) {
+        const struct vlm_kernels *kt = vlm_kernels_variant(v);
+        if (!kt) continue;
+        for (int d = 0; d < 3; d++)
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 2; b++)
+                    for (int c = 0; c < 3; c++) {
+                        if (test_quick() && (a + b + c + d) % 3) continue;
+                        check_matmul_case(kt, dts[d], m[a], n[b], k[c], (a + c) & 1);
+                    }
+    }
+}
+
 static void test_matmul(void) {
     static const int ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 33, 64};
     static const int ns[] = {1, 3, 16, 31, 33, 64, 97};
@@ -244,32 +261,12 @@ static void test_matmul(void) {
                         check_matmul_case(kt, dts[d], ms[a], ns[b], ksz[c], (int)((a + b + c) & 1));
                     }
     }
-    /* 9..127 rows with k past the tiled GEMV's 1024-deep block (sums carried across blocks) */
+    /* 5..127 rows with k past the tiled GEMV's 1024-deep block (sums carried across blocks) */
     static const int tm[] = {9, 16, 19}, tn[] = {5, 33}, tk[] = {1024, 1100, 2071};
-    for (int v = 0; v < VLM_KERNELS_N_VARIANTS; v++) {
-        const struct vlm_kernels *kt = vlm_kernels_variant(v);
-        if (!kt) continue;
-        for (int d = 0; d < 3; d++)
-            for (int a = 0; a < 3; a++)
-                for (int b = 0; b < 2; b++)
-                    for (int c = 0; c < 3; c++) {
-                        if (test_quick() && (a + b + c + d) % 3) continue;
-                        check_matmul_case(kt, dts[d], tm[a], tn[b], tk[c], (a + b) & 1);
-                    }
-    }
+    matmul_sweep_3x2x3(tm, tn, tk);
     /* many rows: the packed GEMM paths (k past one 256-deep block, column and row tails) */
     static const int bm[] = {128, 131, 200}, bn[] = {33, 97}, bk[] = {31, 257, 300};
-    for (int v = 0; v < VLM_KERNELS_N_VARIANTS; v++) {
-        const struct vlm_kernels *kt = vlm_kernels_variant(v);
-        if (!kt) continue;
-        for (int d = 0; d < 3; d++)
-            for (int a = 0; a < 3; a++)
-                for (int b = 0; b < 2; b++)
-                    for (int c = 0; c < 3; c++) {
-                        if (test_quick() && (a + b + c + d) % 3) continue;
-                        check_matmul_case(kt, dts[d], bm[a], bn[b], bk[c], (a + c) & 1);
-                    }
-    }
+    matmul_sweep_3x2x3(bm, bn, bk);
     /* the threaded driver on bigger shapes, against the generic kernel */
     struct vlm_pool *pool = vlm_pool_new(3);
     static const int big[][3] = {{1, 300, 130}, {3, 257, 64}, {100, 200, 96}, {130, 70, 250}, {9, 1000, 33},

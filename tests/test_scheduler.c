@@ -178,7 +178,7 @@ static void test_cancel_and_limits(void) {
 
 struct job_arg {
     pthread_t caller, ran_on;
-    int steps_seen, value;   /* steps_seen < 0: the job fails; > 0: it takes that many ms */
+    int delay_ms, value;   /* < 0: the job fails; > 0: it takes that many ms */
     int started;
 };
 
@@ -186,10 +186,10 @@ static int job_fn(void *user, struct vlm_pool *pool, struct vlm_error *err) {
     (void)pool;
     struct job_arg *a = user;
     __atomic_store_n(&a->started, 1, __ATOMIC_SEQ_CST);
-    if (a->steps_seen > 0) usleep((useconds_t)a->steps_seen * 1000);   /* a slow job: ms */
+    if (a->delay_ms > 0) usleep((useconds_t)a->delay_ms * 1000);   /* a slow job: ms */
     a->ran_on = pthread_self();
     a->value = 42;
-    if (a->steps_seen < 0) return vlm_error_set(err, VLM_E_INVALID, "job failed on purpose");
+    if (a->delay_ms < 0) return vlm_error_set(err, VLM_E_INVALID, "job failed on purpose");
     return VLM_OK;
 }
 
@@ -218,7 +218,7 @@ static void test_jobs(void) {
     CHECK_EQ_INT(vlm_sched_run(s, job_fn, &a, 64, &err), VLM_OK);
     CHECK_EQ_INT(a.value, 42);
     CHECK(!pthread_equal(a.ran_on, a.caller));
-    a.steps_seen = -1;
+    a.delay_ms = -1;
     CHECK_EQ_INT(vlm_sched_run(s, job_fn, &a, 64, &err), VLM_E_INVALID);
     CHECK(strstr(err.msg, "on purpose") != NULL);
 
@@ -256,7 +256,7 @@ static void test_jobs(void) {
        cancelled, and free returns only after both callers have woken */
     memset(r, 0, 2 * sizeof r[0]);
     r[0].s = r[1].s = s;
-    r[0].a.steps_seen = 300;
+    r[0].a.delay_ms = 300;
     pthread_create(&th[0], NULL, run_job_thread, &r[0]);
     for (int i = 0; i < 500 && !__atomic_load_n(&r[0].a.started, __ATOMIC_SEQ_CST); i++) usleep(1000);
     pthread_create(&th[1], NULL, run_job_thread, &r[1]);

@@ -469,7 +469,6 @@ static void *sched_main(void *arg) {
         s->stats.kv_used = s->stats.kv_capacity - vlm_ctx_kv_free(s->ctx);
         s->stats.n_running = s->n_running;
         s->stats.n_waiting = s->n_waiting;
-        s->stats.n_jobs_waiting = s->n_jobs;
         if (n_dead) {
             pthread_mutex_unlock(&s->mu);
             for (int i = 0; i < n_dead; i++) seq_destroy(dead[i]);

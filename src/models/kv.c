@@ -19,7 +19,7 @@ int vlm_kv_init(struct vlm_kv *kv, int n_layer, int kv_dim, int n_seq, int n_ctx
         return vlm_error_set(err, VLM_E_UNSUPPORTED, "KV cache type %s is not supported (float32, float16, bfloat16)",
                              vlm_dtype_name(type));
     kv->type = type;
-    kv->esize = type == VLM_DT_F32 ? 4 : 2;
+    kv->esize = vlm_dtype_size(type);
     kv->seq = vlm_calloc((size_t)n_seq, sizeof *kv->seq);
     if (!kv->seq) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     kv->n_layer = n_layer;

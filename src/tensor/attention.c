@@ -20,6 +20,7 @@ struct att_job {
     const float *q;
     const void *k, *v;       /* kv_type elements */
     enum vlm_dtype kv_type;
+    size_t kv_es;            /* bytes per K/V element */
     const uint8_t *mask;
     int n_q, n_kv, n_head, n_kv_head, hd, causal, q_pos0, n_qblocks;
     int blocked, qblock;   /* blocked path and its query rows per task */
@@ -29,7 +30,7 @@ struct att_job {
 
 /* Row `row` of a K or V array (kh/vh already point at the head's columns). */
 static inline const void *kv_at(const struct att_job *j, const void *base, int row) {
-    return (const char *)base + (size_t)row * j->stride * (j->kv_type == VLM_DT_F32 ? 4 : 2);
+    return (const char *)base + (size_t)row * j->stride * j->kv_es;
 }
 
 /* One query row of one head: out_row = softmax(scale * q.K^T) V over the visible keys. */
@@ -152,8 +153,8 @@ static void att_task(void *ctx, int task, int thread) {
     const struct att_job *j = ctx;
     int h = task / j->n_qblocks, qb = task % j->n_qblocks;
     int g = h / (j->n_head / j->n_kv_head);
-    size_t es = j->kv_type == VLM_DT_F32 ? 4 : 2;
-    const void *kh = (const char *)j->k + (size_t)g * j->hd * es, *vh = (const char *)j->v + (size_t)g * j->hd * es;
+    size_t head = (size_t)g * j->hd * j->kv_es;   /* kv head g's columns */
+    const void *kh = (const char *)j->k + head, *vh = (const char *)j->v + head;
     int i1 = (qb + 1) * j->qblock < j->n_q ? (qb + 1) * j->qblock : j->n_q;
     if (j->blocked) {
         att_block(j, h, qb * j->qblock, i1, kh, vh);
@@ -199,6 +200,7 @@ void vlm_attention_with(const struct vlm_kernels *kt, struct vlm_pool *pool, flo
         return;
     }
     struct att_job j = {.kt = kt, .out = out, .q = q, .k = k, .v = v, .kv_type = kv_type,
+                        .kv_es = vlm_dtype_size(kv_type),
                         .mask = kv_mask, .n_q = n_q, .n_kv = n_kv, .n_head = n_head,
                         .n_kv_head = n_kv_head, .hd = head_dim, .causal = causal,
                         .q_pos0 = q_pos0, .stride = kv_row_stride, .scale = scale};
