@@ -18,6 +18,8 @@ struct vlm_image_input {
     uint8_t *pixel_mask;     /* (n_tiles, height, width), 1 = real pixel, 0 = padding; may be NULL */
     int      n_rows, n_cols; /* tile grid; 0, 0 when the image was not split */
     int      grid_thw[3];    /* families with patch grids (Qwen2-VL); zeros otherwise */
+    int      aspect_ratio_id;/* Mllama: 1-based index of the tile canvas in supported_aspect_ratios
+                                (aspect_ratio_mask = the first n_tiles of max_image_tiles); 0 otherwise */
     char    *prompt;         /* text that replaces one image placeholder in the prompt */
     int      n_image_tokens; /* how many image tokens that text holds */
 };

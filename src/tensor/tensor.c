@@ -11,7 +11,8 @@
 #include <string.h>
 
 const char *vlm_dtype_name(enum vlm_dtype t) {
-    static const char *names[VLM_DT_COUNT] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"};
+    static const char *names[VLM_DT_COUNT] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1",
+                                                "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"};
     return (unsigned)t < VLM_DT_COUNT ? names[t] : "?";
 }
 
@@ -31,9 +32,25 @@ size_t vlm_dtype_size(enum vlm_dtype t) {
     }
 }
 
+static const struct { int elems; int bytes; } dtype_blocks[VLM_DT_COUNT] = {
+    [VLM_DT_F32] = {1, 4},    [VLM_DT_F16] = {1, 2},    [VLM_DT_BF16] = {1, 2},
+    [VLM_DT_Q8_0] = {32, 34}, [VLM_DT_Q4_0] = {32, 18}, [VLM_DT_Q4_1] = {32, 20},
+    [VLM_DT_Q5_0] = {32, 22}, [VLM_DT_Q5_1] = {32, 24}, [VLM_DT_Q4_K] = {256, 144},
+    [VLM_DT_Q5_K] = {256, 176}, [VLM_DT_Q6_K] = {256, 210},
+};
+
+int vlm_dtype_block_elems(enum vlm_dtype t) {
+    return (unsigned)t < VLM_DT_COUNT ? dtype_blocks[t].elems : 0;
+}
+
+size_t vlm_dtype_block_bytes(enum vlm_dtype t) {
+    return (unsigned)t < VLM_DT_COUNT ? (size_t)dtype_blocks[t].bytes : 0;
+}
+
 size_t vlm_dtype_row_bytes(enum vlm_dtype t, int64_t n) {
-    size_t es = vlm_dtype_size(t), r;
-    if (!es || n < 0 || !vlm_mul_ok((size_t)n, es, &r)) return 0;
+    int be = vlm_dtype_block_elems(t);
+    size_t r;
+    if (be <= 0 || n < 0 || n % be || !vlm_mul_ok((size_t)(n / be), vlm_dtype_block_bytes(t), &r)) return 0;
     return r;
 }
 

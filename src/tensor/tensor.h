@@ -11,10 +11,16 @@ enum vlm_dtype {
     VLM_DT_F32 = 0,
     VLM_DT_F16,
     VLM_DT_BF16,
-    VLM_DT_Q8_0,     /* GGUF block types: room reserved, kernels come with GGUF */
-    VLM_DT_Q4_0,
-    VLM_DT_Q4_K,
-    VLM_DT_Q6_K,
+    /* GGUF/ggml block types, laid out byte for byte as ggml stores them (a row of n elements is
+     * n / block_elems blocks of block_bytes): */
+    VLM_DT_Q8_0,     /* 32 elems, 34 bytes: f16 d, int8 q[32] */
+    VLM_DT_Q4_0,     /* 32 elems, 18 bytes: f16 d, 4-bit q[16] */
+    VLM_DT_Q4_1,     /* 32 elems, 20 bytes: f16 d, f16 m, 4-bit q[16] */
+    VLM_DT_Q5_0,     /* 32 elems, 22 bytes: f16 d, 32 high bits, 4-bit q[16] */
+    VLM_DT_Q5_1,     /* 32 elems, 24 bytes: f16 d, f16 m, 32 high bits, 4-bit q[16] */
+    VLM_DT_Q4_K,     /* 256 elems, 144 bytes */
+    VLM_DT_Q5_K,     /* 256 elems, 176 bytes */
+    VLM_DT_Q6_K,     /* 256 elems, 210 bytes */
     VLM_DT_COUNT
 };
 
@@ -57,6 +63,9 @@ void vlm_tensor_row_f32(const struct vlm_tensor *w, int64_t r, float *dst);
 
 /* Bytes of one element for f32/f16/bf16, 0 for block types (use vlm_dtype_row_bytes). */
 size_t vlm_dtype_size(enum vlm_dtype t);
+/* Elements per block (1 for f32/f16/bf16) and bytes per block; 0 for an unknown type. */
+int    vlm_dtype_block_elems(enum vlm_dtype t);
+size_t vlm_dtype_block_bytes(enum vlm_dtype t);
 /* Bytes of a row of n elements of t (0 if n does not fit t's block size or t is unknown). */
 size_t vlm_dtype_row_bytes(enum vlm_dtype t, int64_t n);
 /* Whether vlm_matmul accepts weights of dtype t (f32, f16, bf16 now). */

@@ -1,0 +1,25 @@
+/* mllama_processor.h — what Llama 3.2 Vision's processor decides besides pixels: which text
+ * tokens attend to which images through cross-attention (transformers'
+ * get_cross_attention_token_mask + convert_sparse_cross_attention_mask_to_dense). */
+#ifndef VLM_MODELS_MLLAMA_PROCESSOR_H
+#define VLM_MODELS_MLLAMA_PROCESSOR_H
+
+#include <stdint.h>
+
+/* Tokens [start, end) of the prompt attend to one image (all of its n_tiles tiles). end is at
+ * most the prompt length; an image whose span reaches the prompt's end is also attended by
+ * every generated token (transformers repeats the last row of the mask while generating).
+ * Tokens in no span get no cross-attention output (full_text_row_masked_out_mask). */
+struct vlm_mllama_span {
+    int start, end;
+};
+
+/* Fills spans[i] for the i-th <|image|> token of ids (n tokens), exactly as transformers'
+ * get_cross_attention_token_mask: each image covers the tokens from its <|image|> up to the
+ * next one; consecutive <|image|> tokens all cover the same text that follows the group; the
+ * last image covers the rest. Returns the number of images found (may exceed max_spans: only
+ * the first max_spans are written), 0 when none. */
+int vlm_mllama_cross_attention_spans(const int32_t *ids, int n, int32_t image_token_id,
+                                     struct vlm_mllama_span *spans, int max_spans);
+
+#endif
