@@ -12,7 +12,7 @@ VENV       ?= .venv
 PY         := $(VENV)/bin/python
 PREFIX     ?= /usr/local
 
-.PHONY: all deps test-deps install build asan fuzz-build serve test test-c test-asan test-fuzz test-e2e test-slurm bench clean check-src
+.PHONY: all deps test-deps install build asan fuzz-build serve test test-c test-asan test-fuzz test-e2e test-slurm test-aarch64 bench clean check-src
 
 all: build
 
@@ -52,8 +52,9 @@ check-src:
 	@scripts/checksrc.sh
 
 # The whole suite: source checks, C tests (plain and ASan+UBSan), a short run of every fuzz
-# target, the end-to-end tests against the real server, and the Slurm job scripts.
-test: check-src test-c test-asan test-fuzz test-e2e test-slurm
+# target, the end-to-end tests against the real server, the Slurm job scripts, and the kernels
+# on aarch64 (qemu-user).
+test: check-src test-c test-asan test-fuzz test-e2e test-slurm test-aarch64
 
 test-c: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -71,6 +72,10 @@ test-e2e: build $(PY)
 # examples/slurm's job scripts on a one-machine Slurm cluster (needs root; tests/slurm/cluster.sh).
 test-slurm: build $(PY)
 	VLM_BIN=$(abspath $(BUILD))/vlm $(PY) -m pytest -q tests/slurm
+
+# the generic kernel table built for aarch64 and its tests run under qemu-user
+test-aarch64: test-deps
+	@scripts/check-aarch64.sh build-aarch64
 
 bench: build
 	$(BUILD)/vlm bench

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Installs what vlm.c builds against, only what is missing. `install-deps.sh` covers the build
 # (`make serve`, `make install`); `install-deps.sh --test` adds what only `make test` needs
-# (clang + the libFuzzer runtime, python3-venv, and Slurm + munge + HAProxy for the job-script
-# tests). Libraries that pkg-config already finds (a
+# (clang + the libFuzzer runtime, python3-venv, Slurm + munge + HAProxy for the job-script
+# tests, and the aarch64 cross compiler + qemu-user for the generic kernel table's check). Libraries that pkg-config already finds (a
 # cluster's modules, a source build) are not installed again. On a machine without apt-get it
 # prints the package names for dnf (RHEL, Rocky, Fedora) or the library names, and stops.
 set -e
@@ -24,7 +24,8 @@ liblzma:liblzma-dev:xz-devel"
 # giflib has no pkg-config module: found by its header.
 TOOLS_DEB="build-essential cmake pkg-config xz-utils"
 TOOLS_RPM="gcc make cmake pkgconf-pkg-config xz giflib-devel"
-TEST_DEB="clang libclang-rt-14-dev python3 python3-venv munge slurmctld slurmd slurm-client haproxy"
+TEST_DEB="clang libclang-rt-14-dev python3 python3-venv munge slurmctld slurmd slurm-client haproxy
+gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 TEST_RPM="clang compiler-rt python3 munge slurm slurm-slurmctld slurm-slurmd haproxy"
 
 have_pc() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
