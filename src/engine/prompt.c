@@ -22,6 +22,7 @@ struct vlm_prompt_opts vlm_prompt_default_opts(void) {
     struct vlm_prompt_opts o;
     memset(&o, 0, sizeof o);
     o.add_generation_prompt = 1;
+    o.wants_parts = -1;
     return o;
 }
 
@@ -83,7 +84,7 @@ static int render(const struct vlm_model *m, json_t *messages, const struct vlm_
                   size_t *len, struct vlm_error *err) {
     const struct vlm_template *t = o->template_override ? o->template_override : m->tmpl;
     if (!t) return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: the model has no chat template", m->dir);
-    json_t *msgs = template_messages(messages, m->template_wants_parts), *ctx = NULL;
+    json_t *msgs = template_messages(messages, o->wants_parts >= 0 ? o->wants_parts : m->template_wants_parts), *ctx = NULL;
     if (!msgs) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     int rc = vlm_chat_template_context(m->special_tokens, msgs, o->add_generation_prompt, 0, &ctx, err);
     json_decref(msgs);
