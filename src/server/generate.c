@@ -599,10 +599,19 @@ void vlm_srv_tokenize(struct vlm_server *s, const struct vlm_http_request *req, 
     if (!rc) rc = prepare(s, &r, sh, 0, &e);
     if (rc) vlm_srv_error(resp, &e);
     else {
-        json_t *ids = json_array();
-        for (size_t i = 0; i < sh->prompt.n_ids; i++) json_array_append_new(ids, json_integer(sh->prompt.ids[i]));
-        vlm_srv_json(resp, 200, json_pack("{s:I, s:i, s:o, s:n}", "count", (json_int_t)sh->prompt.n_ids,
-                                          "max_model_len", vlm_sched_n_ctx(s->sched), "tokens", ids, "token_strs"));
+        json_t *ids = json_array(), *strs = NULL;
+        int want_strs = json_is_true(json_object_get(r.root, "return_token_strs"));
+        if (want_strs) strs = json_array();
+        for (size_t i = 0; i < sh->prompt.n_ids; i++) {
+            json_array_append_new(ids, json_integer(sh->prompt.ids[i]));
+            if (strs) {   /* the vocabulary's own strings, as convert_ids_to_tokens gives them */
+                const char *piece = vlm_tokenizer_piece(s->tok, sh->prompt.ids[i]);
+                json_array_append_new(strs, piece ? json_string(piece) : json_null());
+            }
+        }
+        vlm_srv_json(resp, 200, json_pack("{s:I, s:i, s:o, s:o}", "count", (json_int_t)sh->prompt.n_ids,
+                                          "max_model_len", vlm_sched_n_ctx(s->sched), "tokens", ids,
+                                          "token_strs", strs ? strs : json_null()));
     }
     shared_unref(sh);
     vlm_api_request_free(&r);

@@ -11,6 +11,7 @@
 #include "util/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -144,11 +145,13 @@ static void *stats_main(void *arg) {
     struct vlm_server *s = arg;
     struct vlm_sched_stats last, st;
     vlm_sched_get_stats(s->sched, &last);
-    double t_last = vlm_srv_now();
+    double t_last = vlm_srv_now(), every = 10.0;
+    const char *env = getenv("VLLM_LOG_STATS_INTERVAL");   /* vLLM's knob, seconds */
+    if (env && strtod(env, NULL) > 0) every = strtod(env, NULL);
     while (!__atomic_load_n(&s->stats_stop, __ATOMIC_SEQ_CST)) {
         usleep(100000);
         double t = vlm_srv_now();
-        if (t - t_last < 10.0) continue;
+        if (t - t_last < every) continue;
         vlm_sched_get_stats(s->sched, &st);
         long dp = st.tokens_prefilled - last.tokens_prefilled, dd = st.tokens_decoded - last.tokens_decoded;
         if (dp || dd || st.n_running || st.n_waiting)
