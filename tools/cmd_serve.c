@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,6 +50,23 @@ static void serve_help(FILE *f) {
 "                                 the default) or vLLM's neutral defaults (vllm)\n"
 "  --threads N                    compute threads (default: all cores)\n"
 "\n"
+"  --model MODEL                  the model (same as the positional MODEL)\n"
+"  --tokenizer DIR                a folder whose tokenizer and chat template are used instead\n"
+"  --config FILE.yaml             flags as YAML `flag-name: value` lines; the command line wins\n"
+"  --max-logprobs N               largest logprobs / top_logprobs a request may ask (default 20)\n"
+"  --chat-template-content-format auto|string|openai  how message content reaches the template\n"
+"                                 (auto: a template that loops over parts gets parts)\n"
+"  --response-role ROLE           the role of generated messages (default assistant)\n"
+"  --allowed-origins JSON, --allowed-methods JSON, --allowed-headers JSON  CORS lists (default\n"
+"                                 [\"*\"]: any origin); --allow-credentials\n"
+"  --ssl-certfile F --ssl-keyfile F  serve HTTPS (PEM); --ssl-ca-certs F, --ssl-cert-reqs 0|1|2\n"
+"                                 ask for / require client certificates\n"
+"  --root-path P                  a path prefix a proxy leaves on requests (stripped)\n"
+"  --log-level L, --uvicorn-log-level L  debug, info (default), warning, error, critical\n"
+"  --disable-log-requests         no line per request; --disable-log-stats: no throughput line\n"
+"  --timeout-keep-alive S         idle keep-alive connections close after S s (default 60)\n"
+"  --limit-mm-per-prompt.image N  the dotted form of the JSON flags works too\n"
+"\n"
 "vlm.c flags:\n"
 "  --allow-private-media-urls     let image URLs reach loopback/private addresses (refused by\n"
 "                                 default; cloud metadata addresses stay refused)\n"
@@ -60,6 +78,15 @@ static void serve_help(FILE *f) {
 "  --kv-cache-dtype T             auto (default: float32, what activations are computed in, as\n"
 "                                 vLLM's auto), float16 or bfloat16: half the KV memory and the\n"
 "                                 bytes each decode step reads, logits move by about 1e-3\n"
+"  --max-connections N            open connections in total (default 1024)\n"
+"  --max-connections-per-ip N     open connections from one client address (default 128); past a\n"
+"                                 cap a connection gets a 503 JSON answer and is closed at once\n"
+"  --request-header-timeout S     the whole request head must arrive within S s (default 20)\n"
+"  --request-body-timeout S       the whole body within S s after the head (default 120); a\n"
+"                                 slow sender gets 408\n"
+"  --shutdown-timeout S           on SIGTERM/SIGINT: stop accepting, give running requests S s\n"
+"                                 (default 30), then end each (streams: an error event and\n"
+"                                 [DONE]; others: a 503 error body) and exit 0\n"
 "  --kv-cache-tokens N            KV-cache capacity shared by all sequences, in tokens (default:\n"
 "                                 max-model-len x max-num-seqs, taken block by block as needed)\n"
 "\n"
@@ -70,11 +97,19 @@ static void serve_help(FILE *f) {
 "those pauses.\n"
 "\n"
 "Also accepted: vLLM flags that have\n"
-"no effect on this engine (--gpu-memory-utilization, --tensor-parallel-size, --dtype,\n"
-"--trust-remote-code, --enforce-eager, --disable-log-requests, ...), so job scripts run unchanged.\n"
+"no effect on this engine (--gpu-memory-utilization, --tensor-parallel-size/-tp,\n"
+"--data-parallel-size/-dp, --trust-remote-code, --enforce-eager, ...), so job scripts run unchanged.\n"
 "\n"
 "Environment (as vLLM): VLLM_IMAGE_FETCH_TIMEOUT (seconds, default 5), VLLM_MAX_IMAGE_PIXELS,\n"
-"VLLM_MEDIA_URL_ALLOW_REDIRECTS (1 default; 0 refuses redirects), VLLM_API_KEY.\n");
+"VLLM_MEDIA_URL_ALLOW_REDIRECTS (1 default; 0 refuses redirects), VLLM_API_KEY,\n"
+"VLLM_LOGGING_LEVEL (DEBUG, INFO, WARNING, ERROR), VLLM_LOG_STATS_INTERVAL (seconds, default 10),\n"
+"VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 (a --max-model-len past the model's positions).\n"
+"\n"
+"Logging (stderr, INFO by default): a start-up banner (model, load time, threads, KV cache,\n"
+"kernels), one line per request (id, status, prompt and output tokens, seconds), and while\n"
+"busy a line every 10 s with prompt and generation tokens/s, running/waiting requests and KV\n"
+"cache usage. Fields the server does not implement (response_format json_object/json_schema,\n"
+"guided_*, tools) are refused with a 400 naming the field, never ignored.\n");
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out) {
@@ -383,6 +418,11 @@ int cmd_serve(int argc, char **argv) {
     c.mm_processor_kwargs = mmkw;
     c.media_io_kwargs = iokw;
 
+#ifdef __GLIBC__
+    /* one malloc arena per core at most: hundreds of connection threads would otherwise each
+       grow an arena of their own and keep it */
+    mallopt(M_ARENA_MAX, 2 * (int)sysconf(_SC_NPROCESSORS_ONLN));
+#endif
     /* signals: every thread inherits the blocked set; this thread waits for one */
     sigset_t set;
     sigemptyset(&set);
