@@ -79,6 +79,8 @@ struct vlm_model_params {
     int n_threads;          /* threads for vlm_generate; 0 = all cores */
     int load_tokenizer;     /* 1 (default): load tokenizer, chat template and processor too;
                                0: weights and config only (parity tests, inspection) */
+    const char *tokenizer_dir; /* NULL (default): the model folder; else a folder whose tokenizer,
+                                  tokenizer_config and chat template are used (vLLM's --tokenizer) */
 };
 
 /* Defaults: all cores, everything loaded. */
