@@ -255,6 +255,7 @@ static void probe_limits(int threads, double *bw, double *peak) {
 }
 
 int cmd_bench(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* each figure as soon as it is measured, also into a pipe or log */
     const char *dir = NULL, *image = NULL;
     int threads = 0, n_prompt = 256, n_tok = 32, batch = 1, no_image = 0;
     enum vlm_kv_dtype kv = VLM_KV_AUTO;
