@@ -93,7 +93,10 @@ static int render(const char *dir, const char *messages_path, int gen, int cont,
 int cmd_chat_template(int argc, char **argv) {
     const char *dir = NULL, *messages = NULL, *kwargs = NULL, *tpl = NULL;
     int gen = 1, cont = 0;
+    struct vlm_model_ref ref = {0};
+    char *resolved = NULL;
     for (int i = 1; i < argc; i++) {
+        { int k_ = vlm_model_ref_flag(&ref, "chat-template", argc, argv, &i); if (k_ < 0) return 2; if (k_) continue; }
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         if (!strcmp(a, "--no-generation-prompt")) { gen = 0; continue; }
@@ -112,5 +115,9 @@ int cmd_chat_template(int argc, char **argv) {
         dir = a;
     }
     if (!messages) { usage(stderr); return 2; }
-    return render(dir ? dir : vlm_tool_default_model(), messages, gen, cont, kwargs, tpl);
+    ref.no_weights = true;
+    if (vlm_model_ref_resolve("chat-template", dir ? dir : vlm_tool_default_model(), &ref, false, &resolved)) return 1;
+    int rc = render(resolved, messages, gen, cont, kwargs, tpl);
+    vlm_free(resolved);
+    return rc;
 }

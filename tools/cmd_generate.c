@@ -91,7 +91,10 @@ int cmd_generate(int argc, char **argv) {
     int n_images = 0, n_stop = 0, json = 0;
     struct vlm_generate_params gp = vlm_generate_default_params();
     struct vlm_model_params mp = vlm_model_default_params();
+    struct vlm_model_ref ref = {0};
+    char *resolved = NULL;
     for (int i = 1; i < argc; i++) {
+        { int k_ = vlm_model_ref_flag(&ref, "generate", argc, argv, &i); if (k_ < 0) return 2; if (k_) continue; }
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int has = v != NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
@@ -113,6 +116,8 @@ int cmd_generate(int argc, char **argv) {
     if (!prompt) { fprintf(stderr, "vlm generate: --prompt is required\n\n"); usage(stderr); return 2; }
     if (gp.max_tokens <= 0) { fprintf(stderr, "vlm generate: --max-tokens must be positive\n"); return 2; }
     if (!dir) dir = vlm_tool_default_model();
+    if (vlm_model_ref_resolve("generate", dir, &ref, true, &resolved)) return 1;
+    dir = resolved;
     struct vlm_image_bytes imgs[MAX_IMAGES];
     int rc = 0, loaded = 0;
     for (int i = 0; i < n_images && rc == 0; i++, loaded++) rc = load_image(image_args[i], &imgs[i]) == VLM_OK ? 0 : 1;
@@ -148,5 +153,6 @@ int cmd_generate(int argc, char **argv) {
     json_decref(msgs);
     for (int i = 0; i < loaded; i++) vlm_free((void *)imgs[i].data);
     vlm_model_free(m);
+    vlm_free(resolved);
     return rc;
 }

@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include "engine/engine.h"
+#include "hub/hub.h"
 #include "server/server.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -109,7 +110,7 @@ static int image_limit(json_t *j, int *out) {
 static const struct { const char *name; int has_value; } vllm_ignored[] = {
     {"--gpu-memory-utilization", 1}, {"--tensor-parallel-size", 1}, {"--pipeline-parallel-size", 1},
     {"--dtype", 1}, {"--trust-remote-code", 0}, {"--enforce-eager", 0}, {"--disable-log-requests", 0},
-    {"--disable-log-stats", 0}, {"--uvicorn-log-level", 1}, {"--seed", 1}, {"--download-dir", 1},
+    {"--disable-log-stats", 0}, {"--uvicorn-log-level", 1}, {"--seed", 1},
     {"--swap-space", 1}, {"--enable-prefix-caching", 0}, {"--enable-chunked-prefill", 0},
     {"--max-log-len", 1}, {"--disable-frontend-multiprocessing", 0},
 };
@@ -136,6 +137,8 @@ int cmd_serve(int argc, char **argv) {
     long v;
     json_t *limit = NULL, *mmkw = NULL, *iokw = NULL;
     const char *env;
+    struct vlm_model_ref ref = {0};
+    char *resolved = NULL;
     /* argparse's --flag=value spelling: split into two arguments */
     char **split = vlm_calloc((size_t)argc * 2 + 1, sizeof *split);
     if (!split) { fprintf(stderr, "vlm serve: out of memory\n"); return 1; }
@@ -162,6 +165,9 @@ int cmd_serve(int argc, char **argv) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEED_VAL() do { if (!val) { fprintf(stderr, "vlm serve: %s needs a value\n", a); goto out; } i++; } while (0)
 #define BAD_VAL() do { fprintf(stderr, "vlm serve: bad value for %s: '%s'\n", a, val); goto out; } while (0)
+        int k_ = vlm_model_ref_flag(&ref, "serve", argc, argv, &i);
+        if (k_ < 0) goto out;
+        if (k_) continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { serve_help(stdout); rc = 0; goto out; }
         else if (!strcmp(a, "--host")) { NEED_VAL(); c.host = val; }
         else if (!strcmp(a, "--port")) { NEED_VAL(); if (parse_long(val, 0, 65535, &v)) BAD_VAL(); c.port = (int)v; }
@@ -232,6 +238,9 @@ int cmd_serve(int argc, char **argv) {
 #undef BAD_VAL
     }
     if (!c.model_dir) c.model_dir = vlm_tool_default_model();
+    if (vlm_hub_is_repo_id(c.model_dir) && !n_names) names[n_names++] = c.model_dir;   /* vLLM serves it by its id */
+    if (vlm_model_ref_resolve("serve", c.model_dir, &ref, true, &resolved)) { rc = 1; goto out; }
+    c.model_dir = resolved;
     c.served_names = names;
     c.n_served_names = n_names;
     c.media.domains = domains;
@@ -262,6 +271,7 @@ int cmd_serve(int argc, char **argv) {
     vlm_server_stop(srv);
     rc = 0;
 out:
+    vlm_free(resolved);
     vlm_free(split);
     json_decref(limit);
     json_decref(mmkw);
