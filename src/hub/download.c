@@ -26,7 +26,7 @@
 
 #define PARTS_HEAD 64           /* "vlm-hub-parts 1 <size> <piece> <n>" padded */
 #define PARTS_LINE 21           /* "%020llu\n" per piece: bytes done */
-#define PARTS_EVERY (4u << 20)  /* record a piece's progress at least every 4 MiB */
+#define PARTS_EVERY (256u << 10) /* record a piece's progress every 256 KiB (a 21-byte pwrite) */
 #define RETRIES 3
 
 struct dl_file {
@@ -236,7 +236,7 @@ static int run_piece(struct dl *d, struct hub_http *http, struct dl_piece *p, st
         struct sink_ctx s = {.d = d, .p = p};
         struct hub_head head;
         bool transport = false;
-        int64_t to = known ? (int64_t)(p->end - 1) : -1;
+        int64_t to = known && f->n_pieces > 1 ? (int64_t)(p->end - 1) : -1;   /* one stream: open-ended */
         int rc = hub_http_range(http, f->f->url, f->f->send_token ? d->env->token : NULL, p->start + p->done, to,
                                 sink, &s, &head, &transport, err);
         parts_record(p);
