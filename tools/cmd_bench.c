@@ -55,7 +55,7 @@ static void usage(FILE *f) {
                "  --prompt-tokens N  prefill length (default 256)    --tokens N  decode steps (default 32)\n"
                "  --batch B          also decode B sequences per step (continuous batching) and print\n"
                "                     the aggregate tokens/s\n"
-               "  --kv-cache-dtype T auto (float32), float16 or bfloat16: the KV cache's element type\n");
+               "  --kv-cache-dtype T auto (float32), float16 or bfloat16: the KV cache's element type\n\n" VLM_MODEL_REF_HELP);
 }
 
 static size_t text_weight_bytes(const struct vlm_llama *l) {

@@ -27,7 +27,7 @@ static void usage(FILE *f) {
             "then tokenizer_config.json \"chat_template\" (\"default\" of a named list). Special tokens\n"
             "(bos_token, eos_token, ..., image_token) come from tokenizer_config.json and\n"
             "special_tokens_map.json. A processor template (chat_template.jinja/.json) sees OpenAI\n"
-            "image_url parts as {\"type\": \"image\", \"url\": ...}, as a transformers processor does.\n");
+            "image_url parts as {\"type\": \"image\", \"url\": ...}, as a transformers processor does.\n\n" VLM_MODEL_REF_HELP);
 }
 
 static json_t *load_messages(const char *path, struct vlm_error *err) {

@@ -28,7 +28,7 @@ static void usage(FILE *f) {
                "  --seed S           reproducible sampling\n"
                "  --stop S           stop string (repeatable)\n"
                "  --threads N        threads (default: all cores)\n"
-               "  --json             print one JSON object: text, token_ids, logprobs, timing\n");
+               "  --json             print one JSON object: text, token_ids, logprobs, timing\n\n" VLM_MODEL_REF_HELP);
 }
 
 static int on_text(const char *text, size_t len, void *user) {

@@ -24,7 +24,7 @@ static void usage(FILE *f) {
                "  --no-splitting    do_image_splitting=False for this run\n"
                "  --longest-edge N  override size.longest_edge (Idefics3/SmolVLM)\n"
                "  --min-pixels N, --max-pixels N   override the pixel bounds (Qwen2-VL)\n"
-               "  --repeat N        decode + preprocess N times and print ms per image\n");
+               "  --repeat N        decode + preprocess N times and print ms per image\n\n" VLM_MODEL_REF_HELP);
 }
 
 static double now_ms(void) {

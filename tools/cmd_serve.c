@@ -23,7 +23,8 @@ static void serve_help(FILE *f) {
     fprintf(f,
 "usage: vlm serve [MODEL] [options]\n"
 "\n"
-"Serves MODEL (a local Hugging Face model folder; default: the bundled demo model) over an\n"
+"Serves MODEL (a model folder, or a hub id such as HuggingFaceTB/SmolVLM-256M-Instruct found in\n"
+"or downloaded into the Hugging Face cache; default: the bundled demo model) over an\n"
 "OpenAI-compatible HTTP API: /v1/chat/completions, /v1/completions, /v1/models, /health,\n"
 "/version, /metrics, /tokenize, /detokenize. Flags use vLLM's names and value formats.\n"
 "\n"
@@ -71,7 +72,7 @@ static void serve_help(FILE *f) {
 "--trust-remote-code, --enforce-eager, --disable-log-requests, ...), so job scripts run unchanged.\n"
 "\n"
 "Environment (as vLLM): VLLM_IMAGE_FETCH_TIMEOUT (seconds, default 5), VLLM_MAX_IMAGE_PIXELS,\n"
-"VLLM_MEDIA_URL_ALLOW_REDIRECTS (1 default; 0 refuses redirects), VLLM_API_KEY.\n");
+"VLLM_MEDIA_URL_ALLOW_REDIRECTS (1 default; 0 refuses redirects), VLLM_API_KEY.\n\n" VLM_MODEL_REF_HELP);
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out) {

@@ -20,7 +20,7 @@ static void usage(FILE *f) {
                "  tokenizer.json  ids as tokenizers' Tokenizer.from_file(path).encode(text)\n"
                "  --no-special    do not add BOS/EOS (add_special_tokens=False)\n"
                "  --no-parse-special  treat special-token spellings in the text as plain text\n"
-               "  --json          print {\"ids\": [...], \"pieces\": [...]}\n");
+               "  --json          print {\"ids\": [...], \"pieces\": [...]}\n\n" VLM_MODEL_REF_HELP);
 }
 
 static int load(const char *path, struct vlm_tokenizer **tok, struct vlm_error *err) {
