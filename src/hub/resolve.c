@@ -9,6 +9,8 @@
 
 #include <dirent.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -122,18 +124,59 @@ static int head_file(struct hub_http *http, const struct hub_env *env, const cha
     }
 }
 
-static int fetch(struct hub_http *http, const struct hub_env *env, const char *repo_id, const char *repo_dir,
-                 const char *commit, const struct vlm_hub_opts *o, const char **names, size_t n, struct vlm_error *err) {
+/* HEADs in parallel: each thread its own connection, files taken in order. */
+struct heads {
+    struct hub_file *files;
+    size_t n;
+    atomic_size_t next;
+    const struct hub_env *env;
+    const char *repo_id, *commit;
+    pthread_mutex_t mu;
+    struct vlm_error err;
+};
+
+static void *head_worker(void *arg) {
+    struct heads *h = arg;
+    struct hub_http *http = NULL;
+    struct vlm_error err = {0};
+    int rc = hub_http_new(&http, &err);
+    for (size_t i; !rc && (i = atomic_fetch_add(&h->next, 1)) < h->n;)
+        rc = head_file(http, h->env, h->repo_id, h->commit, &h->files[i], &err);
+    if (rc) {
+        pthread_mutex_lock(&h->mu);
+        if (!h->err.code) h->err = err;
+        pthread_mutex_unlock(&h->mu);
+        atomic_store(&h->next, h->n);
+    }
+    hub_http_free(http);
+    return NULL;
+}
+
+static int head_all(struct hub_file *files, size_t n, const struct hub_env *env, const char *repo_id,
+                    const char *commit, struct vlm_error *err) {
+    struct heads h = {.files = files, .n = n, .env = env, .repo_id = repo_id, .commit = commit};
+    atomic_init(&h.next, 0);
+    pthread_mutex_init(&h.mu, NULL);
+    pthread_t th[8];
+    int nt = n < 8 ? (int)n : 8, started = 0;
+    for (; started < nt; started++)
+        if (pthread_create(&th[started], NULL, head_worker, &h) != 0) break;
+    if (started == 0) head_worker(&h);
+    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+    pthread_mutex_destroy(&h.mu);
+    if (h.err.code) *err = h.err;
+    return h.err.code;
+}
+
+static int fetch(const struct hub_env *env, const char *repo_id, const char *repo_dir, const char *commit,
+                 const struct vlm_hub_opts *o, const char **names, size_t n, struct vlm_error *err) {
     if (n == 0) return VLM_OK;
     struct hub_file *files = vlm_calloc(n, sizeof *files);
     if (!files) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
-    int rc = VLM_OK;
+    for (size_t i = 0; i < n; i++) files[i].rel = names[i];
+    int rc = head_all(files, n, env, repo_id, commit, err);
     uint64_t total = 0;
-    for (size_t i = 0; !rc && i < n; i++) {
-        files[i].rel = names[i];
-        rc = head_file(http, env, repo_id, commit, &files[i], err);
-        total += files[i].size;
-    }
+    for (size_t i = 0; i < n; i++) total += files[i].size;
     if (!rc) {
         if (o->progress != VLM_HUB_PROGRESS_NONE)
             fprintf(stderr, "vlm: fetching %zu file%s (%.1f MiB) of %s at %.12s into %s\n", n, n == 1 ? "" : "s",
@@ -201,11 +244,11 @@ static int resolve_online(const char *repo_id, const char *rev, const struct hub
     if (!rc) rc = hub_cache_write_ref(repo_dir, rev, info.sha, err);
     if (!rc) rc = plan(&info, o, repo_dir, &names, &n, &need_config, err);
     const char *cfg[] = {"config.json"};
-    if (!rc && need_config) rc = fetch(http, env, repo_id, repo_dir, info.sha, o, cfg, 1, err);
+    if (!rc && need_config) rc = fetch(env, repo_id, repo_dir, info.sha, o, cfg, 1, err);
     char cfg_path[4300];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", snap);
     if (!rc && n && o->check_config && vlm_file_exists(cfg_path)) rc = o->check_config(cfg_path, o->check_user, err);
-    if (!rc) rc = fetch(http, env, repo_id, repo_dir, info.sha, o, names, n, err);
+    if (!rc) rc = fetch(env, repo_id, repo_dir, info.sha, o, names, n, err);
     if (!rc && !(*dir = vlm_strdup(snap))) rc = vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     vlm_free(names);
     hub_info_free(&info);
