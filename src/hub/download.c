@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -294,6 +295,33 @@ static void *worker(void *arg) {
 
 /* ---- planning ---- */
 
+/* Opens and locks blobs/<etag>.incomplete, so two processes never write one blob; waits for
+ * another download of it to end, after which the blob may simply be there (*present). */
+static int open_locked(struct dl_file *f, bool *present, struct vlm_error *err) {
+    *present = false;
+    for (int tries = 0; tries < 100; tries++) {
+        f->fd = open(f->inc, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (f->fd < 0) return io_error("opening", f->inc, errno, err);
+        if (flock(f->fd, LOCK_EX | LOCK_NB) != 0) {
+            if (errno == EWOULDBLOCK) fprintf(stderr, "vlm: waiting for another process downloading %s\n", f->f->rel);
+            if (errno != EWOULDBLOCK || flock(f->fd, LOCK_EX) != 0) {
+                int e = errno;
+                close(f->fd), f->fd = -1;
+                return io_error("locking", f->inc, e, err);
+            }
+        }
+        struct stat a, b;
+        if (access(f->blob, F_OK) == 0) {
+            close(f->fd), f->fd = -1;
+            *present = true;
+            return VLM_OK;
+        }
+        if (fstat(f->fd, &a) == 0 && stat(f->inc, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) return VLM_OK;
+        close(f->fd), f->fd = -1;   /* the file locked was renamed or removed meanwhile: again */
+    }
+    return vlm_error_set(err, VLM_E_IO, "cannot lock %s", f->inc);
+}
+
 /* How many pieces: an existing progress file made for this size keeps its geometry. */
 static void plan_geometry(struct dl_file *f, uint64_t piece_bytes, bool *resumed_parts) {
     uint64_t size = f->f->size;
@@ -304,12 +332,11 @@ static void plan_geometry(struct dl_file *f, uint64_t piece_bytes, bool *resumed
     if (f->n_pieces == 1) f->piece = f->f->size_known ? size : UINT64_MAX;
 }
 
-/* Opens the .incomplete and sets what each piece already holds. */
+/* Sets what each piece of the (open, locked) .incomplete already holds. */
 static int plan_file(struct dl_file *f, struct dl_piece *ps, bool resumed_parts, struct vlm_error *err) {
     struct stat st;
     if (!resumed_parts) unlink(f->parts);
-    f->fd = open(f->inc, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-    if (f->fd < 0 || fstat(f->fd, &st) != 0) return io_error("opening", f->inc, errno, err);
+    if (fstat(f->fd, &st) != 0) return io_error("opening", f->inc, errno, err);
     uint64_t have = (uint64_t)st.st_size, size = f->f->size;
     if (resumed_parts && have == 0) resumed_parts = false;   /* the bytes are gone: start afresh */
     if (f->f->size_known && have > size) {
@@ -373,12 +400,17 @@ int hub_download(const char *repo_dir, const char *commit, struct hub_file *file
             rc = hub_cache_link(repo_dir, commit, files[i].rel, files[i].etag, err);
             continue;
         }
-        bool resumed_parts;
+        bool resumed_parts, present;
+        if ((rc = open_locked(f, &present, err))) break;
+        if (present) {
+            rc = hub_cache_link(repo_dir, commit, files[i].rel, files[i].etag, err);
+            continue;
+        }
         plan_geometry(f, piece_bytes, &resumed_parts);
         if (d.n_pieces + f->n_pieces > cap) {
             size_t nc = (d.n_pieces + f->n_pieces) * 2;
             struct dl_piece *np = vlm_realloc(d.pieces, nc * sizeof *np);
-            if (!np) { rc = vlm_error_set(err, VLM_E_NOMEM, "out of memory"); break; }
+            if (!np) { close(f->fd); rc = vlm_error_set(err, VLM_E_NOMEM, "out of memory"); break; }
             d.pieces = np, cap = nc;
         }
         rc = plan_file(f, d.pieces + d.n_pieces, resumed_parts, err);

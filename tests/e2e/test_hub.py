@@ -304,3 +304,16 @@ def test_serve_by_name_downloads_and_answers_the_readme_request(vlm, hub, env):
     finally:
         s.stop()
     assert hub.requests("cdn")
+
+
+def test_two_pulls_at_once_fetch_each_byte_once(vlm, hub, env):
+    ps = [subprocess.Popen([vlm, "pull", "test/big"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+          for _ in range(2)]
+    outs = [p.communicate(timeout=60) for p in ps]
+    assert [p.returncode for p in ps] == [0, 0], outs
+    assert outs[0][0] == outs[1][0]
+    spans = []
+    for e in hub.requests("cdn"):
+        a, b = (e["range"] or "bytes=0-")[6:].split("-")
+        spans.append(int(b) + 1 - int(a) if b else hub.big.size - int(a))
+    assert sum(spans) == hub.big.size, spans
