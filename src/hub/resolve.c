@@ -211,6 +211,48 @@ static int plan(const struct hub_info *info, const struct vlm_hub_opts *o, const
     return VLM_OK;
 }
 
+/* A repo without weights vlm.c reads fails here, before anything is downloaded. */
+static int check_weights(const struct hub_info *info, const char *repo_id, const struct vlm_hub_opts *o,
+                         struct vlm_error *err) {
+    bool st = false, gguf = false, bin = false;
+    for (size_t i = 0; i < info->n_files; i++) {
+        const char *f = info->files[i];
+        st |= ends_with(f, ".safetensors");
+        gguf |= ends_with(f, ".gguf");
+        bin |= ends_with(f, ".bin") || ends_with(f, ".pt") || ends_with(f, ".pth");
+    }
+    if (st || (gguf && o->want_gguf)) return VLM_OK;
+    if (gguf)
+        return vlm_error_set(err, VLM_E_NOT_FOUND, "%s has GGUF weights only: choose a file with --allow-pattern "
+                             "(e.g. --allow-pattern '*Q4_K_M.gguf')", repo_id);
+    return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s has no safetensors weights%s; vlm.c reads safetensors and GGUF",
+                         repo_id, bin ? " (only PyTorch .bin/.pt files)" : "");
+}
+
+/* .no_exist/<commit>/<name> for the model files the repo lacks, as huggingface_hub records a
+ * 404, so transformers online does not ask again for each optional file. */
+static void mark_absent(const struct hub_info *info, const char *repo_dir) {
+    static const char *const optional[] = {
+        "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+        "added_tokens.json", "preprocessor_config.json", "processor_config.json", "chat_template.json",
+        "chat_template.jinja",
+    };
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/.no_exist/%s", repo_dir, info->sha);
+    bool made = false;
+    for (size_t k = 0; k < sizeof optional / sizeof optional[0]; k++) {
+        bool have = false;
+        for (size_t i = 0; i < info->n_files && !have; i++) have = !strcmp(info->files[i], optional[k]);
+        if (have) continue;
+        if (!made && hub_mkdirs(dir, NULL) != VLM_OK) return;
+        made = true;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, optional[k]);
+        FILE *fp = fopen(path, "ab");
+        if (fp) fclose(fp);
+    }
+}
+
 static int resolve_online(const char *repo_id, const char *rev, const struct hub_env *env, const char *repo_dir,
                           const struct vlm_hub_opts *o, char **dir, struct vlm_error *err) {
     char esc[600], url[HUB_URL_MAX];
@@ -223,9 +265,12 @@ static int resolve_online(const char *repo_id, const char *rev, const struct hub
     size_t len = 0;
     struct hub_head h;
     rc = hub_http_get(http, url, env->token, HUB_INFO_MAX, &body, &len, &h, err);
-    if (rc == VLM_E_FETCH) {   /* no network: the cache may still hold it, as huggingface_hub falls back */
+    if (rc == VLM_E_FETCH || (!rc && (h.status >= 500 || h.status == 429))) {
+        /* no network or the hub is down: the cache may still hold it, as huggingface_hub falls back */
         char why[600];
-        snprintf(why, sizeof why, "the hub is unreachable: %s", err->msg);
+        if (rc) snprintf(why, sizeof why, "the hub is unreachable: %s", err->msg);
+        else snprintf(why, sizeof why, "the hub answered HTTP %d", h.status);
+        vlm_free(body);
         hub_http_free(http);
         return resolve_cached(repo_id, rev, repo_dir, why, !o->skip_weights, dir, err);
     }
@@ -240,9 +285,11 @@ static int resolve_online(const char *repo_id, const char *rev, const struct hub
     bool need_config = false;
     char snap[4200];
     snprintf(snap, sizeof snap, "%s/snapshots/%s", repo_dir, info.sha);
+    if (!rc && !o->skip_weights) rc = check_weights(&info, repo_id, o, err);
     if (!rc) rc = hub_mkdirs(snap, err);
     if (!rc) rc = hub_cache_write_ref(repo_dir, rev, info.sha, err);
     if (!rc) rc = plan(&info, o, repo_dir, &names, &n, &need_config, err);
+    if (!rc) mark_absent(&info, repo_dir);
     const char *cfg[] = {"config.json"};
     if (!rc && need_config) rc = fetch(env, repo_id, repo_dir, info.sha, o, cfg, 1, err);
     char cfg_path[4300];

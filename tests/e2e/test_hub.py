@@ -49,6 +49,7 @@ def hub():
     h.big = Blob(big)
     h.add_repo("test/big").commit({"config.json": _config("Idefics3ForConditionalGeneration"), "model.safetensors": h.big,
                                    "README.md": b"not fetched"})
+    h.add_repo("test/bin").commit({"config.json": _config("Idefics3ForConditionalGeneration"), "pytorch_model.bin": b"x" * 100})
     h.add_repo("test/llama").commit({"config.json": _config("LlamaForCausalLM"), "model.safetensors": os.urandom(3 * PIECE)})
     yield h
     h.close()
@@ -87,6 +88,9 @@ def test_pull_into_empty_cache_then_second_run_downloads_nothing(vlm, hub, env):
         with open(link, "rb") as f:
             assert f.read() == blob.data
     assert not [f for f in os.listdir(os.path.join(rd, "blobs")) if "incomplete" in f]
+    # the model files the repo lacks are recorded as huggingface_hub records a 404
+    assert sorted(os.listdir(os.path.join(rd, ".no_exist", hub.main))) == [
+        "added_tokens.json", "chat_template.json", "special_tokens_map.json"]
     cdn = hub.requests("cdn")
     assert len(cdn) == 12 and all(e["range"] for e in cdn)   # 12 MiB in 1 MiB pieces
     assert not any(e["auth"] for e in hub.requests())
@@ -240,6 +244,10 @@ def test_unsupported_architecture_is_refused_before_weights(vlm, hub, env):
     assert hub.requests("cdn") == []
     fetched = [(e["method"], e["path"].rsplit("/", 1)[-1]) for e in hub.requests("hub") if "/resolve/" in e["path"]]
     assert fetched == [("HEAD", "config.json"), ("GET", "config.json")]
+    hub.clear_log()
+    r = run(vlm, ["pull", "test/bin"], env)
+    assert r.returncode == 1 and "no safetensors weights (only PyTorch .bin/.pt files)" in r.stderr, r.stderr
+    assert [e["path"] for e in hub.requests()] == ["/api/models/test/bin/revision/main"]
 
 
 def _python_with(*mods):
