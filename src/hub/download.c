@@ -119,7 +119,7 @@ static bool parts_read_geometry(const char *path, uint64_t size, uint64_t *piece
     fclose(fp);
     unsigned long long s, p, c;
     if (!ok || sscanf(head, "vlm-hub-parts 1 %llu %llu %llu", &s, &p, &c) != 3) return false;
-    if (s != size || p < 4096 || c == 0 || c > (1u << 20) || (s + p - 1) / p != c) return false;
+    if (s != size || p < 4096 || c == 0 || c > (1u << 20) || s / p + (s % p != 0) != c) return false;
     *piece = p;
     *n = (size_t)c;
     return true;
@@ -327,8 +327,9 @@ static void plan_geometry(struct dl_file *f, uint64_t piece_bytes, bool *resumed
     uint64_t size = f->f->size;
     *resumed_parts = f->f->size_known && parts_read_geometry(f->parts, size, &f->piece, &f->n_pieces);
     if (*resumed_parts) return;
+    if (size / piece_bytes > 4096) piece_bytes = size / 4096 + 1;   /* at most ~4096 pieces, whatever the size */
     f->piece = piece_bytes;
-    f->n_pieces = f->f->size_known && size > 2 * piece_bytes ? (size_t)((size + piece_bytes - 1) / piece_bytes) : 1;
+    f->n_pieces = f->f->size_known && size / 2 > piece_bytes ? (size_t)(size / piece_bytes + (size % piece_bytes != 0)) : 1;
     if (f->n_pieces == 1) f->piece = f->f->size_known ? size : UINT64_MAX;
 }
 
@@ -390,6 +391,18 @@ int hub_download(const char *repo_dir, const char *commit, struct hub_file *file
     uint64_t piece_bytes = hub_piece_bytes(), need = 0;
     size_t cap = 0;
     if (!d.files || !d.prog) rc = vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+    /* room for what is missing, before any file is created */
+    for (size_t i = 0; !rc && i < n; i++) {
+        char path[4300];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", blobs, files[i].etag);
+        if (!files[i].size_known || access(path, F_OK) == 0) continue;
+        snprintf(path, sizeof path, "%s/%s.incomplete", blobs, files[i].etag);
+        uint64_t have = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+        uint64_t more = files[i].size > have ? files[i].size - have : 0;
+        need = need + more < need ? UINT64_MAX : need + more;   /* sizes come from the server */
+    }
+    if (!rc) rc = check_space(blobs, need, err);
     for (size_t i = 0; !rc && i < n; i++) {
         struct dl_file *f = &d.files[d.n_files];
         f->f = &files[i], f->idx = i, f->fd = -1, f->parts_fd = -1;
@@ -419,13 +432,11 @@ int hub_download(const char *repo_dir, const char *commit, struct hub_file *file
         d.n_files++;
         uint64_t have = 0;
         for (size_t k = d.n_pieces - f->n_pieces; k < d.n_pieces; k++) have += d.pieces[k].done;
-        if (files[i].size_known) need += files[i].size - have;
         hub_progress_start(d.prog, i, files[i].rel, files[i].size_known ? files[i].size : 0, have);
     }
     /* pieces point at their file: fix them up now that the array has stopped moving */
     for (size_t k = 0, fi = 0; !rc && fi < d.n_files; fi++)
         for (size_t j = 0; j < d.files[fi].n_pieces; j++, k++) d.pieces[k].file = &d.files[fi];
-    if (!rc) rc = check_space(blobs, need, err);
     if (!rc && d.n_pieces) {
         int nt = n_conn > 0 ? n_conn : 8;
         if ((size_t)nt > d.n_pieces) nt = (int)d.n_pieces;

@@ -230,7 +230,7 @@ class MockHub:
         hdr = {"X-Repo-Commit": sha, "Accept-Ranges": "bytes"}
         if blob.is_lfs(name):
             hdr.update({"Location": f"{self.cdn_base}/cdn/{blob.sha256}?sig=mock&name={urllib.parse.quote(name)}",
-                        "X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": str(blob.size),
+                        "X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": str(getattr(blob, "announce", blob.size)),
                         "ETag": f'"{blob.git}"'})
             return h.reply(302, b"", hdr, body)
         hdr["ETag"] = f'"{blob.git}"'

@@ -49,6 +49,9 @@ def hub():
     h.big = Blob(big)
     h.add_repo("test/big").commit({"config.json": _config("Idefics3ForConditionalGeneration"), "model.safetensors": h.big,
                                    "README.md": b"not fetched"})
+    huge = Blob(b"\0" * 1000)
+    huge.announce = 1 << 60   # a file larger than any disk: the space check must refuse it up front
+    h.add_repo("test/huge").commit({"config.json": _config("Idefics3ForConditionalGeneration"), "model.safetensors": huge})
     h.add_repo("test/bin").commit({"config.json": _config("Idefics3ForConditionalGeneration"), "pytorch_model.bin": b"x" * 100})
     h.add_repo("test/llama").commit({"config.json": _config("LlamaForCausalLM"), "model.safetensors": os.urandom(3 * PIECE)})
     yield h
@@ -325,3 +328,10 @@ def test_two_pulls_at_once_fetch_each_byte_once(vlm, hub, env):
         a, b = (e["range"] or "bytes=0-")[6:].split("-")
         spans.append(int(b) + 1 - int(a) if b else hub.big.size - int(a))
     assert sum(spans) == hub.big.size, spans
+
+
+def test_not_enough_disk_space_is_said_before_downloading(vlm, hub, env):
+    r = run(vlm, ["pull", "test/huge"], env)
+    assert r.returncode == 1
+    assert "not enough disk space in " + env["HF_HUB_CACHE"] in r.stderr and "--download-dir" in r.stderr, r.stderr
+    assert hub.requests("cdn") == []
