@@ -82,6 +82,7 @@ static char *token_from_file(void) {
     return tok;
 }
 
+
 static bool token_ok(const char *t) {
     for (; *t; t++)
         if ((unsigned char)*t <= 0x20 || *t == 0x7f) return false;   /* it goes into a header line */
@@ -94,9 +95,9 @@ int hub_env_load(const struct vlm_hub_opts *o, struct hub_env *e, struct vlm_err
     e->endpoint = vlm_strdup(ep ? ep : "https://huggingface.co");
     if (!e->endpoint) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     for (size_t n = strlen(e->endpoint); n && e->endpoint[n - 1] == '/'; n--) e->endpoint[n - 1] = 0;
-    if (strncmp(e->endpoint, "http://", 7) && strncmp(e->endpoint, "https://", 8)) {
+    if ((strncmp(e->endpoint, "http://", 7) && strncmp(e->endpoint, "https://", 8)) || !token_ok(e->endpoint)) {
         hub_env_free(e);
-        return vlm_error_set(err, VLM_E_INVALID, "HF_ENDPOINT must start with http:// or https://");
+        return vlm_error_set(err, VLM_E_INVALID, "HF_ENDPOINT must be an http:// or https:// URL without spaces");
     }
     const char *t = o->token && *o->token ? o->token : env("HF_TOKEN");
     if (!t) t = env("HUGGING_FACE_HUB_TOKEN");
