@@ -105,7 +105,7 @@ def test_pull_into_empty_cache_then_second_run_downloads_nothing(vlm, hub, env):
     assert [e["path"] for e in hub.requests()] == ["/api/models/test/vlm-demo/revision/main"]
 
     r = run(vlm, ["ls"], env)
-    assert r.returncode == 0
+    assert r.returncode == 0 and run(vlm, ["list"], env).stdout == r.stdout
     row = [l for l in r.stdout.splitlines() if l.startswith("test/vlm-demo")]
     assert len(row) == 1 and row[0].split()[1] == "main", r.stdout
     assert "11.7 MiB" in row[0] and "yes (Idefics3ForConditionalGeneration)" in row[0]
