@@ -169,6 +169,19 @@ def test_cut_connection_is_resumed_within_the_run(vlm, hub, env):
     assert len(ranges) == 2 and ranges[0] is None and ranges[1] == f"bytes={hub.big.size // 2}-", ranges
 
 
+def test_a_transfer_that_keeps_breaking_says_how_to_resume(vlm, hub, env):
+    env["VLM_HUB_PIECE_BYTES"] = str(1 << 30)
+    hub.set_fault(hub.big.sha256, "cut", count=100)
+    r = run(vlm, ["pull", "test/big"], env)
+    hub.set_fault(hub.big.sha256, "none", count=0)
+    assert r.returncode == 1
+    assert "transfer of model.safetensors interrupted" in r.stderr and "run the same command again to resume" in r.stderr, r.stderr
+    inc = os.path.join(repo_dir(env, "test/big"), "blobs", hub.big.sha256 + ".incomplete")
+    assert os.path.getsize(inc) > hub.big.size // 2
+    r = run(vlm, ["pull", "test/big"], env)
+    assert r.returncode == 0 and "resumed" in r.stderr, r.stderr
+
+
 def test_corrupted_blob_is_refused(vlm, hub, env):
     hub.set_fault(hub.big.sha256, "corrupt", count=100)
     r = run(vlm, ["pull", "test/big"], env)
