@@ -320,14 +320,32 @@ def test_vlm_serves_what_huggingface_hub_wrote_without_network(vlm, hub, env):
 
 
 def test_serve_by_name_downloads_and_answers_the_readme_request(vlm, hub, env):
-    port_env = dict(env)
-    s = Server(vlm, "test/vlm-demo", [], env=port_env)
+    s = Server(vlm, "test/vlm-demo", [], env=env)
     try:
         j = _ask_readme_question(s.base)
         assert j["choices"][0]["message"]["content"] == " A blue triangle and a red circle."
     finally:
         s.stop()
     assert hub.requests("cdn")
+    # without --served-model-name the model is served by its hub id, as vLLM does
+    from conftest import free_port
+    port = free_port()
+    p = subprocess.Popen([vlm, "serve", "test/vlm-demo", "--host", "127.0.0.1", "--port", str(port), "--threads", "1"],
+                         env=dict(env, HF_HUB_OFFLINE="1"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ok = _wait_for(lambda: _models(port) is not None, timeout=60)
+        assert ok and [m["id"] for m in _models(port)["data"]] == ["test/vlm-demo"]
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+def _models(port):
+    try:
+        r = requests.get(f"http://127.0.0.1:{port}/v1/models", timeout=1)
+        return r.json() if r.status_code == 200 else None
+    except requests.RequestException:
+        return None
 
 
 def test_two_pulls_at_once_fetch_each_byte_once(vlm, hub, env):
