@@ -32,7 +32,7 @@ static void usage(FILE *f) {
             "then tokenizer_config.json \"chat_template\" (\"default\" of a named list). Special tokens\n"
             "(bos_token, eos_token, ..., image_token) come from tokenizer_config.json and\n"
             "special_tokens_map.json. A processor template (chat_template.jinja/.json) sees OpenAI\n"
-            "image_url parts as {\"type\": \"image\", \"url\": ...}, as a transformers processor does.\n");
+            "image_url parts as {\"type\": \"image\", \"url\": ...}, as a transformers processor does.\n\n" VLM_MODEL_REF_HELP);
 }
 
 static json_t *load_messages(const char *path, struct vlm_error *err) {
@@ -111,7 +111,10 @@ static int render(const char *dir, const char *messages_path, int gen, int cont,
 int cmd_chat_template(int argc, char **argv) {
     const char *dir = NULL, *messages = NULL, *kwargs = NULL, *tpl = NULL;
     int gen = 1, cont = 0, content_format = -1;
+    struct vlm_model_ref ref = {0};
+    char *resolved = NULL;
     for (int i = 1; i < argc; i++) {
+        { int k_ = vlm_model_ref_flag(&ref, "chat-template", argc, argv, &i); if (k_ < 0) return 2; if (k_) continue; }
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         if (!strcmp(a, "--no-generation-prompt")) { gen = 0; continue; }
@@ -136,5 +139,9 @@ int cmd_chat_template(int argc, char **argv) {
         dir = a;
     }
     if (!messages) { usage(stderr); return 2; }
-    return render(dir ? dir : vlm_tool_default_model(), messages, gen, cont, kwargs, tpl, content_format);
+    ref.no_weights = true;
+    if (vlm_model_ref_resolve("chat-template", dir ? dir : vlm_tool_default_model(), &ref, false, &resolved)) return 1;
+    int rc = render(resolved, messages, gen, cont, kwargs, tpl, content_format);
+    vlm_free(resolved);
+    return rc;
 }

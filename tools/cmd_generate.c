@@ -36,7 +36,7 @@ static void usage(FILE *f) {
                "  --stop S           stop string (repeatable)\n"
                "  --threads N        threads (default: all cores)\n"
                "  --json             print one JSON object: text, token_ids, logprobs, prompt_token_ids,\n"
-               "                     usage (prompt, completion, total), timing\n");
+               "                     usage (prompt, completion, total), timing\n\n" VLM_MODEL_REF_HELP);
 }
 
 static int on_text(const char *text, size_t len, void *user) {
@@ -154,7 +154,10 @@ int cmd_generate(int argc, char **argv) {
     int n_args = 0, n_images = 0, n_stop = 0, json = 0;
     struct vlm_generate_params gp = vlm_generate_default_params();
     struct vlm_model_params mp = vlm_model_default_params();
+    struct vlm_model_ref ref = {0};
+    char *resolved = NULL;
     for (int i = 1; i < argc; i++) {
+        { int k_ = vlm_model_ref_flag(&ref, "generate", argc, argv, &i); if (k_ < 0) return 2; if (k_) continue; }
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int has = v != NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
@@ -188,6 +191,8 @@ int cmd_generate(int argc, char **argv) {
     if (!dir) dir = vlm_tool_default_model();
     json_t *msgs = build_messages(mfile, sys, prompt, image_args, n_args, images, &n_images);
     if (!msgs) return 2;
+    if (vlm_model_ref_resolve("generate", dir, &ref, true, &resolved)) { json_decref(msgs); return 1; }
+    dir = resolved;
     struct vlm_image_bytes imgs[MAX_IMAGES];
     int rc = 0, loaded = 0;
     for (int i = 0; i < n_images && rc == 0; i++, loaded++) rc = load_image(images[i], &imgs[i]) == VLM_OK ? 0 : 1;
@@ -222,5 +227,6 @@ int cmd_generate(int argc, char **argv) {
     json_decref(msgs);
     for (int i = 0; i < loaded; i++) vlm_free((void *)imgs[i].data);
     vlm_model_free(m);
+    vlm_free(resolved);
     return rc;
 }

@@ -4,6 +4,7 @@
 #include "serve_args.h"
 
 #include "engine/engine.h"
+#include "hub/hub.h"
 #include "server/server.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -27,7 +28,8 @@ static void serve_help(FILE *f) {
     fprintf(f,
 "usage: vlm serve [MODEL] [options]\n"
 "\n"
-"Serves MODEL (a local Hugging Face model folder; default: the bundled demo model) over an\n"
+"Serves MODEL (a model folder, or a hub id such as HuggingFaceTB/SmolVLM-256M-Instruct found in\n"
+"or downloaded into the Hugging Face cache; default: the bundled demo model) over an\n"
 "OpenAI-compatible HTTP API: /v1/chat/completions, /v1/completions, /v1/models, /health,\n"
 "/version, /metrics, /tokenize, /detokenize. Flags use vLLM's names and value formats.\n"
 "\n"
@@ -109,7 +111,7 @@ static void serve_help(FILE *f) {
 "kernels), one line per request (id, status, prompt and output tokens, seconds), and while\n"
 "busy a line every 10 s with prompt and generation tokens/s, running/waiting requests and KV\n"
 "cache usage. Fields the server does not implement (response_format json_object/json_schema,\n"
-"guided_*, tools) are refused with a 400 naming the field, never ignored.\n");
+"guided_*, tools) are refused with a 400 naming the field, never ignored.\n\n" VLM_MODEL_REF_HELP);
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out) {
@@ -148,7 +150,7 @@ static int image_limit(json_t *j, int *out) {
 static const struct { const char *name; int has_value; } vllm_ignored[] = {
     {"--gpu-memory-utilization", 1}, {"--tensor-parallel-size", 1}, {"-tp", 1}, {"--pipeline-parallel-size", 1},
     {"-pp", 1}, {"--data-parallel-size", 1}, {"-dp", 1}, {"--distributed-executor-backend", 1},
-    {"--dtype", 1}, {"--trust-remote-code", 0}, {"--enforce-eager", 0}, {"--seed", 1}, {"--download-dir", 1},
+    {"--trust-remote-code", 0}, {"--enforce-eager", 0}, {"--seed", 1},
     {"--swap-space", 1}, {"--enable-prefix-caching", 0}, {"--enable-chunked-prefill", 0},
     {"--max-log-len", 1}, {"--disable-frontend-multiprocessing", 0}, {"--block-size", 1},
     {"--max-num-partial-prefills", 1}, {"--cpu-offload-gb", 1}, {"--kv-transfer-config", 1},
@@ -179,7 +181,8 @@ static const char *const known_flags[] = {
     "--ssl-ca-certs", "--ssl-cert-reqs", "--root-path", "--timeout-keep-alive", "--max-connections",
     "--max-connections-per-ip", "--request-header-timeout", "--request-body-timeout", "--shutdown-timeout",
     "--gpu-memory-utilization", "--tensor-parallel-size", "--pipeline-parallel-size", "--data-parallel-size",
-    "--dtype", "--trust-remote-code", "--enforce-eager", "--seed", "--download-dir", "--help",
+    "--dtype", "--trust-remote-code", "--enforce-eager", "--seed", "--download-dir", "--help", "--revision",
+    "--hf-token", "--allow-pattern",
 };
 
 /* --allowed-origins '["http://a"]' (vLLM's JSON list) -> borrowed strings kept in *keep. */
@@ -247,6 +250,8 @@ int cmd_serve(int argc, char **argv) {
     json_t *limit = NULL, *mmkw = NULL, *iokw = NULL, *dotted[3] = {NULL, NULL, NULL}, *lists[3] = {NULL, NULL, NULL};
     char **cfg_args = NULL, cfg_err[256];
     const char *env;
+    struct vlm_model_ref ref = {0};
+    char *resolved = NULL;
     /* --config FILE.yaml: its flags go first, so that the command line wins */
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--config") && vlm_serve_read_config(argv[i + 1], &cfg_args, &n_cfg, cfg_err, sizeof cfg_err)) {
@@ -286,6 +291,9 @@ int cmd_serve(int argc, char **argv) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEED_VAL() do { if (!val) { fprintf(stderr, "vlm serve: %s needs a value\n", a); goto out; } i++; } while (0)
 #define BAD_VAL() do { fprintf(stderr, "vlm serve: bad value for %s: '%s'\n", a, val); goto out; } while (0)
+        int k_ = vlm_model_ref_flag(&ref, "serve", argc, argv, &i);
+        if (k_ < 0) goto out;
+        if (k_) continue;
         int jf = -1;
         for (int k = 0; k < 3; k++) {
             size_t fl = strlen(json_flags[k]);
@@ -391,6 +399,12 @@ int cmd_serve(int argc, char **argv) {
             if (parse_long(val, 32, 1 << 20, &v)) BAD_VAL();
             c.prefill_chunk = (int)(v > c.max_num_seqs + 16 ? v - c.max_num_seqs : 16);
             c.max_num_batched_tokens = (int)v;   /* also the encoder's budget, as in vLLM */
+        } else if (!strcmp(a, "--dtype")) {
+            NEED_VAL();   /* vLLM's values; arithmetic is float32 whatever the weights */
+            static const char *const dts[] = {"auto", "half", "float16", "bfloat16", "float", "float32"};
+            int ok = 0;
+            for (size_t k = 0; k < sizeof dts / sizeof dts[0]; k++) ok |= !strcmp(val, dts[k]);
+            if (!ok) { fprintf(stderr, "vlm serve: --dtype %s is not one of auto, half, float16, bfloat16, float, float32\n", val); goto out; }
         } else if (ignored_flag(a, &i, argc)) continue;
         else if (a[0] == '-') {
             const char *near = vlm_nearest_flag(a, known_flags, (int)(sizeof known_flags / sizeof known_flags[0]));
@@ -411,6 +425,9 @@ int cmd_serve(int argc, char **argv) {
     if (dotted[1]) { if (!mmkw) mmkw = json_object(); json_object_update_recursive(mmkw, dotted[1]); }
     if (dotted[2]) { if (!iokw) iokw = json_object(); json_object_update_recursive(iokw, dotted[2]); }
     if (!c.model_dir) c.model_dir = vlm_tool_default_model();
+    if (vlm_hub_is_repo_id(c.model_dir) && !n_names) names[n_names++] = c.model_dir;   /* vLLM serves it by its id */
+    if (vlm_model_ref_resolve("serve", c.model_dir, &ref, true, &resolved)) { rc = 1; goto out; }
+    c.model_dir = resolved;
     c.served_names = names;
     c.n_served_names = n_names;
     c.media.domains = domains;
@@ -456,6 +473,7 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "vlm serve: stopped\n");
     rc = 0;
 out:
+    vlm_free(resolved);
     vlm_free(split);
     vlm_serve_free_args(cfg_args, n_cfg);
     json_decref(limit);

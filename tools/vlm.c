@@ -20,6 +20,9 @@ static const struct vlm_command commands[] = {
     {"tokenize", "print the token ids and pieces of a text (like llama-tokenize)", cmd_tokenize},
     {"chat-template", "render a model's chat template for a conversation (exact prompt text)", cmd_chat_template},
     {"inspect", "architecture, sizes, tensors and dtypes of a model folder", cmd_inspect},
+    {"pull", "download a model from the Hugging Face hub into the shared cache (vlm pull org/name)", cmd_pull},
+    {"ls", "cached hub models: size and whether this engine runs them (alias: list)", cmd_ls},
+    {"list", NULL, cmd_ls},
     {"bench", "image encode, prefill and decode speed beside the machine's limits", cmd_bench},
     {"bench-tokenizer", "tokenizer encoding speed (same as `vlm bench --tokenizer`)", cmd_bench_tokenizer},
     /* one row per subcommand, in the order users meet them */
@@ -54,7 +57,7 @@ int cmd_version(int argc, char **argv) {
 static void usage(FILE *f) {
     fprintf(f, "usage: vlm <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].summary);
+        if (commands[i].summary) fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n`vlm <command> --help` describes each command.\n");
 }
 
