@@ -1,0 +1,224 @@
+/* llava.c — the LLaVA family table (LlavaForConditionalGeneration): reading LLaVA's config keys,
+ * binding every tensor under either naming (the published "language_model.model.*" layout or
+ * transformers 5's re-saved "model.language_model.*"), image encoding (CLIP hidden states ->
+ * linear -> activation -> linear), and the Llama decoder step. */
+#include "models/llava.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "models/model.h"
+#include "models/processor.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+#define CHK(x) do { if ((rc = (x)) != VLM_OK) goto fail; } while (0)
+
+/* vision_feature_layer: an int or a list of ints, Python indices into the n_layer + 1 hidden
+ * states (negative ones count from the end). */
+static int read_feature_layers(const struct vlm_config *c, int n_layer, struct vlm_llava *f, struct vlm_error *err) {
+    json_t *v = json_object_get(c->root, "vision_feature_layer");
+    json_t *one = json_array();
+    if (!one) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+    if (!v || json_is_null(v)) json_array_append_new(one, json_integer(-2));
+    else if (json_is_integer(v)) json_array_append(one, v);
+    else if (json_is_array(v)) json_array_extend(one, v);
+    size_t n = json_array_size(one);
+    int rc = VLM_OK;
+    if (n == 0 || n > VLM_LLAVA_MAX_FEATURE_LAYERS)
+        rc = vlm_error_set(err, VLM_E_FORMAT, "%s: vision_feature_layer must be an integer or a list of 1 to %d integers",
+                           c->path, VLM_LLAVA_MAX_FEATURE_LAYERS);
+    for (size_t i = 0; i < n && rc == VLM_OK; i++) {
+        json_t *e = json_array_get(one, i);
+        long long k = json_is_integer(e) ? json_integer_value(e) : (long long)1 << 40;
+        long long idx = k < 0 ? k + n_layer + 1 : k;
+        if (idx < 0 || idx > n_layer)
+            rc = vlm_error_set(err, VLM_E_FORMAT, "%s: vision_feature_layer entry %zu is not a hidden state of a %d-layer vision tower",
+                               c->path, i, n_layer);
+        else f->states[f->n_states++] = (int)idx;
+    }
+    json_decref(one);
+    return rc;
+}
+
+static int read_options(const struct vlm_config *c, struct vlm_llava *f, struct vlm_error *err) {
+    const char *strategy, *act;
+    int rc;
+    if ((rc = vlm_config_str(c, c->root, "vision_feature_select_strategy", "default", &strategy, err)) != VLM_OK) return rc;
+    if (strcmp(strategy, "default") && strcmp(strategy, "full"))
+        return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: vision_feature_select_strategy \"%s\" (default or full)", c->path, strategy);
+    f->drop_cls = !strcmp(strategy, "default");
+    if ((rc = vlm_config_str(c, c->root, "projector_hidden_act", "gelu", &act, err)) != VLM_OK) return rc;
+    if (vlm_clip_act_parse(act, &f->proj_act) != 0)
+        return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: projector_hidden_act \"%s\" is not supported", c->path, act);
+    return VLM_OK;
+}
+
+/* The text config must describe a Llama decoder (LLaVA 1.5's Vicuna; the default when absent). */
+static int check_text_type(const struct vlm_config *c, json_t *tc, struct vlm_error *err) {
+    const char *mt;
+    int rc = vlm_config_str(c, tc, "model_type", "llama", &mt, err);
+    if (rc == VLM_OK && strcmp(mt, "llama"))
+        rc = vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: text_config.model_type \"%s\" (this family runs a llama decoder)", c->path, mt);
+    return rc;
+}
+
+/* Projector weights "<pre>linear_{1,2}.{weight,bias}". */
+static int load_projector(const struct vlm_weights *w, const char *pre, int d_in, int d, int bias,
+                          struct vlm_llava *f, struct vlm_error *err) {
+    char name[160];
+    int64_t ne1[2] = {d, d_in}, ne2[2] = {d, d}, nb[1] = {d};
+    const struct vlm_tensor *t;
+    int rc;
+    snprintf(name, sizeof name, "%slinear_1.weight", pre);
+    if ((rc = vlm_weights_require(w, name, 2, ne1, &f->w1, err)) != VLM_OK) return rc;
+    snprintf(name, sizeof name, "%slinear_2.weight", pre);
+    if ((rc = vlm_weights_require(w, name, 2, ne2, &f->w2, err)) != VLM_OK) return rc;
+    if (!bias) return VLM_OK;
+    f->owned = vlm_malloc(sizeof(float) * 2 * (size_t)d);
+    if (!f->owned) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+    snprintf(name, sizeof name, "%slinear_1.bias", pre);
+    if ((rc = vlm_weights_require(w, name, 1, nb, &t, err)) != VLM_OK) return rc;
+    vlm_tensor_to_f32(t, f->owned, d);
+    snprintf(name, sizeof name, "%slinear_2.bias", pre);
+    if ((rc = vlm_weights_require(w, name, 1, nb, &t, err)) != VLM_OK) return rc;
+    vlm_tensor_to_f32(t, f->owned + d, d);
+    f->b1 = f->owned;
+    f->b2 = f->owned + d;
+    return VLM_OK;
+}
+
+static void llava_free(struct vlm_model *m) {
+    struct vlm_llava *f = m->impl;
+    if (!f) return;
+    vlm_clip_vision_free(&f->vision);
+    vlm_llama_free(&f->text);
+    vlm_free(f->owned);
+    vlm_free(f);
+    m->impl = NULL;
+}
+
+static int llava_load(struct vlm_model *m, struct vlm_error *err) {
+    struct vlm_llava *f = vlm_calloc(1, sizeof *f);
+    if (!f) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+    m->impl = f;
+    const struct vlm_config *c = &m->cfg;
+    json_t *vc, *tc;
+    struct vlm_clip_vision_hparams vh;
+    struct vlm_llama_hparams th;
+    long long itok;
+    int tie_top, bias, rc;
+    CHK(vlm_config_sub(c, "vision_config", &vc, err));
+    CHK(vlm_config_sub(c, "text_config", &tc, err));
+    if (!vc) { rc = vlm_error_set(err, VLM_E_FORMAT, "%s: no vision_config", c->path); goto fail; }
+    CHK(check_text_type(c, tc, err));
+    CHK(vlm_clip_vision_hparams_read(c, vc, &vh, err));
+    CHK(vlm_llama_hparams_read(c, tc, 1e-6f, &th, err));   /* LlamaConfig's rms_norm_eps default */
+    CHK(vlm_config_int(c, c->root, "image_token_id", 32000, 0, th.n_vocab - 1, &itok, err));
+    CHK(vlm_config_int(c, c->root, "image_token_index", itok, 0, th.n_vocab - 1, &itok, err));
+    CHK(vlm_config_bool(c, c->root, "tie_word_embeddings", 0, &tie_top, err));
+    CHK(vlm_config_bool(c, c->root, "multimodal_projector_bias", 1, &bias, err));
+    th.tied = th.tied || tie_top;   /* LlavaConfig takes either */
+    CHK(read_feature_layers(c, vh.n_layer, f, err));
+    CHK(read_options(c, f, err));
+    int n_used = 0;
+    for (int i = 0; i < f->n_states; i++) if (f->states[i] > n_used) n_used = f->states[i];
+    /* transformers >= 5 re-saves under "model."; published checkpoints use the older names */
+    int v5 = vlm_weights_get(&m->weights, "model.language_model.embed_tokens.weight") != NULL;
+    CHK(vlm_clip_vision_load(&f->vision, &vh, &m->weights, v5 ? "model.vision_tower.vision_model." : "vision_tower.vision_model.",
+                             n_used, err));
+    CHK(vlm_llama_load(&f->text, &th, &m->weights, v5 ? "model.language_model." : "language_model.model.",
+                       v5 ? "lm_head.weight" : "language_model.lm_head.weight", err));
+    CHK(load_projector(&m->weights, v5 ? "model.multi_modal_projector." : "multi_modal_projector.",
+                       f->n_states * vh.d_model, th.d_model, bias, f, err));
+    int nps = vh.image_size / vh.patch_size;
+    f->tokens_per_image = nps * nps + (f->drop_cls ? 0 : 1);
+    m->info.n_vocab = th.n_vocab;
+    m->info.d_model = th.d_model;
+    m->info.n_layer = th.n_layer;
+    m->info.kv_dim = th.n_head_kv * th.d_head;
+    m->info.n_ctx_train = th.max_pos;
+    m->info.image_token_id = (int32_t)itok;
+    return VLM_OK;
+fail:
+    llava_free(m);
+    return rc;
+}
+
+static int llava_encode(const struct vlm_model *m, struct vlm_pool *pool, const struct vlm_image_input *in,
+                        float *embd, struct vlm_error *err) {
+    const struct vlm_llava *f = m->impl;
+    const struct vlm_clip_vision_hparams *vh = &f->vision.hp;
+    if (!in || in->n_tiles != 1 || !in->pixels || in->channels != vh->n_channels || in->height != vh->image_size ||
+        in->width != vh->image_size)
+        return vlm_error_set(err, VLM_E_INVALID, "image input does not fit the vision tower (%d tiles of %dx%dx%d; need one %dx%dx%d image)",
+                             in ? in->n_tiles : 0, in ? in->channels : 0, in ? in->height : 0, in ? in->width : 0,
+                             vh->n_channels, vh->image_size, vh->image_size);
+    if (in->n_image_tokens != f->tokens_per_image)
+        return vlm_error_set(err, VLM_E_INVALID, "image has %d image tokens, the vision tower makes %d",
+                             in->n_image_tokens, f->tokens_per_image);
+    int n = f->tokens_per_image, d = m->info.d_model;
+    size_t dv = (size_t)f->n_states * vh->d_model;
+    float *feat = vlm_malloc(sizeof(float) * (size_t)n * (dv + (size_t)d));
+    if (!feat) return vlm_error_set(err, VLM_E_NOMEM, "out of memory encoding an image");
+    float *hid = feat + (size_t)n * dv;
+    int rc = vlm_clip_vision_forward(&f->vision, pool, in->pixels, in->height, in->width, f->states, f->n_states,
+                                     f->drop_cls, feat, err);
+    if (rc == VLM_OK) {
+        vlm_matmul(pool, feat, n, f->w1, f->b1, hid);
+        vlm_clip_act_apply(f->proj_act, hid, (size_t)n * d);
+        vlm_matmul(pool, hid, n, f->w2, f->b2, embd);
+    }
+    vlm_free(feat);
+    return rc;
+}
+
+static void *llava_scratch_new(const struct vlm_model *m, int n) {
+    return vlm_llama_scratch_new(&((const struct vlm_llava *)m->impl)->text, n);
+}
+
+static int llava_forward(const struct vlm_model *m, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
+                         const struct vlm_batch *b, const int8_t *want, float *logits, struct vlm_error *err) {
+    return vlm_llama_forward(&((const struct vlm_llava *)m->impl)->text, kv, pool, scratch, b, want, logits, err);
+}
+
+static const char *act_name(enum vlm_clip_act a) {
+    return a == VLM_CLIP_ACT_QUICK_GELU ? "quick_gelu" : a == VLM_CLIP_ACT_GELU ? "gelu"
+         : a == VLM_CLIP_ACT_GELU_TANH ? "gelu_tanh" : "silu";
+}
+
+static void llava_describe(const struct vlm_model *m, FILE *out) {
+    const struct vlm_llava *f = m->impl;
+    const struct vlm_clip_vision_hparams *v = &f->vision.hp;
+    fprintf(out, "vision         CLIP: %d layers (%d run), d_model %d, %d heads, ffn %d, %dx%d px, patch %d, %s\n",
+            v->n_layer, f->vision.n_layer_loaded, v->d_model, v->n_head, v->d_ff, v->image_size, v->image_size,
+            v->patch_size, act_name(v->act));
+    fprintf(out, "connector      hidden state(s)");
+    for (int i = 0; i < f->n_states; i++) fprintf(out, " %d", f->states[i]);
+    fprintf(out, " (%s), linear + %s + linear -> %d image tokens\n", f->drop_cls ? "class token dropped" : "class token kept",
+            act_name(f->proj_act), f->tokens_per_image);
+    vlm_llama_describe(&f->text, out);
+}
+
+static void llava_costs(const struct vlm_model *m, struct vlm_family_costs *c) {
+    const struct vlm_llava *f = m->impl;
+    const struct vlm_clip_vision_hparams *v = &f->vision.hp;
+    double n = f->tokens_per_image, d = m->info.d_model, dv = (double)f->n_states * v->d_model;
+    c->image_size = v->image_size;
+    c->image_tokens = f->tokens_per_image;
+    c->image_flops = vlm_clip_vision_flops(v, f->vision.n_layer_loaded) + 2.0 * n * (dv * d + d * d);
+    vlm_llama_costs(&f->text, &c->decode_bytes, &c->token_flops, &c->token_flops_ctx);
+}
+
+const struct vlm_family vlm_family_llava = {
+    .name = "llava",
+    .image_mode = VLM_IMAGES_SPLICED,
+    .load = llava_load,
+    .free = llava_free,
+    .encode_image = llava_encode,
+    .scratch_new = llava_scratch_new,
+    .scratch_free = vlm_llama_scratch_free,
+    .forward = llava_forward,
+    .describe = llava_describe,
+    .costs = llava_costs,
+};
