@@ -1,7 +1,6 @@
 /* llava.c — the LLaVA family table (LlavaForConditionalGeneration): reading LLaVA's config keys,
- * binding every tensor under either naming (the published "language_model.model.*" layout or
- * transformers 5's re-saved "model.language_model.*"), image encoding (CLIP hidden states ->
- * linear -> activation -> linear), and the Llama decoder step. */
+ * binding every tensor under each naming checkpoints use (see struct naming), image encoding
+ * (CLIP hidden states -> linear -> activation -> linear), and the Llama decoder step. */
 #include "models/llava.h"
 
 #include <stdio.h>
@@ -88,6 +87,37 @@ static int load_projector(const struct vlm_weights *w, const char *pre, int d_in
     return VLM_OK;
 }
 
+/* Tensor name prefixes. Published llava-hf checkpoints: "language_model.model.",
+ * "language_model.lm_head.weight", "vision_tower.vision_model.", "multi_modal_projector.".
+ * transformers 5 names its modules "model.language_model.", "lm_head.weight",
+ * "model.vision_tower.", "model.multi_modal_projector." (a state_dict saved as is), and its
+ * save_pretrained writes the published names but drops "vision_model." from the vision tower.
+ * Each part is found by its first tensor; when none is there the published name is used, so
+ * the error names the tensor a published checkpoint would hold. */
+struct naming { const char *vision, *text, *head, *proj; };
+
+static const char *first_present(const struct vlm_weights *w, const char *const *pre, int n, const char *suffix) {
+    char name[160];
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "%s%s", pre[i], suffix);
+        if (vlm_weights_get(w, name)) return pre[i];
+    }
+    return pre[0];
+}
+
+static struct naming find_naming(const struct vlm_weights *w) {
+    static const char *const vis[] = {"vision_tower.vision_model.", "vision_tower.", "model.vision_tower.",
+                                      "model.vision_tower.vision_model."};
+    static const char *const txt[] = {"language_model.model.", "model.language_model."};
+    static const char *const proj[] = {"multi_modal_projector.", "model.multi_modal_projector."};
+    struct naming n;
+    n.vision = first_present(w, vis, 4, "embeddings.class_embedding");
+    n.text = first_present(w, txt, 2, "embed_tokens.weight");
+    n.head = n.text == txt[1] || vlm_weights_get(w, "lm_head.weight") ? "lm_head.weight" : "language_model.lm_head.weight";
+    n.proj = first_present(w, proj, 2, "linear_1.weight");
+    return n;
+}
+
 static void llava_free(struct vlm_model *m) {
     struct vlm_llava *f = m->impl;
     if (!f) return;
@@ -114,8 +144,13 @@ static int llava_load(struct vlm_model *m, struct vlm_error *err) {
     CHK(check_text_type(c, tc, err));
     CHK(vlm_clip_vision_hparams_read(c, vc, &vh, err));
     CHK(vlm_llama_hparams_read(c, tc, 1e-6f, &th, err));   /* LlamaConfig's rms_norm_eps default */
-    CHK(vlm_config_int(c, c->root, "image_token_id", 32000, 0, th.n_vocab - 1, &itok, err));
-    CHK(vlm_config_int(c, c->root, "image_token_index", itok, 0, th.n_vocab - 1, &itok, err));
+    CHK(vlm_config_int(c, c->root, "image_token_index", -1, -1, th.n_vocab - 1, &itok, err));
+    if (itok < 0) CHK(vlm_config_int(c, c->root, "image_token_id", -1, -1, th.n_vocab - 1, &itok, err));
+    if (itok < 0) itok = 32000;   /* LlavaConfig's default */
+    if (itok >= th.n_vocab) {
+        rc = vlm_error_set(err, VLM_E_FORMAT, "%s: no image_token_index, and the default 32000 is past the vocabulary", c->path);
+        goto fail;
+    }
     CHK(vlm_config_bool(c, c->root, "tie_word_embeddings", 0, &tie_top, err));
     CHK(vlm_config_bool(c, c->root, "multimodal_projector_bias", 1, &bias, err));
     th.tied = th.tied || tie_top;   /* LlavaConfig takes either */
@@ -123,14 +158,10 @@ static int llava_load(struct vlm_model *m, struct vlm_error *err) {
     CHK(read_options(c, f, err));
     int n_used = 0;
     for (int i = 0; i < f->n_states; i++) if (f->states[i] > n_used) n_used = f->states[i];
-    /* transformers >= 5 re-saves under "model."; published checkpoints use the older names */
-    int v5 = vlm_weights_get(&m->weights, "model.language_model.embed_tokens.weight") != NULL;
-    CHK(vlm_clip_vision_load(&f->vision, &vh, &m->weights, v5 ? "model.vision_tower.vision_model." : "vision_tower.vision_model.",
-                             n_used, err));
-    CHK(vlm_llama_load(&f->text, &th, &m->weights, v5 ? "model.language_model." : "language_model.model.",
-                       v5 ? "lm_head.weight" : "language_model.lm_head.weight", err));
-    CHK(load_projector(&m->weights, v5 ? "model.multi_modal_projector." : "multi_modal_projector.",
-                       f->n_states * vh.d_model, th.d_model, bias, f, err));
+    struct naming nm = find_naming(&m->weights);
+    CHK(vlm_clip_vision_load(&f->vision, &vh, &m->weights, nm.vision, n_used, err));
+    CHK(vlm_llama_load(&f->text, &th, &m->weights, nm.text, nm.head, err));
+    CHK(load_projector(&m->weights, nm.proj, f->n_states * vh.d_model, th.d_model, bias, f, err));
     int nps = vh.image_size / vh.patch_size;
     f->tokens_per_image = nps * nps + (f->drop_cls ? 0 : 1);
     m->info.n_vocab = th.n_vocab;
