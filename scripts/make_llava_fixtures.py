@@ -158,6 +158,66 @@ def build_tiny(out, name, vis, txt, ex, seed):
     print(f"{name}: {len(ids)} ids, {len(images)} image(s) x {n_tok} tokens, greedy {toks[:6]}..., min gap {gap:.4f}")
 
 
+# ---- LLaVA-NeXT's image processor ("anyres" tiles) on the image fixtures ----
+
+NEXT_PINPOINTS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]   # llava-v1.6's
+
+
+def next_processor_files(d, size, pins, patch, strategy="default"):
+    pre = {"crop_size": {"height": size, "width": size}, "do_center_crop": True, "do_convert_rgb": True,
+           "do_normalize": True, "do_pad": True, "do_rescale": True, "do_resize": True,
+           "image_grid_pinpoints": pins, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+           "image_processor_type": "LlavaNextImageProcessor", "image_std": [0.26862954, 0.26130258, 0.27577711],
+           "processor_class": "LlavaNextProcessor", "resample": 3, "rescale_factor": 0.00392156862745098,
+           "size": {"shortest_edge": size}}
+    proc = {"image_token": "<image>", "num_additional_image_tokens": 1, "patch_size": patch,
+            "processor_class": "LlavaNextProcessor", "vision_feature_select_strategy": strategy}
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "preprocessor_config.json"), "w") as f:
+        json.dump(pre, f, indent=2)
+    with open(os.path.join(d, "processor_config.json"), "w") as f:
+        json.dump(proc, f, indent=2)
+    return proc
+
+
+def next_token_count(ip, proc, h, w):
+    """LlavaNextProcessor's image-token count for an h x w image (its own methods)."""
+    import types
+    from transformers.models.llava_next.processing_llava_next import LlavaNextProcessor
+    ns = types.SimpleNamespace(image_processor=ip, patch_size=proc["patch_size"],
+                               num_additional_image_tokens=proc["num_additional_image_tokens"])
+    ns._get_unpadded_features = lambda *a: LlavaNextProcessor._get_unpadded_features(ns, *a)
+    s = ip.crop_size["height"]
+    n = LlavaNextProcessor._get_number_of_features(ns, h, w, s, s)
+    return n - 1 if proc["vision_feature_select_strategy"] == "default" else n
+
+
+def build_next_processor(out):
+    import hashlib
+    import io
+    import lzma as _lzma
+    from PIL import ImageOps
+    from transformers import AutoImageProcessor
+    d = os.path.join(out, "next-processor-336")
+    proc = next_processor_files(d, 336, NEXT_PINPOINTS, 14)
+    ip = AutoImageProcessor.from_pretrained(d, backend="pil")
+    img_dir = os.path.join(os.path.dirname(out), "image")
+    with _lzma.open(os.path.join(img_dir, "manifest.json.xz")) as f:
+        names = [c["name"] for c in json.load(f)["clip"]]
+    refs = []
+    for name in names:
+        im = ImageOps.exif_transpose(Image.open(io.BytesIO(open(os.path.join(img_dir, name), "rb").read())))
+        r = ip(images=[im], return_tensors="np")
+        pv = np.ascontiguousarray(r["pixel_values"][0].astype(np.float32))
+        h, w = [int(v) for v in r["image_sizes"][0]]
+        refs.append({"name": name, "n_tiles": int(pv.shape[0]), "image_size": [h, w],
+                     "n_image_tokens": next_token_count(ip, proc, h, w),
+                     "sha256": hashlib.sha256(pv.tobytes()).hexdigest()})
+    with open(os.path.join(d, "manifest.json"), "w") as f:
+        json.dump(refs, f, indent=0)
+    print(f"next-processor-336: {len(refs)} images, tiles {sorted(set(r['n_tiles'] for r in refs))}")
+
+
 # ---- the LLaVA-1.5-7B-shaped folder: random bf16 weights without torch ----
 
 def big_shapes(cfg):
@@ -265,8 +325,12 @@ def main():
     ap.add_argument("--big", default=None)
     ap.add_argument("--tokenizer", default=None, help="llava-1.5-7b-hf's tokenizer.json (for --big)")
     ap.add_argument("--only", default=None, help="build only this tiny configuration")
+    ap.add_argument("--next-processor", action="store_true", help="build only the LLaVA-NeXT processor references")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    if a.next_processor:
+        build_next_processor(a.out)
+        return
     if a.big:
         build_big(a.big, a.tokenizer)
         return

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "test.h"
+#include "image_fixture.h"
 
 #include "engine/engine.h"
 #include "engine/prompt.h"
@@ -380,6 +381,52 @@ static void test_malformed(const char *src) {
     rmdir(tmpdir);
 }
 
+/* LlavaNextImageProcessor with llava-v1.6's tiles on the image fixtures: tile count, original
+ * size, image-token count, prompt and the pixel tensor's SHA-256 equal transformers'. */
+static void test_next_processor(void) {
+    char dir[1024], *text;
+    size_t len;
+    snprintf(dir, sizeof dir, "%s", test_path("tests/fixtures/llava/next-processor-336"));
+    struct vlm_processor *p = NULL;
+    struct vlm_error err;
+    int rc = vlm_processor_load(dir, &p, &err);
+    CHECK_MSG(rc == VLM_OK, "%s: %s", dir, err.msg);
+    text = read_all(dir, "manifest.json", &len);
+    json_t *man = text ? json_loadb(text, len, 0, NULL) : NULL, *c;
+    vlm_free(text);
+    CHECK(json_array_size(man) >= 20);
+    size_t i;
+    int checked = 0;
+    json_array_foreach(man, i, c) {
+        if (!p || (test_quick() && i % 4)) continue;
+        const char *name = fx_str(c, "name");
+        uint8_t *b = fx_read(name, &len);
+        struct vlm_image img = {0, 0, NULL};
+        struct vlm_image_input in;
+        memset(&in, 0, sizeof in);
+        rc = b ? vlm_image_decode(b, len, NULL, &img, &err) : VLM_E_NOT_FOUND;
+        if (rc == VLM_OK) rc = vlm_processor_run(p, &img, NULL, &in, &err);
+        vlm_free(b);
+        vlm_image_free(&img);
+        CHECK_MSG(rc == VLM_OK, "%s: %s", name, err.msg);
+        if (rc != VLM_OK) continue;
+        json_t *sz = json_object_get(c, "image_size");
+        CHECK_EQ_INT(in.n_tiles, fx_int(c, "n_tiles"));
+        CHECK(in.orig_height == json_integer_value(json_array_get(sz, 0)) &&
+              in.orig_width == json_integer_value(json_array_get(sz, 1)));
+        CHECK_EQ_INT(in.n_image_tokens, fx_int(c, "n_image_tokens"));
+        CHECK(in.prompt && strlen(in.prompt) == 7 * (size_t)in.n_image_tokens);
+        char hex[65];
+        fx_sha256_hex(in.pixels, (size_t)in.n_tiles * 3 * in.height * in.width * sizeof(float), hex);
+        CHECK_MSG(!strcmp(hex, fx_str(c, "sha256")), "%s: LLaVA-NeXT pixel_values differ from transformers", name);
+        vlm_image_input_free(&in);
+        checked++;
+    }
+    printf("  LLaVA-NeXT processor: %d images equal to transformers\n", checked);
+    json_decref(man);
+    vlm_processor_free(p);
+}
+
 /* The 7B-shaped folder: the prompt the real LlavaProcessor made (template without BOS, BOS from
  * the tokenizer's post-processor, <image> expanded to 576) and its pixels. */
 static void test_big_prompt(const char *dir) {
@@ -440,6 +487,7 @@ int main(void) {
     test_bad_inputs(dir);
     snprintf(dir, sizeof dir, "%s", test_path("tests/fixtures/llava/published-names-layers-list"));
     test_malformed(dir);
+    test_next_processor();
     const char *big = getenv("VLM_LLAVA_BIG");
     if (!big || !*big) big = "/work/models-big/llava-1.5-7b-random";
     char path[1024];
