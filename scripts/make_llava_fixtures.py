@@ -55,6 +55,19 @@ CONFIGS = [
      dict(hidden_size=40, intermediate_size=72, num_hidden_layers=2, num_attention_heads=5, num_key_value_heads=1,
           rope_theta=10000.0),
      dict(tie=False, images=[(30, 30), (17, 50)], feature_layer=[-3, -1], strategy="default", naming="published")),
+    # LLaVA-NeXT (LlavaNextForConditionalGeneration): anyres tiles of 28 px
+    ("next-gqa-untied-wide",
+     dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4, image_size=28, patch_size=7),
+     dict(hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+          rope_theta=10000.0),
+     dict(tie=False, images=[(40, 90)], feature_layer=-2, strategy="default", naming="saved",
+          next=[[28, 56], [56, 28], [56, 56], [84, 28], [28, 84]])),
+    ("next-memory-names-tied-two-images",
+     dict(hidden_size=36, intermediate_size=72, num_hidden_layers=2, num_attention_heads=3, image_size=28, patch_size=7),
+     dict(hidden_size=40, intermediate_size=72, num_hidden_layers=2, num_attention_heads=5, num_key_value_heads=5,
+          rope_theta=100000.0),
+     dict(tie=True, images=[(100, 60), (30, 33)], feature_layer=[-2, -1], strategy="default", naming="memory",
+          next=[[28, 56], [56, 28], [56, 56], [84, 28], [28, 84]])),
 ]
 
 
@@ -68,10 +81,10 @@ def make_image(rng, h, w):
     return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
 
 
-def greedy(model, input_ids, pixel_values, n):
+def greedy(model, input_ids, pixel_values, n, **kw):
     """Prompt logits and an n-token greedy continuation with the KV cache (as generate does)."""
     with torch.no_grad():
-        out = model(input_ids=input_ids, pixel_values=pixel_values, use_cache=True)
+        out = model(input_ids=input_ids, pixel_values=pixel_values, use_cache=True, **kw)
         logits0 = out.logits[0, -1].clone()
         past, toks, nxt, gaps = out.past_key_values, [], int(torch.argmax(out.logits[0, -1])), []
         for _ in range(n):
@@ -88,6 +101,8 @@ def published_name(k):
     """transformers 5's in-memory tensor name -> the name llava-hf checkpoints are published with."""
     if k == "lm_head.weight":
         return "language_model.lm_head.weight"
+    if k == "model.image_newline":
+        return "image_newline"
     for new, old in (("model.language_model.", "language_model.model."),
                      ("model.vision_tower.", "vision_tower.vision_model."),
                      ("model.multi_modal_projector.", "multi_modal_projector.")):
@@ -104,16 +119,20 @@ RENAME = {"memory": lambda k: k, "published": published_name}
 
 def build_tiny(out, name, vis, txt, ex, seed):
     from safetensors.torch import save_file
-    from transformers import AutoImageProcessor, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import (AutoImageProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaNextConfig,
+                              LlavaNextForConditionalGeneration)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    cfg = LlavaConfig(
+    nxt = ex.get("next")
+    Config, Model = (LlavaNextConfig, LlavaNextForConditionalGeneration) if nxt else (LlavaConfig, LlavaForConditionalGeneration)
+    extra_cfg = dict(image_grid_pinpoints=nxt) if nxt else {}
+    cfg = Config(**extra_cfg,
         vision_config=dict(vis, model_type="clip_vision_model", initializer_range=0.1, projection_dim=16),
         text_config=dict(txt, model_type="llama", vocab_size=VOCAB, max_position_embeddings=1024, initializer_range=0.1,
                          rms_norm_eps=1e-5, bos_token_id=BOS, eos_token_id=2, pad_token_id=0),
         image_token_index=IMAGE_TOKEN, vision_feature_layer=ex["feature_layer"],
         vision_feature_select_strategy=ex["strategy"], tie_word_embeddings=ex["tie"], projector_hidden_act="gelu")
-    model = LlavaForConditionalGeneration(cfg).eval()
+    model = Model(cfg).eval()
     with torch.no_grad():   # non-trivial norms and biases so that a wrong weight shows in the logits
         for _, p in model.named_parameters():
             if p.dim() == 1:
@@ -126,36 +145,49 @@ def build_tiny(out, name, vis, txt, ex, seed):
            "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_processor_type": "CLIPImageProcessor",
            "image_std": [0.26862954, 0.26130258, 0.27577711], "processor_class": "LlavaProcessor", "resample": 3,
            "rescale_factor": 0.00392156862745098, "size": {"shortest_edge": s}}
-    with open(os.path.join(d, "preprocessor_config.json"), "w") as f:
-        json.dump(pre, f, indent=2)
-    with open(os.path.join(d, "processor_config.json"), "w") as f:
-        json.dump({"image_token": "<image>", "num_additional_image_tokens": 1, "patch_size": vis["patch_size"],
-                   "processor_class": "LlavaProcessor", "vision_feature_select_strategy": ex["strategy"]}, f, indent=2)
-    ip = AutoImageProcessor.from_pretrained(d)
+    if nxt:
+        proc = next_processor_files(d, s, nxt, vis["patch_size"], ex["strategy"])
+    else:
+        with open(os.path.join(d, "preprocessor_config.json"), "w") as f:
+            json.dump(pre, f, indent=2)
+        with open(os.path.join(d, "processor_config.json"), "w") as f:
+            json.dump({"image_token": "<image>", "num_additional_image_tokens": 1, "patch_size": vis["patch_size"],
+                       "processor_class": "LlavaProcessor", "vision_feature_select_strategy": ex["strategy"]}, f, indent=2)
+    ip = AutoImageProcessor.from_pretrained(d, backend="pil")
     images = [make_image(rng, h, w) for h, w in ex["images"]]
     for i, im in enumerate(images):   # the C processor must turn these into pixel_values
         im.save(os.path.join(d, f"image_{i}.png"))
-    pv = ip(images=images, return_tensors="np")["pixel_values"].astype(np.float32)
-    n_tok = (s // vis["patch_size"]) ** 2 + (0 if ex["strategy"] == "default" else 1)
+    r = ip(images=images, return_tensors="np")
+    pv = r["pixel_values"].astype(np.float32)
+    kw, sizes, n_tiles = {}, [[h, w] for h, w in ex["images"]], [1] * len(images)
+    if nxt:   # (images, max tiles, 3, s, s) padded for batching; each image keeps its own tiles
+        kw = dict(image_sizes=torch.from_numpy(r["image_sizes"]))
+        sizes = [[int(v) for v in hw] for hw in r["image_sizes"]]
+        n_tok = [next_token_count(ip, proc, h, w) for h, w in sizes]
+        n_tiles = [1 + (b[0] // s) * (b[1] // s) for b in (best_resolution(hw, nxt) for hw in sizes)]
+        flat = np.concatenate([pv[i, :n_tiles[i]] for i in range(len(images))])
+    else:
+        n_tok = [(s // vis["patch_size"]) ** 2 + (0 if ex["strategy"] == "default" else 1)] * len(images)
+        flat = pv
     ids = [BOS] + [int(t) for t in rng.integers(3, 250, 5)]
-    for _ in images:   # as the template renders "USER: <image>\n..." and LlavaProcessor expands it
-        ids += [IMAGE_TOKEN] * n_tok + [int(t) for t in rng.integers(3, 250, 3)]
+    for i in range(len(images)):   # as the template renders "USER: <image>\n..." and the processor expands it
+        ids += [IMAGE_TOKEN] * n_tok[i] + [int(t) for t in rng.integers(3, 250, 3)]
     ids += [int(t) for t in rng.integers(3, 250, 4)]
-    logits, toks, gap = greedy(model, torch.tensor([ids]), torch.from_numpy(pv), N_GREEDY)
+    logits, toks, gap = greedy(model, torch.tensor([ids]), torch.from_numpy(pv), N_GREEDY, **kw)
     model.save_pretrained(d, safe_serialization=True)
     if ex["naming"] != "saved":   # rewrite with other names; transformers must still load the same model
         sd = {RENAME[ex["naming"]](k): v.contiguous() for k, v in model.state_dict().items()
               if not (ex["tie"] and k == "lm_head.weight")}
         save_file(sd, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
-        again = LlavaForConditionalGeneration.from_pretrained(d, dtype=torch.float32).eval()
-        l2, t2, _ = greedy(again, torch.tensor([ids]), torch.from_numpy(pv), N_GREEDY)
+        again = Model.from_pretrained(d, dtype=torch.float32).eval()
+        l2, t2, _ = greedy(again, torch.tensor([ids]), torch.from_numpy(pv), N_GREEDY, **kw)
         assert torch.equal(l2, logits) and t2 == toks, f"{ex['naming']} names do not reload to the same model"
-    pv.astype("<f4").tofile(os.path.join(d, "pixel_values.f32"))
-    ref = dict(input_ids=ids, n_images=len(images), n_image_tokens=[n_tok] * len(images), image_size=s,
+    flat.astype("<f4").tofile(os.path.join(d, "pixel_values.f32"))
+    ref = dict(input_ids=ids, n_images=len(images), n_image_tokens=n_tok, n_tiles=n_tiles, image_sizes=sizes, image_size=s,
                logits=[float(x) for x in logits], greedy=toks, min_greedy_gap=gap, naming=ex["naming"])
     with open(os.path.join(d, "ref.json"), "w") as f:
         json.dump(ref, f)
-    print(f"{name}: {len(ids)} ids, {len(images)} image(s) x {n_tok} tokens, greedy {toks[:6]}..., min gap {gap:.4f}")
+    print(f"{name}: {len(ids)} ids, image tokens {n_tok}, tiles {n_tiles}, greedy {toks[:6]}..., min gap {gap:.4f}")
 
 
 # ---- LLaVA-NeXT's image processor ("anyres" tiles) on the image fixtures ----
@@ -178,6 +210,11 @@ def next_processor_files(d, size, pins, patch, strategy="default"):
     with open(os.path.join(d, "processor_config.json"), "w") as f:
         json.dump(proc, f, indent=2)
     return proc
+
+
+def best_resolution(hw, pins):
+    from transformers.image_processing_utils import select_best_resolution
+    return select_best_resolution(hw, pins)
 
 
 def next_token_count(ip, proc, h, w):

@@ -64,17 +64,21 @@ static int ref_load(const char *dir, struct ref *r) {
     for (int i = 0; i < r->n_vocab; i++) r->logits[i] = (float)json_number_value(json_array_get(lg, (size_t)i));
     for (int i = 0; i < 16; i++) r->greedy[i] = (int32_t)json_integer_value(json_array_get(json_object_get(r->j, "greedy"), (size_t)i));
     r->pixels = read_all(dir, "pixel_values.f32", &plen);
-    size_t per = (size_t)3 * r->size * r->size;
-    if (!r->pixels || plen != per * (size_t)r->n_images * sizeof(float)) return -1;
-    for (int i = 0; i < r->n_images; i++) {
+    size_t per = (size_t)3 * r->size * r->size, off = 0;
+    json_t *nt = json_object_get(r->j, "n_tiles"), *sz = json_object_get(r->j, "image_sizes");
+    for (int i = 0; r->pixels && i < r->n_images; i++) {
         struct vlm_image_input *in = &r->img[i];
-        in->n_tiles = 1;
+        json_t *hw = json_array_get(sz, (size_t)i);
+        in->n_tiles = (int)json_integer_value(json_array_get(nt, (size_t)i));
         in->channels = 3;
         in->height = in->width = r->size;
-        in->pixels = r->pixels + (size_t)i * per;
+        in->pixels = r->pixels + off * per;
+        in->orig_height = (int)json_integer_value(json_array_get(hw, 0));
+        in->orig_width = (int)json_integer_value(json_array_get(hw, 1));
         in->n_image_tokens = (int)json_integer_value(json_array_get(nit, (size_t)i));
+        off += (size_t)in->n_tiles;
     }
-    return 0;
+    return r->pixels && plen == per * off * sizeof(float) ? 0 : -1;
 }
 
 static void ref_free(struct ref *r) {
@@ -121,9 +125,11 @@ static void check_processor(const char *dir, const struct ref *r) {
         if (rc == VLM_OK) rc = vlm_processor_run(p, &img, NULL, &in, &err);
         CHECK_MSG(rc == VLM_OK, "%s/%s: %s", dir, name, rc == VLM_E_NOT_FOUND ? "unreadable" : err.msg);
         if (rc == VLM_OK) {
-            CHECK(in.n_tiles == 1 && in.height == r->size && in.width == r->size);
+            CHECK(in.n_tiles == r->img[i].n_tiles && in.height == r->size && in.width == r->size);
+            CHECK(in.orig_height == r->img[i].orig_height && in.orig_width == r->img[i].orig_width);
             CHECK_EQ_INT(in.n_image_tokens, r->img[i].n_image_tokens);
-            double d = max_abs_diff(in.pixels, r->img[i].pixels, (size_t)3 * r->size * r->size);
+            size_t n = (size_t)3 * r->size * r->size * (size_t)(in.n_tiles == r->img[i].n_tiles ? in.n_tiles : 0);
+            double d = max_abs_diff(in.pixels, r->img[i].pixels, n);
             CHECK_MSG(d <= 1e-5, "%s/%s: pixel values differ by %g", dir, name, d);
         }
         vlm_image_input_free(&in);
@@ -250,6 +256,31 @@ static void test_bad_inputs(const char *dir) {
     CHECK_EQ_INT(vlm_model_encode_image(m, NULL, &in, emb, &err), VLM_E_INVALID);
     in = r.img[0];
     in.n_tiles = 2;
+    CHECK_EQ_INT(vlm_model_encode_image(m, NULL, &in, emb, &err), VLM_E_INVALID);
+    CHECK_EQ_INT(vlm_model_encode_image(m, NULL, &r.img[0], emb, &err), VLM_OK);
+    vlm_free(emb);
+    vlm_model_free(m);
+    ref_free(&r);
+}
+
+/* LLaVA-NeXT: a tile count or original size that does not fit the pinpoints is refused, and a
+ * folder without image_newline names the tensor. */
+static void test_next_bad_inputs(const char *dir) {
+    struct ref r;
+    if (ref_load(dir, &r) != 0) { CHECK_MSG(0, "%s: reference unreadable", dir); ref_free(&r); return; }
+    struct vlm_model *m = load_model(dir, 1);
+    if (!m) { ref_free(&r); return; }
+    float *emb = vlm_malloc(sizeof(float) * (size_t)r.img[0].n_image_tokens * (size_t)vlm_model_get_info(m)->d_model);
+    struct vlm_error err;
+    struct vlm_image_input in = r.img[0];
+    in.n_tiles--;
+    CHECK_EQ_INT(vlm_model_encode_image(m, NULL, &in, emb, &err), VLM_E_INVALID);
+    CHECK_MSG(strstr(err.msg, "pinpoints") != NULL, "%s", err.msg);
+    in = r.img[0];
+    in.orig_height = 0;
+    CHECK_EQ_INT(vlm_model_encode_image(m, NULL, &in, emb, &err), VLM_E_INVALID);
+    in = r.img[0];
+    in.orig_width = in.orig_height;   /* another aspect ratio: other tiles or tokens */
     CHECK_EQ_INT(vlm_model_encode_image(m, NULL, &in, emb, &err), VLM_E_INVALID);
     CHECK_EQ_INT(vlm_model_encode_image(m, NULL, &r.img[0], emb, &err), VLM_OK);
     vlm_free(emb);
@@ -473,7 +504,8 @@ static void test_big_prompt(const char *dir) {
 }
 
 int main(void) {
-    static const char *const tiny[] = {"gqa-untied-layer-2", "memory-names-mha-tied-two-images-full", "published-names-layers-list"};
+    static const char *const tiny[] = {"gqa-untied-layer-2", "memory-names-mha-tied-two-images-full", "published-names-layers-list",
+                                       "next-gqa-untied-wide", "next-memory-names-tied-two-images"};
     char dir[1024];
     for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++) {
         char rel[256];
@@ -485,6 +517,8 @@ int main(void) {
     snprintf(dir, sizeof dir, "%s", test_path("tests/fixtures/llava/gqa-untied-layer-2"));
     check_model(dir, 5e-3, 2, VLM_KV_F16);
     test_bad_inputs(dir);
+    snprintf(dir, sizeof dir, "%s", test_path("tests/fixtures/llava/next-gqa-untied-wide"));
+    test_next_bad_inputs(dir);
     snprintf(dir, sizeof dir, "%s", test_path("tests/fixtures/llava/published-names-layers-list"));
     test_malformed(dir);
     test_next_processor();

@@ -5,6 +5,7 @@
 #define VLM_MODELS_ANYRES_H
 
 #define VLM_ANYRES_MAX_PINPOINTS 64
+#define VLM_ANYRES_MAX_TILES 64     /* tiles of one image past the whole-image one (bounds inputs) */
 
 /* select_best_resolution: of the (height, width) pinpoints, the one that keeps the most of an
  * H x W image (ties: the least wasted area; first wins). Writes *bh, *bw. */

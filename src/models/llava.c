@@ -74,8 +74,6 @@ static int load_projector(const struct vlm_weights *w, const char *pre, int d_in
     snprintf(name, sizeof name, "%slinear_2.weight", pre);
     if ((rc = vlm_weights_require(w, name, 2, ne2, &f->w2, err)) != VLM_OK) return rc;
     if (!bias) return VLM_OK;
-    f->owned = vlm_malloc(sizeof(float) * 2 * (size_t)d);
-    if (!f->owned) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     snprintf(name, sizeof name, "%slinear_1.bias", pre);
     if ((rc = vlm_weights_require(w, name, 1, nb, &t, err)) != VLM_OK) return rc;
     vlm_tensor_to_f32(t, f->owned, d);
@@ -118,6 +116,47 @@ static struct naming find_naming(const struct vlm_weights *w) {
     return n;
 }
 
+/* LLaVA-NeXT's config: image_grid_pinpoints (LlavaNextConfig's default when absent), and only
+ * the "default" strategy (transformers cannot lay out class tokens in the tile grid). */
+static int read_next(const struct vlm_config *c, int image_size, struct vlm_llava *f, struct vlm_error *err) {
+    static const int dflt[5][2] = {{336, 672}, {672, 336}, {672, 672}, {1008, 336}, {336, 1008}};
+    json_t *g = json_object_get(c->root, "image_grid_pinpoints"), *e;
+    size_t i;
+    if (!f->drop_cls)
+        return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: LLaVA-NeXT needs vision_feature_select_strategy \"default\"", c->path);
+    if (!g || json_is_null(g)) {
+        memcpy(f->pins, dflt, sizeof dflt);
+        f->n_pins = 5;
+    } else if (!json_is_array(g) || json_array_size(g) == 0 || json_array_size(g) > VLM_ANYRES_MAX_PINPOINTS) {
+        return vlm_error_set(err, VLM_E_FORMAT, "%s: image_grid_pinpoints must list 1 to %d [height, width] pairs", c->path,
+                             VLM_ANYRES_MAX_PINPOINTS);
+    } else {
+        json_array_foreach(g, i, e) {
+            json_t *h = json_array_get(e, 0), *w = json_array_get(e, 1);
+            long long hv = json_is_integer(h) ? json_integer_value(h) : -1, wv = json_is_integer(w) ? json_integer_value(w) : -1;
+            if (json_array_size(e) != 2 || hv < image_size || wv < image_size || hv > 8192 || wv > 8192 ||
+                hv % image_size || wv % image_size || (hv / image_size) * (wv / image_size) > VLM_ANYRES_MAX_TILES)
+                return vlm_error_set(err, VLM_E_FORMAT, "%s: image_grid_pinpoints[%zu] is not a multiple of the %d-pixel vision image",
+                                     c->path, i, image_size);
+            f->pins[i][0] = (int)hv;
+            f->pins[i][1] = (int)wv;
+        }
+        f->n_pins = (int)json_array_size(g);
+    }
+    return VLM_OK;
+}
+
+static int load_newline(const struct vlm_weights *w, int d, struct vlm_llava *f, float *dst, struct vlm_error *err) {
+    const char *name = vlm_weights_get(w, "model.image_newline") ? "model.image_newline" : "image_newline";
+    const struct vlm_tensor *t;
+    int64_t ne[1] = {d};
+    int rc = vlm_weights_require(w, name, 1, ne, &t, err);
+    if (rc != VLM_OK) return rc;
+    vlm_tensor_to_f32(t, dst, d);
+    f->newline = dst;
+    return VLM_OK;
+}
+
 static void llava_free(struct vlm_model *m) {
     struct vlm_llava *f = m->impl;
     if (!f) return;
@@ -156,12 +195,19 @@ static int llava_load(struct vlm_model *m, struct vlm_error *err) {
     th.tied = th.tied || tie_top;   /* LlavaConfig takes either */
     CHK(read_feature_layers(c, vh.n_layer, f, err));
     CHK(read_options(c, f, err));
+    f->next = !strcmp(c->arch, "LlavaNextForConditionalGeneration");
+    if (f->next) CHK(read_next(c, vh.image_size, f, err));
+    if (!(f->owned = vlm_malloc(sizeof(float) * 3 * (size_t)th.d_model))) {   /* projector biases, newline */
+        rc = vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+        goto fail;
+    }
     int n_used = 0;
     for (int i = 0; i < f->n_states; i++) if (f->states[i] > n_used) n_used = f->states[i];
     struct naming nm = find_naming(&m->weights);
     CHK(vlm_clip_vision_load(&f->vision, &vh, &m->weights, nm.vision, n_used, err));
     CHK(vlm_llama_load(&f->text, &th, &m->weights, nm.text, nm.head, err));
     CHK(load_projector(&m->weights, nm.proj, f->n_states * vh.d_model, th.d_model, bias, f, err));
+    if (f->next) CHK(load_newline(&m->weights, th.d_model, f, f->owned + 2 * th.d_model, err));
     int nps = vh.image_size / vh.patch_size;
     f->tokens_per_image = nps * nps + (f->drop_cls ? 0 : 1);
     m->info.n_vocab = th.n_vocab;
@@ -176,25 +222,15 @@ fail:
     return rc;
 }
 
-static int llava_encode(const struct vlm_model *m, struct vlm_pool *pool, const struct vlm_image_input *in,
-                        float *embd, struct vlm_error *err) {
-    const struct vlm_llava *f = m->impl;
-    const struct vlm_clip_vision_hparams *vh = &f->vision.hp;
-    if (!in || in->n_tiles != 1 || !in->pixels || in->channels != vh->n_channels || in->height != vh->image_size ||
-        in->width != vh->image_size)
-        return vlm_error_set(err, VLM_E_INVALID, "image input does not fit the vision tower (%d tiles of %dx%dx%d; need one %dx%dx%d image)",
-                             in ? in->n_tiles : 0, in ? in->channels : 0, in ? in->height : 0, in ? in->width : 0,
-                             vh->n_channels, vh->image_size, vh->image_size);
-    if (in->n_image_tokens != f->tokens_per_image)
-        return vlm_error_set(err, VLM_E_INVALID, "image has %d image tokens, the vision tower makes %d",
-                             in->n_image_tokens, f->tokens_per_image);
-    int n = f->tokens_per_image, d = m->info.d_model;
-    size_t dv = (size_t)f->n_states * vh->d_model;
+/* One tile through the tower and the projector: embd (tokens_per_image, d). */
+static int encode_tile(const struct vlm_llava *f, struct vlm_pool *pool, const float *pixels, int side, int d,
+                       float *embd, struct vlm_error *err) {
+    int n = f->tokens_per_image;
+    size_t dv = (size_t)f->n_states * f->vision.hp.d_model;
     float *feat = vlm_malloc(sizeof(float) * (size_t)n * (dv + (size_t)d));
     if (!feat) return vlm_error_set(err, VLM_E_NOMEM, "out of memory encoding an image");
     float *hid = feat + (size_t)n * dv;
-    int rc = vlm_clip_vision_forward(&f->vision, pool, in->pixels, in->height, in->width, f->states, f->n_states,
-                                     f->drop_cls, feat, err);
+    int rc = vlm_clip_vision_forward(&f->vision, pool, pixels, side, side, f->states, f->n_states, f->drop_cls, feat, err);
     if (rc == VLM_OK) {
         vlm_matmul(pool, feat, n, f->w1, f->b1, hid);
         vlm_clip_act_apply(f->proj_act, hid, (size_t)n * d);
@@ -202,6 +238,76 @@ static int llava_encode(const struct vlm_model *m, struct vlm_pool *pool, const 
     }
     vlm_free(feat);
     return rc;
+}
+
+/* LLaVA-NeXT's layout of one image: the tile grid (rows x cols of the best pinpoint) and the
+ * rows/columns of its patch grid that survive unpadding. */
+struct next_layout { int rows, cols, y0, h, x0, w; };
+
+static int next_layout(const struct vlm_llava *f, const struct vlm_image_input *in, struct next_layout *L) {
+    int is = f->vision.hp.image_size, side = is / f->vision.hp.patch_size, bh, bw;
+    if (in->orig_height <= 0 || in->orig_width <= 0) return -1;
+    vlm_anyres_best(in->orig_height, in->orig_width, f->pins, f->n_pins, &bh, &bw);
+    L->rows = bh / is;
+    L->cols = bw / is;
+    vlm_anyres_unpad(in->orig_height, in->orig_width, L->rows * side, L->cols * side, &L->y0, &L->h, &L->x0, &L->w);
+    return 0;
+}
+
+/* pack_image_features: the whole-image tile's rows, then for each kept row of the tile grid its
+ * kept columns followed by image_newline. tiles holds (n_tiles, side*side, d) projected rows. */
+static void next_pack(const struct vlm_llava *f, const struct next_layout *L, const float *tiles, int d, float *embd) {
+    int side = f->vision.hp.image_size / f->vision.hp.patch_size, per = side * side;
+    size_t D = (size_t)d;
+    memcpy(embd, tiles, sizeof(float) * (size_t)per * D);
+    float *o = embd + (size_t)per * D;
+    for (int y = L->y0; y < L->y0 + L->h; y++) {
+        for (int x = L->x0; x < L->x0 + L->w; x++) {
+            int tile = 1 + (y / side) * L->cols + x / side, row = (y % side) * side + x % side;
+            memcpy(o, tiles + ((size_t)tile * per + (size_t)row) * D, sizeof(float) * D);
+            o += D;
+        }
+        memcpy(o, f->newline, sizeof(float) * D);
+        o += D;
+    }
+}
+
+static int next_encode(const struct vlm_model *m, struct vlm_pool *pool, const struct vlm_image_input *in,
+                       float *embd, struct vlm_error *err) {
+    const struct vlm_llava *f = m->impl;
+    struct next_layout L = {0, 0, 0, 0, 0, 0};
+    int d = m->info.d_model, is = f->vision.hp.image_size, per = f->tokens_per_image;
+    if (next_layout(f, in, &L) != 0 || in->n_tiles != 1 + L.rows * L.cols)
+        return vlm_error_set(err, VLM_E_INVALID, "image input has %d tiles; the image_grid_pinpoints give %d for a %dx%d image",
+                             in->n_tiles, 1 + L.rows * L.cols, in->orig_width, in->orig_height);
+    long want = (long)per + (long)L.h * (L.w + 1);
+    if (in->n_image_tokens != want)
+        return vlm_error_set(err, VLM_E_INVALID, "image has %d image tokens, the vision tower makes %ld", in->n_image_tokens, want);
+    float *tiles = vlm_malloc(sizeof(float) * (size_t)in->n_tiles * (size_t)per * (size_t)d);
+    if (!tiles) return vlm_error_set(err, VLM_E_NOMEM, "out of memory encoding an image");
+    size_t tile_px = (size_t)in->channels * is * is;
+    int rc = VLM_OK;
+    for (int t = 0; t < in->n_tiles && rc == VLM_OK; t++)
+        rc = encode_tile(f, pool, in->pixels + (size_t)t * tile_px, is, d, tiles + (size_t)t * per * d, err);
+    if (rc == VLM_OK) next_pack(f, &L, tiles, d, embd);
+    vlm_free(tiles);
+    return rc;
+}
+
+static int llava_encode(const struct vlm_model *m, struct vlm_pool *pool, const struct vlm_image_input *in,
+                        float *embd, struct vlm_error *err) {
+    const struct vlm_llava *f = m->impl;
+    const struct vlm_clip_vision_hparams *vh = &f->vision.hp;
+    if (!in || in->n_tiles < 1 || in->n_tiles > 1 + VLM_ANYRES_MAX_TILES || (!f->next && in->n_tiles != 1) || !in->pixels ||
+        in->channels != vh->n_channels || in->height != vh->image_size || in->width != vh->image_size)
+        return vlm_error_set(err, VLM_E_INVALID, "image input does not fit the vision tower (%d tiles of %dx%dx%d; need %s%dx%dx%d)",
+                             in ? in->n_tiles : 0, in ? in->channels : 0, in ? in->height : 0, in ? in->width : 0,
+                             f->next ? "tiles of " : "one ", vh->n_channels, vh->image_size, vh->image_size);
+    if (f->next) return next_encode(m, pool, in, embd, err);
+    if (in->n_image_tokens != f->tokens_per_image)
+        return vlm_error_set(err, VLM_E_INVALID, "image has %d image tokens, the vision tower makes %d",
+                             in->n_image_tokens, f->tokens_per_image);
+    return encode_tile(f, pool, in->pixels, vh->image_size, m->info.d_model, embd, err);
 }
 
 static void *llava_scratch_new(const struct vlm_model *m, int n) {

@@ -36,7 +36,8 @@ static int load_pins(json_t *pre, struct llava_next *s, struct vlm_error *err) {
         json_t *h = json_array_get(e, 0), *w = json_array_get(e, 1);
         if (json_array_size(e) != 2 || !json_is_integer(h) || !json_is_integer(w) || json_integer_value(h) < s->size ||
             json_integer_value(w) < s->size || json_integer_value(h) > 8192 || json_integer_value(w) > 8192 ||
-            json_integer_value(h) % s->size || json_integer_value(w) % s->size)
+            json_integer_value(h) % s->size || json_integer_value(w) % s->size ||
+            (json_integer_value(h) / s->size) * (json_integer_value(w) / s->size) > VLM_ANYRES_MAX_TILES)
             return vlm_error_set(err, VLM_E_FORMAT, "preprocessor_config.json: image_grid_pinpoints[%zu] is not a multiple of the %d-pixel tile",
                                  i, s->size);
         s->pins[i][0] = (int)json_integer_value(h);

@@ -15,6 +15,7 @@ static const struct {
     /* SmolVLM2 checkpoints name the same graph differently at the top level only. */
     {"SmolVLMForConditionalGeneration", &vlm_family_idefics3},
     {"LlavaForConditionalGeneration", &vlm_family_llava},
+    {"LlavaNextForConditionalGeneration", &vlm_family_llava},
 };
 
 const struct vlm_family *vlm_family_find(const char *arch) {
