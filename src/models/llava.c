@@ -332,8 +332,13 @@ static void llava_describe(const struct vlm_model *m, FILE *out) {
             v->patch_size, act_name(v->act));
     fprintf(out, "connector      hidden state(s)");
     for (int i = 0; i < f->n_states; i++) fprintf(out, " %d", f->states[i]);
-    fprintf(out, " (%s), linear + %s + linear -> %d image tokens\n", f->drop_cls ? "class token dropped" : "class token kept",
-            act_name(f->proj_act), f->tokens_per_image);
+    fprintf(out, " (%s), linear + %s + linear -> %d image tokens%s\n", f->drop_cls ? "class token dropped" : "class token kept",
+            act_name(f->proj_act), f->tokens_per_image, f->next ? " per tile" : "");
+    if (f->next) {
+        fprintf(out, "anyres         whole image + tiles of the best of");
+        for (int i = 0; i < f->n_pins; i++) fprintf(out, " %dx%d", f->pins[i][1], f->pins[i][0]);
+        fprintf(out, " (w x h), unpadded grid rows each ended by image_newline\n");
+    }
     vlm_llama_describe(&f->text, out);
 }
 
@@ -341,7 +346,7 @@ static void llava_costs(const struct vlm_model *m, struct vlm_family_costs *c) {
     const struct vlm_llava *f = m->impl;
     const struct vlm_clip_vision_hparams *v = &f->vision.hp;
     double n = f->tokens_per_image, d = m->info.d_model, dv = (double)f->n_states * v->d_model;
-    c->image_size = v->image_size;
+    c->image_size = f->next ? 0 : v->image_size;   /* a NeXT image's tiles depend on its size */
     c->image_tokens = f->tokens_per_image;
     c->image_flops = vlm_clip_vision_flops(v, f->vision.n_layer_loaded) + 2.0 * n * (dv * d + d * d);
     vlm_llama_costs(&f->text, &c->decode_bytes, &c->token_flops, &c->token_flops_ctx);

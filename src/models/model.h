@@ -56,7 +56,8 @@ struct vlm_model;
 
 /* What `vlm bench` needs to set a family's figures beside the machine's limits. */
 struct vlm_family_costs {
-    int    image_size;        /* side of the square image bench encodes when given none (one tile) */
+    int    image_size;        /* side of the square image bench encodes when given none (one tile);
+                                 0 when the family needs a real image (--image) */
     int    image_tokens;      /* image tokens that image gives */
     double image_flops;       /* FLOPs of encoding it, projector included (multiply-add = 2) */
     size_t decode_bytes;      /* weight bytes one decode step reads */
