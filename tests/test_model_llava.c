@@ -412,6 +412,41 @@ static void test_malformed(const char *src) {
     rmdir(tmpdir);
 }
 
+/* Allocation failure at every point of loading, context creation and encoding a NeXT image
+ * returns an error (no crash; LeakSanitizer checks nothing leaks in the sanitizer build). */
+static void test_alloc_failures(const char *dir) {
+    struct ref r;
+    if (ref_load(dir, &r) != 0) { CHECK_MSG(0, "%s: reference unreadable", dir); ref_free(&r); return; }
+    int ok_at = 0, failures = 0;
+    for (uint64_t n = 1; n < 4000 && !ok_at; n++) {
+        struct vlm_model_params mp = vlm_model_default_params();
+        mp.load_tokenizer = 0;
+        struct vlm_model *m = NULL;
+        struct vlm_ctx *ctx = NULL;
+        struct vlm_error err;
+        float *emb = NULL;
+        vlm_alloc_fail_after(n);
+        int rc = vlm_model_load(dir, &mp, &m);
+        struct vlm_ctx_params cp = vlm_ctx_default_params();
+        cp.n_batch_max = 8;
+        cp.n_ctx = 16;
+        if (rc == VLM_OK) rc = vlm_ctx_new(m, &cp, &ctx, &err);
+        if (rc == VLM_OK) {
+            emb = malloc(sizeof(float) * (size_t)r.img[0].n_image_tokens * vlm_model_get_info(m)->d_model);
+            rc = vlm_ctx_encode_image(ctx, &r.img[0], emb, &err);
+        }
+        vlm_alloc_fail_after(0);
+        if (rc == VLM_OK) ok_at = (int)n;
+        else failures++;
+        free(emb);
+        vlm_ctx_free(ctx);
+        vlm_model_free(m);
+    }
+    printf("  allocation failures: %d failing points returned errors; success from allocation %d\n", failures, ok_at);
+    CHECK(ok_at > 10);
+    ref_free(&r);
+}
+
 /* LlavaNextImageProcessor with llava-v1.6's tiles on the image fixtures: tile count, original
  * size, image-token count, prompt and the pixel tensor's SHA-256 equal transformers'. */
 static void test_next_processor(void) {
@@ -519,6 +554,7 @@ int main(void) {
     test_bad_inputs(dir);
     snprintf(dir, sizeof dir, "%s", test_path("tests/fixtures/llava/next-gqa-untied-wide"));
     test_next_bad_inputs(dir);
+    test_alloc_failures(dir);
     snprintf(dir, sizeof dir, "%s", test_path("tests/fixtures/llava/published-names-layers-list"));
     test_malformed(dir);
     test_next_processor();
