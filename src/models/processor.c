@@ -17,7 +17,7 @@ static const struct vlm_processor_ops *const families[] = {
     &vlm_clip_processor_ops,
     &vlm_gemma3_processor_ops,
     &vlm_llava_next_processor_ops,
-    /* Mllama: add its ops table here */
+    &vlm_mllama_processor_ops,
 };
 
 struct vlm_processor {
