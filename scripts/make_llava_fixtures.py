@@ -356,6 +356,48 @@ def build_big(d, tokenizer):
     print(f"big: {total / 1e9:.2f} GB, prompt {inp['input_ids'].shape[1]} ids")
 
 
+def build_e2e(d, tokenizer):
+    """A small random LLaVA 1.5 with the real tokenizer, template, processor and vocabulary (f32,
+    ~20 MB, not committed) and transformers' greedy answer to one image + question through
+    AutoProcessor.apply_chat_template + generate: for checking `vlm generate` / `vlm serve`."""
+    from transformers import AutoProcessor, LlavaConfig, LlavaForConditionalGeneration
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(LLAVA):
+        if f != "config.json":
+            shutil.copy(os.path.join(LLAVA, f), d)
+    shutil.copy(tokenizer, os.path.join(d, "tokenizer.json"))
+    torch.manual_seed(7)
+    cfg = LlavaConfig(
+        vision_config=dict(model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                           num_attention_heads=2, image_size=336, patch_size=14, projection_dim=16, initializer_range=0.1),
+        text_config=dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, vocab_size=32064, max_position_embeddings=4096,
+                         rms_norm_eps=1e-5, initializer_range=0.1, bos_token_id=1, eos_token_id=2, pad_token_id=32001),
+        image_token_index=32000, pad_token_id=32001, tie_word_embeddings=False)
+    model = LlavaForConditionalGeneration(cfg).eval()
+    with torch.no_grad():
+        for _, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.2)
+    model.save_pretrained(d, safe_serialization=True)
+    for f in ("generation_config.json", "chat_template.json"):
+        shutil.copy(os.path.join(LLAVA, f), d)
+    proc = AutoProcessor.from_pretrained(d, backend="pil")
+    img = make_image(np.random.default_rng(1), 480, 640)
+    img.save(os.path.join(d, "test-640x480.png"))
+    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is in this image?"}]}]
+    inp = proc.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                   return_tensors="pt", images=[img])
+    with torch.no_grad():
+        out = model.generate(**inp, max_new_tokens=12, do_sample=False)
+    new = out[0, inp["input_ids"].shape[1]:].tolist()
+    ref = {"prompt_ids": inp["input_ids"][0].tolist(), "greedy_ids": new,
+           "text": proc.tokenizer.decode(new, skip_special_tokens=True)}
+    with open(os.path.join(d, "e2e_ref.json"), "w") as f:
+        json.dump(ref, f)
+    print(f"e2e: prompt {len(ref['prompt_ids'])} ids, greedy {new}, text {ref['text']!r}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "llava"))
@@ -363,8 +405,12 @@ def main():
     ap.add_argument("--tokenizer", default=None, help="llava-1.5-7b-hf's tokenizer.json (for --big)")
     ap.add_argument("--only", default=None, help="build only this tiny configuration")
     ap.add_argument("--next-processor", action="store_true", help="build only the LLaVA-NeXT processor references")
+    ap.add_argument("--e2e", default=None, help="write the small real-vocabulary model for vlm generate/serve to DIR")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    if a.e2e:
+        build_e2e(a.e2e, a.tokenizer)
+        return
     if a.next_processor:
         build_next_processor(a.out)
         return
