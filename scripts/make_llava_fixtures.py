@@ -356,25 +356,30 @@ def build_big(d, tokenizer):
     print(f"big: {total / 1e9:.2f} GB, prompt {inp['input_ids'].shape[1]} ids")
 
 
-def build_e2e(d, tokenizer):
-    """A small random LLaVA 1.5 with the real tokenizer, template, processor and vocabulary (f32,
-    ~20 MB, not committed) and transformers' greedy answer to one image + question through
+def build_e2e(d, tokenizer, nxt=False):
+    """A small random LLaVA 1.5 (or, with nxt, LLaVA-NeXT with llava-v1.6's 336-pixel anyres
+    tiles) with the real tokenizer, template, processor and vocabulary (f32, ~20 MB, not
+    committed) and transformers' greedy answer to one image + question through
     AutoProcessor.apply_chat_template + generate: for checking `vlm generate` / `vlm serve`."""
-    from transformers import AutoProcessor, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import (AutoProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaNextConfig,
+                              LlavaNextForConditionalGeneration)
+    Config, Model = (LlavaNextConfig, LlavaNextForConditionalGeneration) if nxt else (LlavaConfig, LlavaForConditionalGeneration)
     os.makedirs(d, exist_ok=True)
     for f in os.listdir(LLAVA):
         if f != "config.json":
             shutil.copy(os.path.join(LLAVA, f), d)
     shutil.copy(tokenizer, os.path.join(d, "tokenizer.json"))
+    if nxt:
+        next_processor_files(d, 336, NEXT_PINPOINTS, 14)
     torch.manual_seed(7)
-    cfg = LlavaConfig(
+    cfg = Config(**(dict(image_grid_pinpoints=NEXT_PINPOINTS) if nxt else {}),
         vision_config=dict(model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=3,
                            num_attention_heads=2, image_size=336, patch_size=14, projection_dim=16, initializer_range=0.1),
         text_config=dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, vocab_size=32064, max_position_embeddings=4096,
                          rms_norm_eps=1e-5, initializer_range=0.1, bos_token_id=1, eos_token_id=2, pad_token_id=32001),
         image_token_index=32000, pad_token_id=32001, tie_word_embeddings=False)
-    model = LlavaForConditionalGeneration(cfg).eval()
+    model = Model(cfg).eval()
     with torch.no_grad():
         for _, p in model.named_parameters():
             if p.dim() == 1:
@@ -406,10 +411,11 @@ def main():
     ap.add_argument("--only", default=None, help="build only this tiny configuration")
     ap.add_argument("--next-processor", action="store_true", help="build only the LLaVA-NeXT processor references")
     ap.add_argument("--e2e", default=None, help="write the small real-vocabulary model for vlm generate/serve to DIR")
+    ap.add_argument("--e2e-next", action="store_true", help="with --e2e: a LLaVA-NeXT model")
     a = ap.parse_args()
     torch.set_num_threads(1)
     if a.e2e:
-        build_e2e(a.e2e, a.tokenizer)
+        build_e2e(a.e2e, a.tokenizer, a.e2e_next)
         return
     if a.next_processor:
         build_next_processor(a.out)
