@@ -25,6 +25,7 @@ struct vlm_kv_seq {
     int     keep;        /* capacity a step in progress has reserved (kept when slack is taken back) */
     void   *family_state;/* for decoders that keep per-sequence state of their own (e.g. the
                             image states a cross-attention decoder attends to); NULL here */
+    long    state_tokens;/* what family_state holds, in tokens of this store (counted in used_tokens) */
 };
 struct vlm_kv {
     int n_layer, kv_dim, n_seq, n_ctx;
@@ -33,6 +34,7 @@ struct vlm_kv {
     long cap_tokens;     /* total tokens all sequences may allocate */
     long used_tokens;    /* tokens allocated (sum of cap) */
     struct vlm_kv_seq *seq;   /* (n_seq) */
+    void (*state_free)(void *state);   /* frees a family_state (the family's seq_state_free) */
 };
 int  vlm_kv_init(struct vlm_kv *kv, int n_layer, int kv_dim, int n_seq, int n_ctx, long cap_tokens,
                  enum vlm_dtype type, struct vlm_error *err);
@@ -43,6 +45,12 @@ void vlm_kv_free(struct vlm_kv *kv);
 /* Makes room for sequence s to hold n tokens (grows its arrays); VLM_E_NOMEM past the cap. */
 int  vlm_kv_reserve(struct vlm_kv *kv, int s, int n, struct vlm_error *err);
 void vlm_kv_clear(struct vlm_kv *kv, int s);
+/* Gives sequence s the family state st (freed with kv->state_free when the sequence is
+ * cleared), worth `tokens` tokens of the cap (others' slack is taken back to make room);
+ * VLM_E_NOMEM past the cap (st is then NOT taken). Replaces (frees) an earlier state. */
+int  vlm_kv_set_state(struct vlm_kv *kv, int s, void *st, long tokens, struct vlm_error *err);
+/* Bytes of one token in the store (K and V of every layer). */
+size_t vlm_kv_token_bytes(const struct vlm_kv *kv);
 
 /* How a family's decoder takes images. */
 enum vlm_image_mode {
@@ -52,6 +60,7 @@ enum vlm_image_mode {
 };
 
 struct vlm_model;
+struct vlm_mllama_span;
 
 struct vlm_family {
     const char *name;          /* the family, e.g. "idefics3"; registry.c maps architectures to it */
@@ -71,6 +80,15 @@ struct vlm_family {
      * want them, in row order, to logits (n_out, n_vocab). */
     int  (*forward)(const struct vlm_model *m, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
                     const struct vlm_batch *b, const int8_t *want, float *logits, struct vlm_error *err);
+    /* VLM_IMAGES_CROSS_ATTN only (NULL otherwise): gives the empty sequence s its images before
+     * its prefill. states[i] is encode_image's output for image i (m->info.cross_image_rows rows
+     * of d_model), n_tiles[i] its valid tiles, spans[i] the prompt tokens that attend to it in a
+     * prompt of n_prompt tokens (see mllama_processor.h). Stores what the decoder needs in
+     * kv->seq[s].family_state through vlm_kv_set_state. */
+    int  (*seq_set_images)(const struct vlm_model *m, struct vlm_kv *kv, struct vlm_pool *pool, int s,
+                           int n_images, const float *const *states, const int *n_tiles,
+                           const struct vlm_mllama_span *spans, int n_prompt, struct vlm_error *err);
+    void (*seq_state_free)(void *state);
 };
 
 /* registry.c: the family of an architecture name, NULL if unknown. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "models/idefics3.h"
+#include "models/mllama.h"
 #include "models/model.h"
 
 static const struct {
@@ -13,6 +14,7 @@ static const struct {
     {"Idefics3ForConditionalGeneration", &vlm_family_idefics3},
     /* SmolVLM2 checkpoints name the same graph differently at the top level only. */
     {"SmolVLMForConditionalGeneration", &vlm_family_idefics3},
+    {"MllamaForConditionalGeneration", &vlm_family_mllama},
 };
 
 const struct vlm_family *vlm_family_find(const char *arch) {
