@@ -6,6 +6,8 @@
 #include "engine/engine.h"
 #include "image/image.h"
 #include "models/idefics3.h"
+#include "models/mllama.h"
+#include "models/mllama_processor.h"
 #include "models/model.h"
 #include "models/processor.h"
 #include "tensor/probe.h"
@@ -58,10 +60,25 @@ static void usage(FILE *f) {
                "  --kv-cache-dtype T auto (float32), float16 or bfloat16: the KV cache's element type\n");
 }
 
-static size_t text_weight_bytes(const struct vlm_llama *l) {
+static const struct vlm_llama *text_of(const struct vlm_model *m) {
+    if (m->family == &vlm_family_mllama) return &((const struct vlm_mllama *)m->impl)->text;
+    return &((const struct vlm_idefics3 *)m->impl)->text;
+}
+
+/* Weight bytes one decode step reads (Mllama: with its cross-attention layers, whose K/V
+ * projections ran once per image). */
+static size_t text_weight_bytes(const struct vlm_model *m, const struct vlm_llama *l) {
     size_t b = l->lm_head->nbytes;   /* the embedding itself is read one row per token */
+    if (m->family == &vlm_family_mllama) {
+        const struct vlm_mllama *f = m->impl;
+        for (int c = 0; c < f->n_cross; c++) {
+            const struct vlm_mllama_cross *X = &f->cross[c];
+            b += X->wq->nbytes + X->wo->nbytes + X->w_gate->nbytes + X->w_up->nbytes + X->w_down->nbytes;
+        }
+    }
     for (int i = 0; i < l->hp.n_layer; i++) {
         const struct vlm_llama_layer *L = &l->layers[i];
+        if (!L->wq) continue;   /* a cross-attention layer (counted above) */
         b += L->wq->nbytes + L->wk->nbytes + L->wv->nbytes + L->wo->nbytes + L->w_gate->nbytes +
              L->w_up->nbytes + L->w_down->nbytes;
     }
@@ -77,14 +94,68 @@ static double vision_flops(const struct vlm_idefics3 *f, int n) {
     return 2.0 * n * p2c * d + v->n_layer * per_layer + 2.0 * (n / s2) * (d * s2) * f->text.hp.d_model;
 }
 
-static double text_flops_per_token(const struct vlm_llama *l, double ctx_len) {
+/* n_keys: cross-attention keys (Mllama, with images), else 0. */
+static double text_flops_per_token(const struct vlm_llama *l, double ctx_len, double n_keys) {
     const struct vlm_llama_hparams *h = &l->hp;
     double d = h->d_model, q = (double)h->n_head * h->d_head, kv = (double)h->n_head_kv * h->d_head;
     double per_layer = 2.0 * (d * q * 2 + d * kv * 2 + 3 * d * h->d_ff) + 2.0 * 2 * ctx_len * q;
-    return h->n_layer * per_layer + 2.0 * d * h->n_vocab;
+    double cross = 2.0 * (d * q * 2 + 3 * d * h->d_ff) + 2.0 * 2 * n_keys * q;
+    int n_cross = h->n_layer - l->n_kv_layer;
+    return l->n_kv_layer * per_layer + (n_keys > 0 ? n_cross * cross : 0) + 2.0 * d * h->n_vocab;
+}
+
+/* FLOPs of one Mllama image: all max_tiles tiles of n_pad tokens through both encoders. */
+static double mllama_vision_flops(const struct vlm_mllama *f, int n_tiles) {
+    const struct vlm_mllama_vision_hparams *v = &f->vision.hp;
+    double d = v->d_model, ff = v->d_ff, n = (double)v->max_tiles * v->n_pad;
+    double p2c = (double)v->patch_size * v->patch_size * v->n_channels;
+    double per_layer = 2.0 * n * (4 * d * d + 2 * d * ff) + 2.0 * 2 * n * n * d;
+    return 2.0 * n_tiles * (v->n_patch - 1) * p2c * d + (v->n_layer + v->n_global) * per_layer +
+           2.0 * v->max_tiles * v->n_patch * (double)v->out_dim * f->text.hp.d_model;
+}
+
+/* Mllama: one synthetic image of max_tiles tiles (or --image through the processor). */
+static int bench_image_mllama(struct vlm_model *m, struct vlm_pool *pool, double peak) {
+    const struct vlm_mllama *f = m->impl;
+    const struct vlm_mllama_vision_hparams *v = &f->vision.hp;
+    struct vlm_image_input in;
+    memset(&in, 0, sizeof in);
+    for (int r = 0; r < v->n_ratios; r++)
+        if (v->ratios[r][0] * v->ratios[r][1] > in.n_tiles) { in.n_tiles = v->ratios[r][0] * v->ratios[r][1]; in.aspect_ratio_id = r + 1; }
+    in.channels = v->n_channels;
+    in.height = in.width = v->image_size;
+    size_t n = (size_t)in.n_tiles * v->n_channels * v->image_size * v->image_size;
+    in.pixels = vlm_malloc(sizeof(float) * n);
+    float *st = vlm_malloc(sizeof(float) * (size_t)m->info.cross_image_rows * m->info.d_model);
+    struct vlm_error err;
+    int rc = in.pixels && st ? VLM_OK : vlm_error_set(&err, VLM_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < n && in.pixels; i++) in.pixels[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
+    double best = 1e30, best_cpu = 0;
+    for (int r = 0; r < 2 && rc == VLM_OK; r++) {
+        double t0 = now_s(), c0 = cpu_s();
+        rc = vlm_model_encode_image(m, pool, &in, st, &err);
+        double t = now_s() - t0;
+        if (t < best) { best = t; best_cpu = cpu_s() - c0; }
+    }
+    if (rc == VLM_OK) {
+        double fl = mllama_vision_flops(f, in.n_tiles);
+        int nt = vlm_pool_size(pool);
+        printf("image encode   1 image of %d tiles of %dx%d (%d tokens each): %.1f ms per tile, %.1f GFLOP/s = %.0f%% of peak FMA\n",
+               in.n_tiles, v->image_size, v->image_size, v->n_pad, best * 1e3 / in.n_tiles, fl / best / 1e9,
+               100.0 * fl / best / peak);
+        printf("               with the cores to itself: %.1f ms per tile = %.0f%% of peak FMA\n",
+               best_cpu / nt * 1e3 / in.n_tiles, 100.0 * fl / (best_cpu / nt) / peak);
+        print_owned(best, best_cpu, nt);
+    } else {
+        fprintf(stderr, "vlm bench: image encode: %s\n", err.msg);
+    }
+    vlm_free(in.pixels);
+    vlm_free(st);
+    return rc == VLM_OK ? 0 : 1;
 }
 
 static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *image, double peak) {
+    if (m->family == &vlm_family_mllama) return bench_image_mllama(m, pool, peak);
     const struct vlm_idefics3 *f = m->impl;
     const struct vlm_siglip_hparams *v = &f->vision.hp;
     struct vlm_image_input in;
@@ -142,7 +213,7 @@ static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *i
 /* Prefill n_prompt random tokens into seq 0, then decode n_tok single steps. */
 static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_tok, int batch,
                       enum vlm_kv_dtype kvt, double peak, double bw) {
-    const struct vlm_idefics3 *f = m->impl;
+    const struct vlm_llama *text = text_of(m);
     struct vlm_ctx_params cp = vlm_ctx_default_params();
     cp.kv_dtype = kvt;
     int kv_es = kvt == VLM_KV_F16 || kvt == VLM_KV_BF16 ? 2 : 4;   /* bytes per cached K or V element */
@@ -153,7 +224,19 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     cp.n_threads = n_threads;
     struct vlm_ctx *ctx;
     struct vlm_error err;
+    int n_img = m->info.cross_image_rows ? 1 : 0;   /* Mllama: sequence 0 holds one image (zero states) */
+    cp.n_kv_tokens = cp.n_ctx * cp.n_seq_max + cp.n_seq_max * n_img * m->info.cross_image_tokens;
     if (vlm_ctx_new(m, &cp, &ctx, &err) != VLM_OK) { fprintf(stderr, "vlm bench: %s\n", err.msg); return 1; }
+    float *img_states = n_img ? vlm_calloc((size_t)m->info.cross_image_rows * m->info.d_model, sizeof(float)) : NULL;
+    int img_tiles = m->info.max_tiles;
+    struct vlm_mllama_span span = {0, n_prompt};
+    if (n_img && (!img_states || vlm_ctx_seq_set_images(ctx, 0, 1, (const float *const *)&img_states, &img_tiles, &span,
+                                                        n_prompt, &err) != VLM_OK)) {
+        fprintf(stderr, "vlm bench: images: %s\n", img_states ? err.msg : "out of memory");
+        vlm_free(img_states);
+        vlm_ctx_free(ctx);
+        return 1;
+    }
     int32_t *ids = vlm_malloc(sizeof(int32_t) * (size_t)(n_prompt + batch)), *pos = vlm_malloc(sizeof(int32_t) * (size_t)(n_prompt + batch)),
             *seq = vlm_malloc(sizeof(int32_t) * (size_t)(n_prompt + batch));
     int rc = ids && pos && seq ? VLM_OK : VLM_E_NOMEM;
@@ -168,14 +251,17 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     }
     double t_pre = now_s() - t0, c_pre = cpu_s() - c0;
     if (rc == VLM_OK) {
-        double fl = text_flops_per_token(&f->text, n_prompt / 2.0) * n_prompt, own = c_pre / nt;
+        double n_keys = n_img ? (double)m->info.cross_image_rows : 0;
+        double fl = text_flops_per_token(text, n_prompt / 2.0, n_keys) * n_prompt, own = c_pre / nt;
         printf("prefill        %d tokens: %.1f tokens/s, %.1f GFLOP/s = %.0f%% of peak FMA\n",
                n_prompt, n_prompt / t_pre, fl / t_pre / 1e9, 100.0 * fl / t_pre / peak);
         printf("               with the cores to itself: %.1f tokens/s = %.0f%% of peak FMA\n",
                n_prompt / own, 100.0 * fl / own / peak);
         print_owned(t_pre, c_pre, nt);
     }
-    double wbytes = (double)text_weight_bytes(&f->text);
+    double wbytes = (double)text_weight_bytes(m, text);
+    /* Mllama: each step also reads the image's cross-attention K/V */
+    double img_kv = n_img ? (double)m->info.cross_image_tokens * m->info.n_layer * m->info.kv_dim * 2 * kv_es : 0;
     double t1 = now_s(), c1 = cpu_s();
     for (int s = 0; s < n_tok && rc == VLM_OK; s++) {
         int32_t tok = ids[s % n_prompt], p = n_prompt + s, sq = 0;
@@ -184,7 +270,7 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     }
     double t_dec = now_s() - t1, c_dec = cpu_s() - c1;
     if (rc == VLM_OK) {
-        double tps = n_tok / t_dec, kv = (double)m->info.n_layer * m->info.kv_dim * 2 * kv_es * (n_prompt + n_tok / 2.0);
+        double tps = n_tok / t_dec, kv = (double)m->info.n_layer * m->info.kv_dim * 2 * kv_es * (n_prompt + n_tok / 2.0) + img_kv;
         double own_tps = n_tok / (c_dec / nt);
         printf("decode         %d tokens after %d: %.1f tokens/s, %.0f MB of weights per token -> %.2f GB/s = %.0f%% of memory bandwidth\n",
                n_tok, n_prompt, tps, wbytes / 1e6, (wbytes + kv) * tps / 1e9, 100.0 * (wbytes + kv) * tps / bw);
@@ -195,13 +281,15 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     if (rc == VLM_OK && batch > 1) {   /* B sequences, each one token per step */
         vlm_ctx_seq_clear(ctx, 0);
         /* every sequence starts after the same prompt the single-sequence decode had */
-        for (int s = 0; s < batch && rc == VLM_OK; s++)
+        for (int s = 0; s < batch && rc == VLM_OK; s++) {
+            if (n_img) rc = vlm_ctx_seq_set_images(ctx, s, 1, (const float *const *)&img_states, &img_tiles, &span, n_prompt, &err);
             for (int at = 0; at < n_prompt && rc == VLM_OK; at += cp.n_batch_max) {
                 int n = n_prompt - at < cp.n_batch_max ? n_prompt - at : cp.n_batch_max;
                 for (int i = 0; i < n; i++) { pos[i] = at + i; seq[i] = s; }
                 struct vlm_batch b = {n, ids + at, NULL, pos, seq, NULL};
                 rc = vlm_ctx_decode(ctx, &b, &err);
             }
+        }
         int32_t *tok = vlm_malloc(sizeof(int32_t) * (size_t)batch);
         if (!tok) rc = vlm_error_set(&err, VLM_E_NOMEM, "out of memory");
         double t2 = now_s();
@@ -222,6 +310,7 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     }
     if (rc != VLM_OK) fprintf(stderr, "vlm bench: %s\n", err.msg);
     vlm_free(ids); vlm_free(pos); vlm_free(seq);
+    vlm_free(img_states);
     vlm_ctx_free(ctx);
     return rc == VLM_OK ? 0 : 1;
 }
@@ -285,7 +374,7 @@ int cmd_bench(int argc, char **argv) {
     mp.load_tokenizer = image != NULL;
     struct vlm_model *m;
     if (vlm_model_load(dir, &mp, &m) != VLM_OK) { fprintf(stderr, "vlm bench: %s\n", vlm_last_error()); return 1; }
-    if (m->family != &vlm_family_idefics3) {
+    if (m->family != &vlm_family_idefics3 && m->family != &vlm_family_mllama) {
         fprintf(stderr, "vlm bench: %s is not handled by the benchmark yet\n", m->info.arch);
         vlm_model_free(m);
         return 1;

@@ -3,6 +3,7 @@
  * files, EOS/BOS/image token ids, tokenizer, chat template and processor presence. */
 #include "commands.h"
 #include "models/idefics3.h"
+#include "models/mllama.h"
 #include "models/model.h"
 #include "text/tokenizer.h"
 #include "vlm.h"
@@ -42,6 +43,21 @@ int cmd_inspect(int argc, char **argv) {
                "               rope_theta %g, max positions %d, %s embeddings\n",
                t->n_layer, t->d_model, t->n_head, t->n_head_kv, t->d_head, t->d_ff, t->n_vocab, t->rope.theta,
                t->max_pos, f->text.lm_head == f->text.embed ? "tied" : "untied");
+    }
+    if (m->family == &vlm_family_mllama) {
+        const struct vlm_mllama *f = m->impl;
+        const struct vlm_mllama_vision_hparams *v = &f->vision.hp;
+        const struct vlm_llama_hparams *t = &f->text.hp;
+        printf("vision         Mllama: %d local + %d gated global layers, d_model %d, %d heads, ffn %d, up to %d tiles of %dx%d px,\n"
+               "               patch %d (%d tokens per tile), %d intermediate layers -> %d, %d aspect ratios\n",
+               v->n_layer, v->n_global, v->d_model, v->n_head, v->d_ff, v->max_tiles, v->image_size, v->image_size,
+               v->patch_size, v->n_patch, v->n_inter, v->out_dim, v->n_ratios);
+        printf("connector      linear %d -> %d; %d cross-attention states per image (%d KV tokens)\n", v->out_dim, t->d_model,
+               mi->cross_image_rows, mi->cross_image_tokens);
+        printf("text           Llama 3 + %d gated cross-attention layers: %d layers, d_model %d, %d heads (%d kv, head_dim %d),\n"
+               "               ffn %d, vocab %d (+8 embedding rows), rope_theta %g, max positions %d, untied head\n",
+               f->n_cross, t->n_layer, t->d_model, t->n_head, t->n_head_kv, t->d_head, t->d_ff, t->n_vocab, t->rope.theta,
+               t->max_pos);
     }
     size_t bytes[VLM_DT_COUNT] = {0}, count[VLM_DT_COUNT] = {0};
     for (size_t i = 0; i < m->weights.n; i++) {

@@ -179,6 +179,9 @@ static int mllama_load(struct vlm_model *m, struct vlm_error *err) {
     m->info.image_token_id = (int32_t)itok;
     m->info.cross_image_rows = vlm_mllama_vision_rows(&f->vision);
     m->info.max_tiles = vh.max_tiles;
+    /* K and V of rows keys per cross layer, in tokens of K and V per self-attention layer */
+    m->info.cross_image_tokens = (int)(((long)m->info.cross_image_rows * f->n_cross + f->text.n_kv_layer - 1) /
+                                       (f->text.n_kv_layer > 0 ? f->text.n_kv_layer : 1));
     return VLM_OK;
 fail:
     vlm_free(is_cross);
@@ -225,6 +228,9 @@ static int mllama_set_images(const struct vlm_model *m, struct vlm_kv *kv, struc
         vlm_kv_set_state(kv, s, NULL, 0, err);
         return VLM_OK;
     }
+    long need = (long)n_images * m->info.cross_image_tokens;
+    int rc0 = vlm_kv_set_state(kv, s, NULL, need, err);   /* room first: no work for images that do not fit */
+    if (rc0 != VLM_OK) return rc0;
     struct mllama_state *st = vlm_calloc(1, sizeof *st);
     int kvd = h->n_head_kv * h->d_head, rc = VLM_OK;
     size_t nk = (size_t)n_images * rows, es = vlm_dtype_size(kv->type);
@@ -244,6 +250,7 @@ static int mllama_set_images(const struct vlm_model *m, struct vlm_kv *kv, struc
     if (rc != VLM_OK) {
         state_free(st);
         vlm_free(kb);
+        vlm_kv_set_state(kv, s, NULL, 0, err);
         return vlm_error_set(err, VLM_E_NOMEM, "out of memory for the cross-attention states of %d images", n_images);
     }
     float *vb = kb + (size_t)rows * kvd;
@@ -263,8 +270,7 @@ static int mllama_set_images(const struct vlm_model *m, struct vlm_kv *kv, struc
     }
     vlm_free(kb);
     (void)T;
-    size_t tb = vlm_kv_token_bytes(kv), bytes = 2 * nk * kvd * es * (size_t)f->n_cross;
-    rc = vlm_kv_set_state(kv, s, st, (long)((bytes + tb - 1) / tb), err);
+    rc = vlm_kv_set_state(kv, s, st, need, err);
     if (rc != VLM_OK) state_free(st);
     return rc;
 }
