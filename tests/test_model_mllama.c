@@ -14,6 +14,7 @@
 
 #include "engine/engine.h"
 #include "engine/sampler.h"
+#include "engine/scheduler.h"
 #include "formats/safetensors.h"
 #include "formats/weights.h"
 #include "models/mllama_processor.h"
@@ -274,6 +275,82 @@ static void check_folder(const char *rel, double tol, int n_threads) {
     json_decref(j);
 }
 
+/* ---- through the scheduler ---- */
+
+/* Submits every case of mllama-gqa-untied (0, 1 and 2 images) twice to a scheduler and checks
+ * each sequence's 16 greedy tokens equal transformers'; with kv_tokens small, sequences wait
+ * for image room and are preempted, and their images are given again. */
+static void sched_run(int kv_tokens, int max_seqs) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", test_path("tests/fixtures/models/mllama-gqa-untied"));
+    size_t len;
+    char *text = read_all(dir, "ref.json", &len);
+    json_t *j = text ? json_loadb(text, len, 0, NULL) : NULL;
+    vlm_free(text);
+    struct vlm_model_params mp = vlm_model_default_params();
+    mp.load_tokenizer = 0;
+    struct vlm_model *m = NULL;
+    if (!j || vlm_model_load(dir, &mp, &m) != VLM_OK) { CHECK_MSG(0, "load %s", dir); json_decref(j); return; }
+    json_t *cases = json_object_get(j, "cases");
+    int n_cases = (int)json_array_size(cases), n_vocab = m->info.n_vocab;
+    struct mcase mc[3];
+    struct vlm_sched_params sp = vlm_sched_default_params();
+    sp.max_num_seqs = max_seqs;
+    sp.n_ctx = 64;
+    sp.n_kv_tokens = kv_tokens;
+    sp.prefill_chunk = 5;
+    sp.n_threads = 1;
+    struct vlm_sched *s = NULL;
+    struct vlm_error err;
+    CHECK_EQ_INT(vlm_sched_new(m, &sp, &s, &err), VLM_OK);
+    struct vlm_ctx *ectx = NULL;
+    struct vlm_ctx_params cp = vlm_ctx_default_params();
+    vlm_ctx_new(m, &cp, &ectx, &err);
+    int n_ok = 0;
+    for (int k = 0; k < n_cases && k < 3; k++) {
+        json_t *c = json_array_get(cases, (size_t)k);
+        if (case_load(dir, c, k, n_vocab, (int)json_integer_value(json_object_get(c, "tile_size")), &mc[k]) == 0 &&
+            encode_case(m, ectx, &mc[k]) == VLM_OK)
+            n_ok++;
+    }
+    CHECK_EQ_INT(n_ok, n_cases);
+    struct vlm_seq *q[6] = {0};
+    for (int i = 0; i < 6 && s && n_ok == n_cases; i++) {
+        const struct mcase *c = &mc[i % n_cases];
+        struct vlm_seq_params p = {0};
+        p.ids = c->ids;
+        p.n_ids = (size_t)c->n_ids;
+        p.sampling = vlm_sampling_default_params();
+        p.sampling.temperature = 0;
+        p.max_new_tokens = 16;
+        p.n_cross_images = c->n_images;
+        p.cross_states = (const float *const *)c->states;
+        p.cross_tiles = c->n_tiles;
+        p.cross_spans = c->span;
+        CHECK_EQ_INT(vlm_sched_submit(s, &p, &q[i], &err), VLM_OK);
+    }
+    int same = 0;
+    for (int i = 0; i < 6 && q[i]; i++) {
+        int32_t got[16];
+        int n = 0, r;
+        struct vlm_seq_event ev;
+        while ((r = vlm_seq_wait(q[i], &ev, 5000)) == 1 && n < 16)
+            if (ev.type == VLM_SEQ_TOKEN) got[n++] = ev.tok.id;
+        same += n == 16 && !memcmp(got, mc[i % n_cases].greedy, sizeof got);
+        vlm_seq_release(q[i]);
+    }
+    struct vlm_sched_stats st;
+    vlm_sched_get_stats(s, &st);
+    printf("  scheduler (KV %d tokens, %d slots): 6 sequences with 0-2 images, %d equal to transformers, %ld preemptions\n",
+           st.kv_capacity, max_seqs, same, st.preemptions);
+    CHECK_EQ_INT(same, 6);
+    vlm_sched_free(s);
+    for (int k = 0; k < n_ok; k++) case_free(&mc[k]);
+    vlm_ctx_free(ectx);
+    vlm_model_free(m);
+    json_decref(j);
+}
+
 /* ---- bad input ---- */
 
 /* Copies the fixture's weights to dir/model.safetensors without the tensor `drop`. */
@@ -394,6 +471,8 @@ int main(void) {
     check_folder("tests/fixtures/models/mllama-gqa-untied", 1e-3, nt);
     check_folder("tests/fixtures/models/mllama-mha-tied-two-images", 1e-3, nt);
     check_folder("tests/fixtures/models/mllama-consecutive-2tiles", 1e-3, 1);
+    sched_run(0, 4);
+    sched_run(140, 3);   /* two image sequences at most: waits and preemptions */
     check_missing_cross_tensor();
     check_bad_images();
     printf("%d passed, %d failed\n", test_pass, test_fail);
