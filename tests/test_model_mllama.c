@@ -154,6 +154,13 @@ static void check_alone(const char *dir, int k, struct vlm_ctx *ctx, struct mcas
     }
     printf("  %s case %d: %d ids, %d images, logits of all positions max abs diff %.3g\n", dir, k, n, mc->n_images, d);
     CHECK_MSG(d <= tol, "%s case %d: logits differ by %g", dir, k, d);
+    /* past the text before the first image, only the valid tiles' keys stay (and are counted) */
+    const struct vlm_model_info *mi = vlm_model_get_info(vlm_ctx_model(ctx));
+    int all_full = 1;
+    for (int i = 0; i < mc->n_images; i++) all_full &= mc->n_tiles[i] == mi->max_tiles;
+    int full = mc->n_images * mi->cross_image_tokens, now = vlm_ctx_seq_state_tokens(ctx, 0);
+    CHECK_MSG(all_full ? now == full : now < full, "%s case %d: image state %d tokens after the prefill, %d before",
+              dir, k, now, full);
     int32_t tok = vlm_argmax(vlm_ctx_logits(ctx, n - 1), mc->n_vocab), got[16];
     for (int i = 0; i < 16; i++) {
         got[i] = tok;

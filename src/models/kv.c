@@ -135,6 +135,13 @@ int vlm_kv_set_state(struct vlm_kv *kv, int s, void *st, long tokens, struct vlm
     return VLM_OK;
 }
 
+void vlm_kv_state_shrink(struct vlm_kv *kv, int s, long tokens) {
+    struct vlm_kv_seq *q = &kv->seq[s];
+    if (tokens < 0 || tokens >= q->state_tokens) return;
+    kv->used_tokens -= q->state_tokens - tokens;
+    q->state_tokens = tokens;
+}
+
 void vlm_kv_put(struct vlm_kv *kv, int s, int l, int pos, const float *k, const float *v) {
     struct vlm_kv_seq *q = &kv->seq[s];
     size_t n = (size_t)kv->kv_dim, off = (size_t)pos * n;

@@ -27,10 +27,15 @@
 struct mllama_state {
     int n_images, rows;          /* rows (keys) per image: max_tiles * n_patch */
     int32_t start[MLLAMA_MAX_IMAGES], end[MLLAMA_MAX_IMAGES];   /* end INT_MAX: also every generated token */
-    uint8_t *valid;              /* (n_images * rows) 1 = a key of a valid tile */
+    int koff[MLLAMA_MAX_IMAGES], kvalid[MLLAMA_MAX_IMAGES];     /* image i's keys; the first kvalid are its valid tiles' */
+    int n_keys;
+    /* A row outside every span attends to every key, padded tiles included; once the last such
+     * row is done (pos >= compact_after), the padded tiles' keys are dropped (compacted). */
+    int compact_after;           /* INT_MAX: never (some generated tokens would be outside every span) */
+    int compacted;
     enum vlm_dtype type;
     int n_cross;
-    void **k, **v;               /* (n_cross) each (n_images * rows, kv_dim) of type */
+    void **k, **v;               /* (n_cross) each (n_keys, kv_dim) of type */
 };
 
 static void state_free(void *p) {
@@ -42,7 +47,6 @@ static void state_free(void *p) {
     }
     vlm_free(st->k);
     vlm_free(st->v);
-    vlm_free(st->valid);
     vlm_free(st);
 }
 
@@ -209,6 +213,44 @@ static void store_rows(void *dst, enum vlm_dtype t, const float *src, size_t n) 
     else vlm_f32_to_f16_row(dst, src, n);
 }
 
+/* The last position outside every span (-1 if none), or INT_MAX when generated tokens are. */
+static int uncovered_last(const struct mllama_state *st, int n_images, int n_prompt) {
+    int last = -1, open_end = 0;
+    for (int i = 0; i < n_images; i++) open_end |= st->end[i] == INT_MAX;
+    if (!open_end) return INT_MAX;
+    for (int p = 0; p < n_prompt; p++) {
+        int in = 0;
+        for (int i = 0; i < n_images && !in; i++) in = p >= st->start[i] && p < st->end[i];
+        if (!in) last = p;
+    }
+    return last;
+}
+
+/* Drops the padded tiles' keys of every image (valid tiles are a prefix of each image's block)
+ * and gives their room back to the KV cache. */
+static void compact(const struct vlm_model *m, struct vlm_kv *kv, int s, struct mllama_state *st) {
+    const struct vlm_mllama *f = m->impl;
+    size_t row = (size_t)f->text.hp.n_head_kv * f->text.hp.d_head * vlm_dtype_size(st->type);
+    int off = 0;
+    for (int i = 0; i < st->n_images; i++) {
+        for (int c = 0; c < st->n_cross; c++) {
+            memmove((char *)st->k[c] + (size_t)off * row, (char *)st->k[c] + (size_t)st->koff[i] * row, (size_t)st->kvalid[i] * row);
+            memmove((char *)st->v[c] + (size_t)off * row, (char *)st->v[c] + (size_t)st->koff[i] * row, (size_t)st->kvalid[i] * row);
+        }
+        st->koff[i] = off;
+        off += st->kvalid[i];
+    }
+    for (int c = 0; c < st->n_cross; c++) {   /* a failed shrink keeps the larger block */
+        void *k = vlm_realloc(st->k[c], (size_t)off * row), *v = vlm_realloc(st->v[c], (size_t)off * row);
+        if (k) st->k[c] = k;
+        if (v) st->v[c] = v;
+    }
+    st->n_keys = off;
+    st->compacted = 1;
+    long tokens = ((long)off * st->n_cross + f->text.n_kv_layer - 1) / f->text.n_kv_layer;
+    vlm_kv_state_shrink(kv, s, tokens);
+}
+
 static int mllama_set_images(const struct vlm_model *m, struct vlm_kv *kv, struct vlm_pool *pool, int s,
                              int n_images, const float *const *states, const int *n_tiles,
                              const struct vlm_mllama_span *spans, int n_prompt, struct vlm_error *err) {
@@ -239,9 +281,9 @@ static int mllama_set_images(const struct vlm_model *m, struct vlm_kv *kv, struc
         st->n_images = n_images; st->rows = rows; st->type = kv->type; st->n_cross = f->n_cross;
         st->k = vlm_calloc((size_t)f->n_cross, sizeof(void *));
         st->v = vlm_calloc((size_t)f->n_cross, sizeof(void *));
-        st->valid = vlm_malloc(nk);
+        st->n_keys = (int)nk;
     }
-    if (!st || !kb || !st->k || !st->v || !st->valid) rc = VLM_E_NOMEM;
+    if (!st || !kb || !st->k || !st->v) rc = VLM_E_NOMEM;
     for (int c = 0; c < f->n_cross && rc == VLM_OK; c++) {
         st->k[c] = vlm_malloc(nk * kvd * es);
         st->v[c] = vlm_malloc(nk * kvd * es);
@@ -257,7 +299,8 @@ static int mllama_set_images(const struct vlm_model *m, struct vlm_kv *kv, struc
     for (int i = 0; i < n_images; i++) {
         st->start[i] = spans[i].start;
         st->end[i] = spans[i].end >= n_prompt ? INT_MAX : spans[i].end;
-        for (int r = 0; r < rows; r++) st->valid[(size_t)i * rows + r] = r / np < n_tiles[i];
+        st->koff[i] = i * rows;
+        st->kvalid[i] = n_tiles[i] * np;
         for (int c = 0; c < f->n_cross; c++) {
             const struct vlm_mllama_cross *X = &f->cross[c];
             vlm_matmul(pool, states[i], rows, X->wk, NULL, kb);
@@ -270,6 +313,7 @@ static int mllama_set_images(const struct vlm_model *m, struct vlm_kv *kv, struc
     }
     vlm_free(kb);
     (void)T;
+    st->compact_after = uncovered_last(st, n_images, n_prompt);
     rc = vlm_kv_set_state(kv, s, st, need, err);
     if (rc != VLM_OK) state_free(st);
     return rc;
@@ -332,8 +376,10 @@ static int attend_run(const struct cross_ctx *c, int ci, struct vlm_pool *pool, 
                       uint64_t set, int i0, int nr, struct vlm_error *err) {
     const struct vlm_llama_hparams *h = &c->f->text.hp;
     struct mllama_scratch *s = c->s;
-    size_t nk = (size_t)st->n_images * st->rows, qd = (size_t)h->n_head * h->d_head;
+    size_t nk = (size_t)st->n_keys, qd = (size_t)h->n_head * h->d_head;
     const uint8_t *mask = NULL;
+    if (!set && st->compacted)   /* cannot happen: compaction waits for the last such row */
+        return vlm_error_set(err, VLM_E_INTERNAL, "a row outside every image span after the padded tiles were dropped");
     if (set) {
         if (s->mask_n < nk) {
             uint8_t *nm = vlm_realloc(s->mask, nk);
@@ -341,7 +387,9 @@ static int attend_run(const struct cross_ctx *c, int ci, struct vlm_pool *pool, 
             s->mask = nm;
             s->mask_n = nk;
         }
-        for (size_t k = 0; k < nk; k++) s->mask[k] = st->valid[k] && ((set >> (k / st->rows)) & 1);
+        memset(s->mask, 0, nk);
+        for (int i = 0; i < st->n_images; i++)
+            if ((set >> i) & 1) memset(s->mask + st->koff[i], 1, (size_t)st->kvalid[i]);
         mask = s->mask;
     }
     vlm_attention_kv(pool, s->att + (size_t)i0 * qd, s->q + (size_t)i0 * qd, nr, st->k[ci], st->v[ci], st->type,
@@ -399,7 +447,12 @@ static int mllama_forward(const struct vlm_model *m, struct vlm_kv *kv, struct v
     struct mllama_scratch *s = scratch;
     if (!s || b->n_tokens > s->n_max) return vlm_error_set(err, VLM_E_INTERNAL, "decoder scratch too small for %d rows", b->n_tokens);
     struct cross_ctx c = {f, kv, s};
-    return vlm_llama_forward_ex(&f->text, kv, pool, s->llama, b, want, logits, cross_layer, &c, err);
+    int rc = vlm_llama_forward_ex(&f->text, kv, pool, s->llama, b, want, logits, cross_layer, &c, err);
+    for (int i = 0; i < b->n_tokens && rc == VLM_OK; i++) {
+        struct mllama_state *st = kv->seq[b->seq_id[i]].family_state;
+        if (st && !st->compacted && b->pos[i] >= st->compact_after) compact(m, kv, b->seq_id[i], st);
+    }
+    return rc;
 }
 
 const struct vlm_family vlm_family_mllama = {

@@ -49,6 +49,8 @@ void vlm_kv_clear(struct vlm_kv *kv, int s);
  * cleared), worth `tokens` tokens of the cap (others' slack is taken back to make room);
  * VLM_E_NOMEM past the cap (st is then NOT taken). Replaces (frees) an earlier state. */
 int  vlm_kv_set_state(struct vlm_kv *kv, int s, void *st, long tokens, struct vlm_error *err);
+/* Lowers sequence s's family-state count to `tokens` (the state shrank in place). */
+void vlm_kv_state_shrink(struct vlm_kv *kv, int s, long tokens);
 /* Bytes of one token in the store (K and V of every layer). */
 size_t vlm_kv_token_bytes(const struct vlm_kv *kv);
 
