@@ -26,6 +26,9 @@
 
 #define MAXI 4
 
+/* Whether the 16 greedy tokens must match transformers' (a 16-bit KV cache may flip near-ties). */
+static int check_greedy = 1;
+
 struct mcase {
     int n_ids, n_images, n_vocab;
     int32_t ids[64], greedy[16];
@@ -169,8 +172,9 @@ static void check_alone(const char *dir, int k, struct vlm_ctx *ctx, struct mcas
         if (vlm_ctx_decode(ctx, &b1, &err) != VLM_OK) { CHECK_MSG(0, "decode: %s", err.msg); break; }
         tok = vlm_argmax(vlm_ctx_logits(ctx, 0), mc->n_vocab);
     }
-    CHECK_MSG(!memcmp(got, mc->greedy, sizeof got), "%s case %d: greedy continuation differs (first %d vs %d)",
-              dir, k, got[0], mc->greedy[0]);
+    if (check_greedy)
+        CHECK_MSG(!memcmp(got, mc->greedy, sizeof got), "%s case %d: greedy continuation differs (first %d vs %d)",
+                  dir, k, got[0], mc->greedy[0]);
     int free_before = vlm_ctx_kv_free(ctx);
     vlm_ctx_seq_clear(ctx, 0);
     CHECK_EQ_INT(vlm_ctx_seq_state_tokens(ctx, 0), 0);
@@ -222,7 +226,8 @@ static void check_batched(const char *dir, struct vlm_ctx *ctx, struct mcase *mc
     for (int k = 0; k < n_cases; k++) vlm_ctx_seq_clear(ctx, k);
 }
 
-static void check_folder(const char *rel, double tol, int n_threads) {
+/* kv: the KV cache's type (the image K/V are stored in it too). */
+static void check_folder_kv(const char *rel, double tol, int n_threads, enum vlm_kv_dtype kv) {
     const char *dir = test_path(rel);
     char dbuf[4096];
     snprintf(dbuf, sizeof dbuf, "%s", dir);
@@ -252,10 +257,12 @@ static void check_folder(const char *rel, double tol, int n_threads) {
     cp.n_batch_max = 256;
     cp.n_ctx = 96;
     cp.n_threads = n_threads;
+    cp.kv_dtype = kv;
     struct vlm_ctx *ctx = NULL;
     struct vlm_error err;
     rc = vlm_ctx_new(m, &cp, &ctx, &err);
     CHECK_MSG(rc == VLM_OK, "ctx: %s", err.msg);
+    if (kv != VLM_KV_AUTO) printf("  (KV cache %s)\n", vlm_kv_dtype_name(kv));
     int loaded = 0;
     for (int k = 0; k < n_cases && k < 4 && ctx; k++, loaded++) {
         json_t *c = json_array_get(cases, (size_t)k);
@@ -275,7 +282,7 @@ static void check_folder(const char *rel, double tol, int n_threads) {
                       mc[k].span[i].start, mc[k].span[i].end);
         if (encode_case(m, ctx, &mc[k]) == VLM_OK) check_alone(rel, k, ctx, &mc[k], tol);
     }
-    if (ctx && loaded == n_cases) check_batched(rel, ctx, mc, n_cases, tol);
+    if (ctx && loaded == n_cases && check_greedy) check_batched(rel, ctx, mc, n_cases, tol);
     for (int k = 0; k < loaded; k++) case_free(&mc[k]);
     vlm_ctx_free(ctx);
     vlm_model_free(m);
@@ -356,6 +363,10 @@ static void sched_run(int kv_tokens, int max_seqs) {
     vlm_ctx_free(ectx);
     vlm_model_free(m);
     json_decref(j);
+}
+
+static void check_folder(const char *rel, double tol, int n_threads) {
+    check_folder_kv(rel, tol, n_threads, VLM_KV_AUTO);
 }
 
 /* ---- bad input ---- */
@@ -478,6 +489,10 @@ int main(void) {
     check_folder("tests/fixtures/models/mllama-gqa-untied", 1e-3, nt);
     check_folder("tests/fixtures/models/mllama-mha-tied-two-images", 1e-3, nt);
     check_folder("tests/fixtures/models/mllama-consecutive-2tiles", 1e-3, 1);
+    check_greedy = 0;   /* K/V (self and image) rounded to 16 bits: logits near, near-ties may flip */
+    check_folder_kv("tests/fixtures/models/mllama-gqa-untied", 2e-2, 2, VLM_KV_BF16);
+    check_folder_kv("tests/fixtures/models/mllama-mha-tied-two-images", 5e-3, 1, VLM_KV_F16);
+    check_greedy = 1;
     sched_run(0, 4);
     sched_run(140, 3);   /* two image sequences at most: waits and preemptions */
     check_missing_cross_tensor();
