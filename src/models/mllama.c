@@ -18,6 +18,7 @@
 #include "models/processor.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/threadpool.h"
 
 #define CHK(x) do { if ((rc = (x)) != VLM_OK) goto fail; } while (0)
 #define MLLAMA_MAX_IMAGES 64   /* images of one sequence: a bit set per row */
@@ -321,14 +322,23 @@ static int mllama_set_images(const struct vlm_model *m, struct vlm_kv *kv, struc
 
 /* ---- the decoder step ---- */
 
+/* A run of rows (same sequence, same image set) and its key mask. */
+struct xrun {
+    const struct mllama_state *st;
+    int i0, nr, ci;
+    size_t moff;       /* its key mask in s->mask, or (size_t)-1: all keys */
+};
+
 struct mllama_scratch {
     void *llama;
     int n_max;
     float *xb, *q, *att, *o, *gate, *up;
     uint64_t *set;     /* (n_max) images each row attends */
     int8_t *has;       /* (n_max) the row's sequence has images */
-    uint8_t *mask;     /* grown on demand: one key mask */
+    uint8_t *mask;     /* grown on demand: the key masks of one layer's runs */
     size_t mask_n;
+    struct xrun *runs; /* (n_max) */
+    int *small;        /* (n_max) */
 };
 
 static void mllama_scratch_free(void *p) {
@@ -336,7 +346,7 @@ static void mllama_scratch_free(void *p) {
     if (!s) return;
     vlm_llama_scratch_free(s->llama);
     vlm_free(s->xb); vlm_free(s->q); vlm_free(s->att); vlm_free(s->o); vlm_free(s->gate); vlm_free(s->up);
-    vlm_free(s->set); vlm_free(s->has); vlm_free(s->mask);
+    vlm_free(s->set); vlm_free(s->has); vlm_free(s->mask); vlm_free(s->runs); vlm_free(s->small);
     vlm_free(s);
 }
 
@@ -356,7 +366,10 @@ static void *mllama_scratch_new(const struct vlm_model *m, int n) {
     s->up = vlm_malloc(N * (size_t)h->d_ff * sizeof(float));
     s->set = vlm_malloc(N * sizeof *s->set);
     s->has = vlm_malloc(N);
-    if (!s->llama || !s->xb || !s->o || !s->q || !s->att || !s->gate || !s->up || !s->set || !s->has) {
+    s->runs = vlm_malloc(N * sizeof(struct xrun));
+    s->small = vlm_malloc(N * sizeof(int));
+    if (!s->llama || !s->xb || !s->o || !s->q || !s->att || !s->gate || !s->up || !s->set || !s->has || !s->runs ||
+        !s->small) {
         mllama_scratch_free(s);
         return NULL;
     }
@@ -369,32 +382,80 @@ struct cross_ctx {
     struct mllama_scratch *s;
 };
 
-/* One run of rows (same sequence, same image set) attends to that sequence's keys: the valid
+/* A run of rows (same sequence, same image set) attends to that sequence's keys: the valid
  * tiles of the images in the set, or, for a row outside every span, every key (transformers
  * then leaves the row's mask empty and zeroes only the MLP's output). */
-static int attend_run(const struct cross_ctx *c, int ci, struct vlm_pool *pool, const struct mllama_state *st,
-                      uint64_t set, int i0, int nr, struct vlm_error *err) {
+
+struct xattend {
+    const struct cross_ctx *c;
+    const struct xrun *runs;
+    const int *small;
+};
+
+static void attend_one(const struct cross_ctx *c, const struct xrun *r, struct vlm_pool *pool) {
     const struct vlm_llama_hparams *h = &c->f->text.hp;
     struct mllama_scratch *s = c->s;
-    size_t nk = (size_t)st->n_keys, qd = (size_t)h->n_head * h->d_head;
-    const uint8_t *mask = NULL;
-    if (!set && st->compacted)   /* cannot happen: compaction waits for the last such row */
-        return vlm_error_set(err, VLM_E_INTERNAL, "a row outside every image span after the padded tiles were dropped");
-    if (set) {
-        if (s->mask_n < nk) {
-            uint8_t *nm = vlm_realloc(s->mask, nk);
-            if (!nm) return vlm_error_set(err, VLM_E_NOMEM, "out of memory for a cross-attention mask");
-            s->mask = nm;
-            s->mask_n = nk;
+    size_t qd = (size_t)h->n_head * h->d_head;
+    vlm_attention_kv(pool, s->att + (size_t)r->i0 * qd, s->q + (size_t)r->i0 * qd, r->nr, r->st->k[r->ci],
+                     r->st->v[r->ci], r->st->type, r->st->n_keys, h->n_head, h->n_head_kv, h->d_head,
+                     (size_t)h->n_head_kv * h->d_head, 1.0f / sqrtf((float)h->d_head), 0, 0,
+                     r->moff == (size_t)-1 ? NULL : s->mask + r->moff);
+}
+
+static void attend_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const struct xattend *a = ctx;
+    attend_one(a->c, &a->runs[a->small[task]], NULL);
+}
+
+/* Every run's attention: a decode row's is too little work to split across threads, so the
+ * small runs (one per decoding sequence) go as one task each in a single pool run. */
+static int attend_all(const struct cross_ctx *c, int ci, struct vlm_pool *pool, const struct vlm_batch *b,
+                      struct vlm_error *err) {
+    struct mllama_scratch *s = c->s;
+    const struct vlm_llama_hparams *h = &c->f->text.hp;
+    int n = b->n_tokens, n_runs = 0, n_small = 0;
+    size_t need = 0;
+    for (int pass = 0; pass < 2; pass++) {   /* 0: count the mask bytes, 1: fill the runs and masks */
+        size_t moff = 0;
+        n_runs = 0;
+        for (int i = 0; i < n;) {
+            int j = i + 1;
+            while (j < n && b->seq_id[j] == b->seq_id[i] && s->set[j] == s->set[i]) j++;
+            const struct mllama_state *st = c->kv->seq[b->seq_id[i]].family_state;
+            if (s->has[i]) {
+                if (!s->set[i] && st->compacted)   /* cannot happen: compaction waits for the last such row */
+                    return vlm_error_set(err, VLM_E_INTERNAL, "a row outside every image span after the padded tiles were dropped");
+                if (pass) {
+                    struct xrun *r = &s->runs[n_runs];
+                    *r = (struct xrun){st, i, j - i, ci, s->set[i] ? moff : (size_t)-1};
+                    if (s->set[i]) {
+                        memset(s->mask + moff, 0, (size_t)st->n_keys);
+                        for (int k = 0; k < st->n_images; k++)
+                            if ((s->set[i] >> k) & 1) memset(s->mask + moff + st->koff[k], 1, (size_t)st->kvalid[k]);
+                    }
+                }
+                n_runs++;
+                if (s->set[i]) moff += (size_t)st->n_keys;
+            }
+            i = j;
         }
-        memset(s->mask, 0, nk);
-        for (int i = 0; i < st->n_images; i++)
-            if ((set >> i) & 1) memset(s->mask + st->koff[i], 1, (size_t)st->kvalid[i]);
-        mask = s->mask;
+        need = moff;
+        if (!pass && s->mask_n < need) {
+            uint8_t *nm = vlm_realloc(s->mask, need);
+            if (!nm) return vlm_error_set(err, VLM_E_NOMEM, "out of memory for the cross-attention masks");
+            s->mask = nm;
+            s->mask_n = need;
+        }
     }
-    vlm_attention_kv(pool, s->att + (size_t)i0 * qd, s->q + (size_t)i0 * qd, nr, st->k[ci], st->v[ci], st->type,
-                     (int)nk, h->n_head, h->n_head_kv, h->d_head, (size_t)h->n_head_kv * h->d_head,
-                     1.0f / sqrtf((float)h->d_head), 0, 0, mask);
+    for (int r = 0; r < n_runs; r++) {
+        double work = (double)s->runs[r].nr * s->runs[r].st->n_keys * h->n_head * h->d_head;
+        if (work < (1 << 22)) s->small[n_small++] = r;
+        else attend_one(c, &s->runs[r], pool);
+    }
+    struct xattend a = {c, s->runs, s->small};
+    if (n_small == 1) attend_one(c, &s->runs[s->small[0]], NULL);
+    else if (n_small > 1) vlm_pool_run(pool, n_small, attend_task, &a);
     return VLM_OK;
 }
 
@@ -418,14 +479,7 @@ static int cross_layer(void *ctx, int layer, struct vlm_pool *pool, const struct
     vlm_rmsnorm(s->xb, x, X->ln1, n, d, h->rms_eps);
     vlm_matmul(pool, s->xb, n, X->wq, NULL, s->q);
     vlm_rmsnorm(s->q, s->q, X->q_norm, n * h->n_head, h->d_head, h->rms_eps);
-    for (int i = 0; i < n;) {
-        int j = i + 1;
-        while (j < n && b->seq_id[j] == b->seq_id[i] && s->set[j] == s->set[i]) j++;
-        if (s->has[i] && (rc = attend_run(c, f->cross_of[layer], pool, c->kv->seq[b->seq_id[i]].family_state,
-                                          s->set[i], i, j - i, err)) != VLM_OK)
-            return rc;
-        i = j;
-    }
+    if ((rc = attend_all(c, f->cross_of[layer], pool, b, err)) != VLM_OK) return rc;
     vlm_matmul(pool, s->att, n, X->wo, NULL, s->o);
     for (int i = 0; i < n; i++)
         if (s->has[i])
