@@ -53,6 +53,7 @@ struct vlm_model_info {
     int cross_image_rows;        /* cross-attention families (Mllama): rows of d_model one image's
                                     encoding has (vlm_model_encode_image); 0 when images are spliced */
     int max_tiles;               /* Mllama: tiles per image at most (max_num_tiles); 0 otherwise */
+    int max_images;              /* images one sequence may hold; 0 = no limit of the model's own */
     int cross_image_tokens;      /* KV-cache tokens one image's cross-attention K/V take (counted in
                                     the KV capacity; any KV dtype); 0 when images are spliced */
     int32_t bos_id;              /* -1 if none */

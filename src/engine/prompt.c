@@ -155,6 +155,9 @@ static int map_image_rows(const struct vlm_model *m, struct vlm_prompt *p, struc
 
 int vlm_prompt_cross_spans(const struct vlm_model *m, const struct vlm_prompt *p, struct vlm_mllama_span *spans,
                            int *n_tiles, struct vlm_error *err) {
+    if (m->info.max_images > 0 && p->n_images > m->info.max_images)
+        return vlm_error_set(err, VLM_E_INVALID, "%d images in one prompt; this model takes at most %d", p->n_images,
+                             m->info.max_images);
     int n = vlm_mllama_cross_attention_spans(p->ids, (int)p->n_ids, m->info.image_token_id, spans, p->n_images);
     if (n != p->n_images)
         return vlm_error_set(err, VLM_E_INVALID, "the prompt has %d image tokens for %d images", n, p->n_images);

@@ -184,6 +184,7 @@ static int mllama_load(struct vlm_model *m, struct vlm_error *err) {
     m->info.image_token_id = (int32_t)itok;
     m->info.cross_image_rows = vlm_mllama_vision_rows(&f->vision);
     m->info.max_tiles = vh.max_tiles;
+    m->info.max_images = MLLAMA_MAX_IMAGES;
     /* K and V of rows keys per cross layer, in tokens of K and V per self-attention layer */
     m->info.cross_image_tokens = (int)(((long)m->info.cross_image_rows * f->n_cross + f->text.n_kv_layer - 1) /
                                        (f->text.n_kv_layer > 0 ? f->text.n_kv_layer : 1));

@@ -30,7 +30,7 @@ def mllama():
 
 
 def ask(server, n_images, text="Describe both images.", **kw):
-    parts = [image_part(data_url(png_bytes(30 + 17 * i, 20 + 9 * i, i))) for i in range(n_images)]
+    parts = [image_part(data_url(png_bytes(30 + 17 * (i % 3), 20 + 9 * (i % 3), i % 3))) for i in range(n_images)]
     body = {"model": "test-model", "messages": [{"role": "user", "content": parts + [{"type": "text", "text": text}]}],
             "max_tokens": 6, "temperature": 0}
     body.update(kw)
@@ -111,3 +111,15 @@ def test_missing_cross_attention_tensor(tmp_path):
     p = subprocess.run([b, "serve", str(d), "--port", "0"], capture_output=True, text=True, timeout=60)
     assert p.returncode != 0
     assert name in p.stderr and "model.safetensors" in p.stderr, p.stderr
+
+
+def test_more_images_than_the_model_takes():
+    b = find_bin()
+    if not b:
+        pytest.skip("no vlm binary")
+    s = Server(b, MODEL, ["--limit-mm-per-prompt", '{"image":80}'])
+    try:
+        assert_error(ask(s, 65), 400, "at most 64")
+        answer(ask(s, 2))
+    finally:
+        s.stop()
