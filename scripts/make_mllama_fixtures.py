@@ -11,6 +11,8 @@ processor (MllamaImageProcessor, Pillow backend, and MllamaProcessor):
   aspect_ratio_mask, num_tiles; for Llama 3.2 Vision's real config (560 x 560 tiles) the
   SHA-256 of every valid tile and sampled values; for reduced configs (bicubic, 6 tiles, no
   normalize, ...) the full tensors. Images go through the processor several per call.
+- canvas.json.xz: get_optimal_tiled_canvas + get_image_size_fit_to_canvas for random and
+  tie-prone (exact tile multiples) image sizes, tile sizes and max_image_tiles.
 - llama-3.2-vision/, default/, small/, plain/: the preprocessor_config.json of each config
   (default/ is MllamaImageProcessor().save_pretrained as transformers writes it).
 
@@ -236,8 +238,32 @@ def processor_refs(images, blob):
     return refs
 
 
+def canvas_cases():
+    from transformers.models.mllama.image_processing_pil_mllama import (
+        get_all_supported_aspect_ratios, get_image_size_fit_to_canvas, get_optimal_tiled_canvas)
+    rng = random.Random(99)
+    rows = []
+    for k in range(3000):
+        M = rng.choice([1, 2, 3, 4, 4, 4, 5, 6, 8, 9, 12, 16, 64])
+        tile = rng.choice([1, 2, 7, 14, 16, 224, 336, 448, 560, 560, 560, rng.randint(1, 1000)])
+        if k % 3 == 0:   # exact multiples and near-multiples of the tile: scale ties
+            h = max(1, tile * rng.randint(1, 5) + rng.choice([-1, 0, 0, 1]))
+            w = max(1, tile * rng.randint(1, 5) + rng.choice([-1, 0, 0, 1]))
+        else:
+            h = int(np.exp(rng.uniform(0, np.log(20000))))
+            w = int(np.exp(rng.uniform(0, np.log(20000))))
+        ch, cw = (int(v) for v in get_optimal_tiled_canvas(h, w, M, tile))
+        nh, nw = get_image_size_fit_to_canvas(h, w, ch, cw, tile)
+        aid = get_all_supported_aspect_ratios(M).index((ch // tile, cw // tile)) + 1
+        rows.append([h, w, M, tile, ch // tile, cw // tile, int(nh), int(nw), aid])
+    return rows
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    cc = canvas_cases()
+    write_xz("canvas.json.xz", {"fields": "h w max_tiles tile rows cols new_h new_w aspect_ratio_id", "cases": cc})
+    print(f"canvas.json.xz: {len(cc)} cases")
     tok = llama3_tokenizer()
     cases = cross_attention_cases() + processor_cases(tok)
     write_xz("cross_attention.json.xz", {"image_token_id": IMAGE_ID, "cases": cases})

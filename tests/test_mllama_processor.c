@@ -120,6 +120,34 @@ static void test_cross_attention(void) {
     json_decref(fx);
 }
 
+/* The canvas choice and the resized size against transformers' functions for 3000 sizes. */
+static void test_canvas(void) {
+    json_t *fx = load_xz_json("canvas.json.xz");
+    CHECK(fx != NULL);
+    if (!fx) return;
+    json_t *cases = json_object_get(fx, "cases"), *c;
+    size_t i;
+    int bad = 0;
+    CHECK(json_array_size(cases) >= 3000);
+    json_array_foreach(cases, i, c) {
+        int v[9];
+        for (int k = 0; k < 9; k++) v[k] = (int)json_integer_value(json_array_get(c, (size_t)k));
+        int rows = 0, cols = 0, nh = 0, nw = 0;
+        int id = vlm_mllama_tile_canvas(v[0], v[1], v[2], v[3], &rows, &cols);
+        if (id > 0) vlm_mllama_fit_to_canvas(v[0], v[1], rows * v[3], cols * v[3], v[3], &nh, &nw);
+        if (id != v[8] || rows != v[4] || cols != v[5] || nh != v[6] || nw != v[7]) {
+            if (bad++ < 5)
+                fprintf(stderr, "%d x %d (max %d, tile %d): id %d %dx%d -> %dx%d; transformers id %d %dx%d -> %dx%d\n",
+                        v[1], v[0], v[2], v[3], id, rows, cols, nw, nh, v[8], v[4], v[5], v[7], v[6]);
+        }
+    }
+    CHECK_EQ_INT(bad, 0);
+    int r, cl;
+    CHECK(vlm_mllama_tile_canvas(0, 5, 4, 560, &r, &cl) == 0 && vlm_mllama_tile_canvas(5, 5, 0, 560, &r, &cl) == 0 &&
+          vlm_mllama_tile_canvas(5, 5, 4, 0, &r, &cl) == 0 && vlm_mllama_tile_canvas(5, 5, 65, 560, &r, &cl) == 0);
+    json_decref(fx);
+}
+
 static int decode_fixture(const char *name, struct vlm_image *img) {
     size_t n;
     struct vlm_error e = {0, ""};
@@ -310,10 +338,70 @@ static void test_bad_configs(void) {
     rmdir(dir);
 }
 
+/* Random preprocessor_config.json contents (keys from the family's, values of every JSON type,
+ * out-of-range numbers): each loads or fails with a message; what loads processes images. */
+static void test_random_configs(void) {
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/vlm-test-mllama-XXXXXX");
+    if (!mkdtemp(dir)) { CHECK_MSG(0, "mkdtemp"); return; }
+    static const char *const keys[] = {"size", "max_image_tiles", "do_resize", "do_pad", "do_rescale",
+                                       "do_normalize", "do_convert_rgb", "resample", "rescale_factor",
+                                       "image_mean", "image_std"};
+    static const char *const vals[] = {
+        "0", "1", "2", "3", "4", "5", "-1", "64", "65", "1000000000", "99999999999", "0.5", "1e300", "-0.0",
+        "true", "false", "null", "\"4\"", "[]", "[0.5, 0.5, 0.5]", "[1, 0, 1]", "[1e30, 1, 1]", "{}",
+        "{\"height\": 8, \"width\": 8}", "{\"height\": 0, \"width\": 8}", "{\"height\": 64, \"width\": 64}",
+        "{\"height\": 5, \"width\": 5, \"longest_edge\": 3}", "{\"height\": 3}"};
+    uint32_t seed = 12345;
+    int loaded = 0, refused = 0, n_cfg = test_quick() ? 150 : 600;
+    struct vlm_image img;
+    struct vlm_error e = {0, ""};
+    CHECK_EQ_INT(vlm_image_alloc(&img, 37, 23, &e), VLM_OK);
+    for (size_t k = 0; k < (size_t)37 * 23 * 3; k++) img.rgb[k] = (uint8_t)(k * 7);
+    for (int it = 0; it < n_cfg; it++) {
+        char json[2048];
+        int len = snprintf(json, sizeof json, "{\"image_processor_type\": \"MllamaImageProcessor\"");
+        int nk = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 4;
+        int tiles_size_set = 0;
+        for (int j = 0; j < nk; j++) {
+            const char *key = keys[((seed = seed * 1103515245u + 12345u) >> 16) % (sizeof keys / sizeof keys[0])];
+            const char *val = vals[((seed = seed * 1103515245u + 12345u) >> 16) % (sizeof vals / sizeof vals[0])];
+            if (strstr(json, key)) continue;   /* duplicate keys are refused before us */
+            tiles_size_set |= !strcmp(key, "size");
+            len += snprintf(json + len, sizeof json - (size_t)len, ", \"%s\": %s", key, val);
+        }
+        if (!tiles_size_set)   /* keep the tiles small so that the runs stay quick */
+            len += snprintf(json + len, sizeof json - (size_t)len, ", \"size\": {\"height\": 12, \"width\": 12}");
+        snprintf(json + len, sizeof json - (size_t)len, "}");
+        struct vlm_processor *p = NULL;
+        int rc = load_config(dir, json, &p, &e);
+        if (rc != VLM_OK) {
+            CHECK_MSG(p == NULL && e.msg[0], "%s: rc %d without a message", json, rc);
+            refused++;
+            continue;
+        }
+        loaded++;
+        struct vlm_image_input in;
+        rc = vlm_processor_run(p, &img, NULL, &in, &e);
+        CHECK_MSG(rc == VLM_OK && in.n_tiles >= 1 && in.n_tiles == in.n_rows * in.n_cols && in.aspect_ratio_id >= 1 &&
+                  in.height == in.width && in.height >= 1 && in.pixels, "%s: rc %d (%s)", json, rc, e.msg);
+        vlm_image_input_free(&in);
+        vlm_processor_free(p);
+    }
+    CHECK(loaded >= n_cfg / 10 && refused >= n_cfg / 10);
+    vlm_image_free(&img);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/preprocessor_config.json", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void) {
+    test_canvas();
     test_cross_attention();
     test_images();
     test_bad_configs();
+    test_random_configs();
     for (int i = 0; i < N_CONFIGS; i++) vlm_processor_free(procs[i]);
     TEST_MAIN_END();
 }

@@ -131,20 +131,20 @@ int vlm_mllama_tile_canvas(int image_h, int image_w, int max_tiles, int tile, in
     return id;
 }
 
-/* get_image_size_fit_to_canvas: the resized size (aspect kept, at least one tile per side
- * unless the canvas is smaller, at most the canvas). */
-static void fit_to_canvas(int ih, int iw, int ch, int cw, int tile, int *nh, int *nw) {
-    int tw = iw < tile ? tile : iw > cw ? cw : iw;
+void vlm_mllama_fit_to_canvas(int ih, int iw, int ch, int cw, int tile, int *nh, int *nw) {
+    int tw = iw < tile ? tile : iw > cw ? cw : iw;   /* np.clip(size, tile, canvas) */
     int th = ih < tile ? tile : ih > ch ? ch : ih;
     double sh = (double)th / ih, sw = (double)tw / iw;
     if (sw < sh) {
         long h = (long)floor(ih * sw);
+        if (h < 1) h = 1;
         *nw = tw;
-        *nh = (int)((h ? h : 1) < th ? (h ? h : 1) : th);
+        *nh = (int)(h < th ? h : th);
     } else {
         long w = (long)floor(iw * sh);
+        if (w < 1) w = 1;
         *nh = th;
-        *nw = (int)((w ? w : 1) < tw ? (w ? w : 1) : tw);
+        *nw = (int)(w < tw ? w : tw);
     }
 }
 
@@ -158,7 +158,7 @@ static int run(const void *state, const struct vlm_image *in,
     if (id < 1) return vlm_error_set(err, VLM_E_INVALID, "processor: no tile canvas for a %d x %d image",
                                      in->width, in->height);
     int nh, nw;
-    fit_to_canvas(in->height, in->width, rows * T, cols * T, T, &nh, &nw);
+    vlm_mllama_fit_to_canvas(in->height, in->width, rows * T, cols * T, T, &nh, &nw);
     struct vlm_image rs = {0, 0, NULL};
     const struct vlm_image *src = in;
     int rc = VLM_OK;

@@ -30,4 +30,10 @@ int vlm_mllama_cross_attention_spans(const int32_t *ids, int n, int32_t image_to
  * grid's position in that list, (rows, cols) ordered by rows then cols), 0 on bad arguments. */
 int vlm_mllama_tile_canvas(int image_h, int image_w, int max_tiles, int tile, int *rows, int *cols);
 
+/* get_image_size_fit_to_canvas: the size (*h, *w) the image is resized to inside a canvas_h x
+ * canvas_w canvas: each side first clipped to [tile, canvas side], then the aspect ratio kept
+ * by the tighter scale (floor, at least 1). */
+void vlm_mllama_fit_to_canvas(int image_h, int image_w, int canvas_h, int canvas_w, int tile,
+                              int *h, int *w);
+
 #endif
