@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "engine/engine.h"
 #include "image/image.h"
+#include "models/mllama_processor.h"
 #include "models/model.h"
 #include "models/processor.h"
 #include "tensor/probe.h"
@@ -76,15 +77,19 @@ static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *i
         vlm_image_free(&img);
         if (rc != VLM_OK) { fprintf(stderr, "vlm bench: %s: %s\n", image, err.msg); return 1; }
     } else {   /* one full tile of smooth synthetic pixels */
-        size_t n = (size_t)3 * c->image_size * c->image_size;
+        int tiles = c->image_tiles > 0 ? c->image_tiles : 1;
+        size_t n = (size_t)tiles * 3 * c->image_size * c->image_size;
         own_pixels = vlm_malloc(sizeof(float) * n);
         if (!own_pixels) return 1;
         for (size_t i = 0; i < n; i++) own_pixels[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
-        in.n_tiles = 1; in.channels = 3; in.height = in.width = c->image_size;
+        in.n_tiles = tiles; in.channels = 3; in.height = in.width = c->image_size;
+        in.aspect_ratio_id = c->image_aspect_ratio_id;
         in.pixels = own_pixels;
         in.n_image_tokens = c->image_tokens;
     }
-    float *emb = vlm_malloc(sizeof(float) * (size_t)in.n_image_tokens * m->info.d_model);
+    /* cross-attention families encode to their states, not to prompt rows */
+    int rows = m->info.cross_image_rows > 0 ? m->info.cross_image_rows : in.n_image_tokens;
+    float *emb = vlm_malloc(sizeof(float) * (size_t)rows * m->info.d_model);
     double best = 1e30, best_cpu = 0;
     for (int r = 0; r < 2 && emb && rc == VLM_OK; r++) {
         double t0 = now_s(), c0 = cpu_s();
@@ -123,7 +128,19 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     cp.n_threads = n_threads;
     struct vlm_ctx *ctx;
     struct vlm_error err;
+    int n_img = m->info.cross_image_rows ? 1 : 0;   /* cross-attention families: each sequence holds one image */
+    cp.n_kv_tokens = cp.n_ctx * cp.n_seq_max + cp.n_seq_max * n_img * m->info.cross_image_tokens;
     if (vlm_ctx_new(m, &cp, &ctx, &err) != VLM_OK) { fprintf(stderr, "vlm bench: %s\n", err.msg); return 1; }
+    float *img_states = n_img ? vlm_calloc((size_t)m->info.cross_image_rows * m->info.d_model, sizeof(float)) : NULL;
+    int img_tiles = m->info.max_tiles;
+    struct vlm_mllama_span span = {0, n_prompt};
+    if (n_img && (!img_states || vlm_ctx_seq_set_images(ctx, 0, 1, (const float *const *)&img_states, &img_tiles, &span,
+                                                        n_prompt, &err) != VLM_OK)) {
+        fprintf(stderr, "vlm bench: images: %s\n", img_states ? err.msg : "out of memory");
+        vlm_free(img_states);
+        vlm_ctx_free(ctx);
+        return 1;
+    }
     int32_t *ids = vlm_malloc(sizeof(int32_t) * (size_t)(n_prompt + batch)), *pos = vlm_malloc(sizeof(int32_t) * (size_t)(n_prompt + batch)),
             *seq = vlm_malloc(sizeof(int32_t) * (size_t)(n_prompt + batch));
     int rc = ids && pos && seq ? VLM_OK : VLM_E_NOMEM;
@@ -146,6 +163,7 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
         print_owned(t_pre, c_pre, nt);
     }
     double wbytes = (double)c->decode_bytes;
+    double img_kv = n_img ? c->cross_kv_bytes * kv_es / 4 : 0;   /* the image's cross-attention K/V, read each step */
     double t1 = now_s(), c1 = cpu_s();
     for (int s = 0; s < n_tok && rc == VLM_OK; s++) {
         int32_t tok = ids[s % n_prompt], p = n_prompt + s, sq = 0;
@@ -154,7 +172,7 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     }
     double t_dec = now_s() - t1, c_dec = cpu_s() - c1;
     if (rc == VLM_OK) {
-        double tps = n_tok / t_dec, kv = (double)m->info.n_layer * m->info.kv_dim * 2 * kv_es * (n_prompt + n_tok / 2.0);
+        double tps = n_tok / t_dec, kv = (double)m->info.n_layer * m->info.kv_dim * 2 * kv_es * (n_prompt + n_tok / 2.0) + img_kv;
         double own_tps = n_tok / (c_dec / nt);
         printf("decode         %d tokens after %d: %.1f tokens/s, %.0f MB of weights per token -> %.2f GB/s = %.0f%% of memory bandwidth\n",
                n_tok, n_prompt, tps, wbytes / 1e6, (wbytes + kv) * tps / 1e9, 100.0 * (wbytes + kv) * tps / bw);
@@ -165,13 +183,15 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     if (rc == VLM_OK && batch > 1) {   /* B sequences, each one token per step */
         vlm_ctx_seq_clear(ctx, 0);
         /* every sequence starts after the same prompt the single-sequence decode had */
-        for (int s = 0; s < batch && rc == VLM_OK; s++)
+        for (int s = 0; s < batch && rc == VLM_OK; s++) {
+            if (n_img) rc = vlm_ctx_seq_set_images(ctx, s, 1, (const float *const *)&img_states, &img_tiles, &span, n_prompt, &err);
             for (int at = 0; at < n_prompt && rc == VLM_OK; at += cp.n_batch_max) {
                 int n = n_prompt - at < cp.n_batch_max ? n_prompt - at : cp.n_batch_max;
                 for (int i = 0; i < n; i++) { pos[i] = at + i; seq[i] = s; }
                 struct vlm_batch b = {n, ids + at, NULL, pos, seq, NULL};
                 rc = vlm_ctx_decode(ctx, &b, &err);
             }
+        }
         int32_t *tok = vlm_malloc(sizeof(int32_t) * (size_t)batch);
         if (!tok) rc = vlm_error_set(&err, VLM_E_NOMEM, "out of memory");
         double t2 = now_s();
@@ -192,6 +212,7 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     }
     if (rc != VLM_OK) fprintf(stderr, "vlm bench: %s\n", err.msg);
     vlm_free(ids); vlm_free(pos); vlm_free(seq);
+    vlm_free(img_states);
     vlm_ctx_free(ctx);
     return rc == VLM_OK ? 0 : 1;
 }

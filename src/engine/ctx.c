@@ -60,6 +60,7 @@ int vlm_ctx_new(const struct vlm_model *m, const struct vlm_ctx_params *pp, stru
     enum vlm_dtype kt = p.kv_dtype == VLM_KV_F16 ? VLM_DT_F16 : p.kv_dtype == VLM_KV_BF16 ? VLM_DT_BF16 : VLM_DT_F32;
     int rc = vlm_kv_init(&c->kv, m->info.n_layer, m->info.kv_dim, p.n_seq_max, p.n_ctx, cap, kt, err);
     if (rc != VLM_OK) { vlm_ctx_free(c); return rc; }
+    c->kv.state_free = m->family->seq_state_free;
     c->pool = vlm_pool_new(p.n_threads > 0 ? p.n_threads : m->n_threads);
     c->scratch = m->family->scratch_new(m, p.n_batch_max);
     c->logits = vlm_malloc(sizeof(float) * (size_t)p.n_batch_max * (size_t)m->info.n_vocab);
@@ -101,7 +102,7 @@ int vlm_ctx_n_logits(const struct vlm_ctx *c) { return c->n_logits; }
 
 int vlm_ctx_kv_free(const struct vlm_ctx *c) {
     long used = 0;   /* tokens held, not capacity reserved ahead: what admission can count on */
-    for (int s = 0; s < c->kv.n_seq; s++) used += c->kv.seq[s].len;
+    for (int s = 0; s < c->kv.n_seq; s++) used += c->kv.seq[s].len + c->kv.seq[s].state_tokens;
     long f = c->kv.cap_tokens - used;
     return f < 0 ? 0 : (int)f;
 }
@@ -121,6 +122,19 @@ int vlm_ctx_encode_image(struct vlm_ctx *c, const struct vlm_image_input *in, fl
     return vlm_model_encode_image(c->model, c->pool, in, embd, err);
 }
 
+int vlm_ctx_seq_set_images(struct vlm_ctx *c, int s, int n_images, const float *const *states, const int *n_tiles,
+                           const struct vlm_mllama_span *spans, int n_prompt, struct vlm_error *err) {
+    const struct vlm_family *f = c->model->family;
+    if (!f->seq_set_images)
+        return vlm_error_set(err, VLM_E_UNSUPPORTED, "this model takes images as token rows, not per sequence");
+    if (s < 0 || s >= c->kv.n_seq) return vlm_error_set(err, VLM_E_INVALID, "sequence id %d out of range", s);
+    return f->seq_set_images(c->model, &c->kv, c->pool, s, n_images, states, n_tiles, spans, n_prompt, err);
+}
+
+int vlm_ctx_seq_state_tokens(const struct vlm_ctx *c, int s) {
+    return (s < 0 || s >= c->kv.n_seq) ? 0 : (int)c->kv.seq[s].state_tokens;
+}
+
 /* Checks ids, seq ids and that each sequence's rows continue it in order. */
 static int validate(struct vlm_ctx *c, const struct vlm_batch *b, struct vlm_error *err) {
     const struct vlm_model_info *mi = &c->model->info;
@@ -131,7 +145,7 @@ static int validate(struct vlm_ctx *c, const struct vlm_batch *b, struct vlm_err
     for (int i = 0; i < b->n_tokens; i++) {
         int s = b->seq_id[i];
         if (s < 0 || s >= c->kv.n_seq) return vlm_error_set(err, VLM_E_INVALID, "row %d: sequence id %d out of range", i, s);
-        if (!(b->embd && b->embd[i]) && (!b->token || b->token[i] < 0 || b->token[i] >= mi->n_vocab))
+        if (!(b->embd && b->embd[i]) && (!b->token || b->token[i] < 0 || b->token[i] >= (mi->n_embd_rows > mi->n_vocab ? mi->n_embd_rows : mi->n_vocab)))
             return vlm_error_set(err, VLM_E_INVALID, "row %d: token id %d out of range", i, b->token ? b->token[i] : -1);
         if (b->pos[i] != c->next_pos[s])
             return vlm_error_set(err, VLM_E_INVALID, "row %d: position %d, sequence %d continues at %d", i, b->pos[i], s, c->next_pos[s]);

@@ -22,6 +22,7 @@ struct vlm_image_input;
 struct vlm_tokenizer;
 struct vlm_template;
 struct vlm_processor;
+struct vlm_mllama_span;
 
 /* ---- the model ---------------------------------------------------------------------- */
 
@@ -47,6 +48,14 @@ struct vlm_model_info {
     int kv_dim;                  /* floats of K (and of V) per token per layer */
     int n_ctx_train;             /* max_position_embeddings: the default max_model_len */
     int32_t image_token_id;      /* -1 if the model takes no images */
+    int n_embd_rows;             /* input token ids are [0, n_embd_rows): n_vocab, or more where the
+                                    embedding has rows the logits lack (Mllama's <|image|>: vocab + 8) */
+    int cross_image_rows;        /* cross-attention families (Mllama): rows of d_model one image's
+                                    encoding has (vlm_model_encode_image); 0 when images are spliced */
+    int max_tiles;               /* Mllama: tiles per image at most (max_num_tiles); 0 otherwise */
+    int max_images;              /* images one sequence may hold; 0 = no limit of the model's own */
+    int cross_image_tokens;      /* KV-cache tokens one image's cross-attention K/V take (counted in
+                                    the KV capacity; any KV dtype); 0 when images are spliced */
     int32_t bos_id;              /* -1 if none */
     int32_t eos_ids[VLM_MAX_EOS];/* from generation_config.json, else config.json, else tokenizer */
     int n_eos;
@@ -65,7 +74,7 @@ const struct vlm_template  *vlm_model_template(const struct vlm_model *m);
 const struct vlm_processor *vlm_model_processor(const struct vlm_model *m);
 
 /* Runs the vision tower + connector on one processed image. embd must hold
- * (in->n_image_tokens, d_model) floats; row r is the embedding of the image's r-th image token
+ * (in->n_image_tokens, d_model) floats (cross-attention models: (info.cross_image_rows, d_model)); row r is the embedding of the image's r-th image token
  * in prompt order. pool may be NULL (calling thread only). Thread-safe for a shared model. */
 int vlm_model_encode_image(const struct vlm_model *m, struct vlm_pool *pool,
                            const struct vlm_image_input *in, float *embd, struct vlm_error *err);
@@ -117,6 +126,19 @@ int  vlm_ctx_seq_len(const struct vlm_ctx *ctx, int seq_id);
 int  vlm_ctx_kv_capacity(const struct vlm_ctx *ctx);   /* tokens */
 int  vlm_ctx_kv_free(const struct vlm_ctx *ctx);       /* tokens that can still be added */
 int  vlm_ctx_n_ctx(const struct vlm_ctx *ctx);         /* per-sequence limit */
+
+/* Cross-attention models (info.cross_image_rows > 0): gives the empty sequence seq_id its
+ * images before its prefill. states[i] is vlm_ctx_encode_image's output for image i
+ * (cross_image_rows x d_model floats, borrowed for the call), n_tiles[i] its valid tiles,
+ * spans[i] the prompt tokens that attend to it (vlm_mllama_cross_attention_spans) in a prompt of
+ * n_prompt tokens. The per-layer K/V made here stay with the sequence, count against the KV
+ * capacity (VLM_E_NOMEM when they do not fit) and go with vlm_ctx_seq_clear. n_images 0 = a
+ * text-only sequence. VLM_E_UNSUPPORTED for models that splice image rows. */
+int vlm_ctx_seq_set_images(struct vlm_ctx *ctx, int seq_id, int n_images, const float *const *states,
+                           const int *n_tiles, const struct vlm_mllama_span *spans, int n_prompt,
+                           struct vlm_error *err);
+/* KV tokens a sequence's images take (0 without images). */
+int vlm_ctx_seq_state_tokens(const struct vlm_ctx *ctx, int seq_id);
 
 /* vlm_model_encode_image with the context's pool. */
 int vlm_ctx_encode_image(struct vlm_ctx *ctx, const struct vlm_image_input *in, float *embd,

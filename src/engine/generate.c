@@ -10,6 +10,7 @@
 #include "engine/sampler.h"
 #include "engine/stop.h"
 #include "image/image.h"
+#include "models/mllama_processor.h"
 #include "models/model.h"
 #include "models/processor.h"
 #include "text/tokenizer.h"
@@ -66,7 +67,7 @@ static int prefill(struct gen *g, struct vlm_error *err) {
             size_t k = at + (size_t)i;
             pos[i] = (int32_t)k;
             seq[i] = 0;
-            rows[i] = pr->image_of[k] >= 0
+            rows[i] = pr->image_of[k] >= 0 && !g->m->info.cross_image_rows
                 ? g->emb[pr->image_of[k]] + (size_t)pr->row_of[k] * g->m->info.d_model : NULL;
         }
         struct vlm_batch b = {n, pr->ids + at, rows, pos, seq, NULL};
@@ -158,15 +159,30 @@ static int run(struct gen *g, const char *messages_json, const struct vlm_image_
     cp.n_ctx = need < m->info.n_ctx_train ? (int)need : m->info.n_ctx_train;
     if ((long)g->prompt.n_ids >= m->info.n_ctx_train)
         return vlm_error_set(err, VLM_E_TOO_LARGE, "the prompt has %zu tokens; the model's context is %d", g->prompt.n_ids, m->info.n_ctx_train);
+    cp.n_kv_tokens = cp.n_ctx + g->prompt.n_images * m->info.cross_image_tokens;   /* room for cross-attention images */
     if ((rc = vlm_ctx_new(m, &cp, &g->ctx, err)) != VLM_OK) return rc;
 
     double t0 = now_ms();
     g->emb = vlm_calloc((size_t)g->prompt.n_images + 1, sizeof *g->emb);
     if (!g->emb) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+    int cross = m->info.cross_image_rows > 0;   /* Mllama: images enter through cross-attention */
     for (int i = 0; i < g->prompt.n_images; i++) {
-        g->emb[i] = vlm_malloc(sizeof(float) * (size_t)g->prompt.images[i].n_image_tokens * m->info.d_model);
+        size_t rows = cross ? (size_t)m->info.cross_image_rows : (size_t)g->prompt.images[i].n_image_tokens;
+        g->emb[i] = vlm_malloc(sizeof(float) * rows * m->info.d_model);
         if (!g->emb[i]) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
         if ((rc = vlm_ctx_encode_image(g->ctx, &g->prompt.images[i], g->emb[i], err)) != VLM_OK) return rc;
+    }
+    if (cross && g->prompt.n_images > 0) {
+        int n = g->prompt.n_images;
+        struct vlm_mllama_span *spans = vlm_malloc(sizeof *spans * (size_t)n);
+        int *tiles = vlm_malloc(sizeof(int) * (size_t)n);
+        rc = !spans || !tiles ? vlm_error_set(err, VLM_E_NOMEM, "out of memory")
+                              : vlm_prompt_cross_spans(m, &g->prompt, spans, tiles, err);
+        if (rc == VLM_OK)
+            rc = vlm_ctx_seq_set_images(g->ctx, 0, n, (const float *const *)g->emb, tiles, spans, (int)g->prompt.n_ids, err);
+        vlm_free(spans);
+        vlm_free(tiles);
+        if (rc != VLM_OK) return rc;
     }
     double t1 = now_ms();
     if ((rc = prefill(g, err)) != VLM_OK) return rc;

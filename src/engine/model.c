@@ -186,7 +186,6 @@ int vlm_model_load(const char *dir, const struct vlm_model_params *params, struc
 
 int vlm_model_encode_image(const struct vlm_model *m, struct vlm_pool *pool,
                            const struct vlm_image_input *in, float *embd, struct vlm_error *err) {
-    if (m->family->image_mode != VLM_IMAGES_SPLICED || m->info.image_token_id < 0)
-        return vlm_error_set(err, VLM_E_UNSUPPORTED, "this model does not take image embeddings as rows");
+    if (m->info.image_token_id < 0) return vlm_error_set(err, VLM_E_UNSUPPORTED, "this model takes no images");
     return m->family->encode_image(m, pool, in, embd, err);
 }

@@ -4,6 +4,7 @@
  * special tokens parsed (as transformers does), and the placeholder and image-token counts are
  * checked against the images so that text can never create or shift an image slot. */
 #include "engine/prompt.h"
+#include "models/mllama_processor.h"
 
 #include <string.h>
 
@@ -176,6 +177,18 @@ static int map_image_rows(const struct vlm_model *m, struct vlm_prompt *p, struc
         return vlm_error_set(err, VLM_E_INVALID, "the prompt has %zu image tokens, the %d images need %zu (image tokens are not allowed in text)",
                              total, p->n_images, want);
     p->n_image_tokens = total;
+    return VLM_OK;
+}
+
+int vlm_prompt_cross_spans(const struct vlm_model *m, const struct vlm_prompt *p, struct vlm_mllama_span *spans,
+                           int *n_tiles, struct vlm_error *err) {
+    if (m->info.max_images > 0 && p->n_images > m->info.max_images)
+        return vlm_error_set(err, VLM_E_INVALID, "%d images in one prompt; this model takes at most %d", p->n_images,
+                             m->info.max_images);
+    int n = vlm_mllama_cross_attention_spans(p->ids, (int)p->n_ids, m->info.image_token_id, spans, p->n_images);
+    if (n != p->n_images)
+        return vlm_error_set(err, VLM_E_INVALID, "the prompt has %d image tokens for %d images", n, p->n_images);
+    for (int i = 0; i < n; i++) n_tiles[i] = p->images[i].n_tiles;
     return VLM_OK;
 }
 

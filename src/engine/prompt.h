@@ -57,6 +57,13 @@ void vlm_prompt_free(struct vlm_prompt *p);
  * content is passed to it as [{"type":"text","text":...}], as vLLM does). */
 int vlm_template_wants_parts(const char *src);
 
+/* Cross-attention models (Mllama): per image of p, its valid tiles and the span of prompt
+ * tokens that attend to it (vlm_mllama_cross_attention_spans over p->ids); arrays of
+ * p->n_images. VLM_E_INVALID when the prompt's <|image|> tokens do not match the images. */
+struct vlm_mllama_span;
+int vlm_prompt_cross_spans(const struct vlm_model *m, const struct vlm_prompt *p, struct vlm_mllama_span *spans,
+                           int *n_tiles, struct vlm_error *err);
+
 /* Counts image parts (type "image" or "image_url") in messages; -1 if messages is malformed. */
 int vlm_prompt_count_images(json_t *messages);
 

@@ -5,6 +5,7 @@
  * When the KV pool runs out, the newest sequence is preempted (its KV cleared, its ids kept)
  * and re-prefilled later, as vLLM's recompute preemption does. */
 #include "engine/scheduler.h"
+#include "models/mllama_processor.h"
 
 #include "util/alloc.h"
 #include "util/error.h"
@@ -22,6 +23,10 @@ struct vlm_seq {
     int32_t            *ids;           /* (n_len) prompt then generated ids; cap entries */
     size_t              n_len, cap, n_prompt, n_past;
     const float       **embd;          /* (n_prompt) or NULL */
+    int                 n_img, attached;   /* cross-attention images; given to the current slot */
+    const float       **img_states;
+    int                *img_tiles;
+    struct vlm_mllama_span *img_spans;
     struct vlm_sampler *sampler;
     int32_t            *eos, *stop_ids, *bias_ids;
     float              *bias_values;
@@ -53,6 +58,7 @@ struct vlm_sched {
     const struct vlm_model *m;
     struct vlm_ctx  *ctx;
     int              n_vocab, max_seqs, n_batch, chunk, n_ctx;
+    int              img_tokens;       /* KV tokens of one cross-attention image */
     pthread_t        th;
     int              started;
     pthread_mutex_t  mu;
@@ -88,6 +94,9 @@ static void seq_destroy(struct vlm_seq *q) {
     vlm_sampler_free(q->sampler);
     vlm_free(q->ids);
     vlm_free(q->embd);
+    vlm_free(q->img_states);
+    vlm_free(q->img_tiles);
+    vlm_free(q->img_spans);
     vlm_free(q->eos);
     vlm_free(q->stop_ids);
     vlm_free(q->bias_ids);
@@ -161,6 +170,15 @@ int vlm_sched_submit(struct vlm_sched *s, const struct vlm_seq_params *p, struct
     if (q->ids) memcpy(q->ids, p->ids, p->n_ids * sizeof *q->ids);
     q->n_len = q->n_prompt = p->n_ids;
     if (p->embd) q->embd = vlm_memdup(p->embd, p->n_ids * sizeof *q->embd);
+    int img_ok = 1;
+    if (p->n_cross_images > 0) {
+        size_t ni = (size_t)p->n_cross_images;
+        q->n_img = p->n_cross_images;
+        q->img_states = vlm_memdup(p->cross_states, ni * sizeof *q->img_states);
+        q->img_tiles = vlm_memdup(p->cross_tiles, ni * sizeof *q->img_tiles);
+        q->img_spans = vlm_memdup(p->cross_spans, ni * sizeof *q->img_spans);
+        img_ok = q->img_states && q->img_tiles && q->img_spans;
+    }
     q->eos = dup_ids(p->eos_ids, (size_t)(p->n_eos > 0 ? p->n_eos : 0));
     q->n_eos = p->n_eos > 0 ? p->n_eos : 0;
     q->stop_ids = dup_ids(p->stop_ids, p->n_stop_ids);
@@ -173,7 +191,7 @@ int vlm_sched_submit(struct vlm_sched *s, const struct vlm_seq_params *p, struct
     q->min_new = p->min_new_tokens;
     q->on_free = p->on_free;
     q->user = p->user;
-    if (!q->ids || (p->embd && !q->embd) || (q->n_eos && !q->eos) || (p->n_stop_ids && !q->stop_ids) ||
+    if (!q->ids || !img_ok || (p->embd && !q->embd) || (q->n_eos && !q->eos) || (p->n_stop_ids && !q->stop_ids) ||
         (p->n_bias && (!q->bias_ids || !q->bias_values))) {
         q->on_free = NULL;
         seq_destroy(q);
@@ -316,7 +334,7 @@ static void reap_and_admit_locked(struct vlm_sched *s, struct vlm_seq **dead, in
     for (struct vlm_seq *q = s->wait_head; q; q = q->next) s->wait_tail = q;
     while (s->wait_head && s->n_running < s->max_seqs) {
         struct vlm_seq *q = s->wait_head;
-        size_t need = q->n_len - q->n_past + 1;
+        size_t need = q->n_len - q->n_past + 1 + (size_t)q->n_img * (size_t)s->img_tokens;
         /* admit only what the KV pool can hold now, unless nothing runs (then the decode
            reports what does not fit) */
         if (s->n_running > 0 && (long)vlm_ctx_kv_free(s->ctx) < (long)need + 16L * s->n_running) break;
@@ -333,6 +351,36 @@ static void reap_and_admit_locked(struct vlm_sched *s, struct vlm_seq **dead, in
     }
 }
 
+/* Gives newly admitted sequences their cross-attention images (outside the lock: this is the
+ * K/V projection of every image). A sequence whose images do not fit the KV cache goes back to
+ * the queue while others run, else fails. */
+static void attach_images(struct vlm_sched *s) {
+    for (int i = 0; i < s->max_seqs; i++) {
+        struct vlm_seq *q = s->slots[i];
+        if (!q || q->cancelled || q->attached || !q->n_img) continue;
+        struct vlm_error err;
+        int rc = vlm_ctx_seq_set_images(s->ctx, i, q->n_img, q->img_states, q->img_tiles, q->img_spans,
+                                        (int)q->n_prompt, &err);
+        pthread_mutex_lock(&s->mu);
+        if (rc == VLM_OK) q->attached = 1;
+        else if (rc == VLM_E_NOMEM && s->n_running > 1) {   /* back to the queue's head until room frees */
+            vlm_ctx_seq_clear(s->ctx, i);
+            s->slots[i] = NULL;
+            s->n_running--;
+            q->slot = -1;
+            q->next = s->wait_head;
+            s->wait_head = q;
+            if (!s->wait_tail) s->wait_tail = q;
+            s->n_waiting++;
+        } else {
+            VLM_LOGW("sequence images: %s", err.msg);
+            fail_locked(q, rc);
+            q->cancelled = 1;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
 /* Fills the batch: every decoding sequence's one row first, then prefill chunks. */
 static int build_batch(struct vlm_sched *s, int *n_logits) {
     int rows = 0, budget;
@@ -342,7 +390,7 @@ static int build_batch(struct vlm_sched *s, int *n_logits) {
         budget = pass == 0 ? s->n_batch : (s->chunk < s->n_batch - rows ? s->chunk : s->n_batch - rows);
         for (int i = 0; i < s->max_seqs && budget > 0; i++) {
             struct vlm_seq *q = s->slots[i];
-            if (!q || q->cancelled) continue;
+            if (!q || q->cancelled || (q->n_img && !q->attached)) continue;
             size_t remaining = q->n_len - q->n_past;
             if ((pass == 0) != (remaining == 1) || remaining == 0) continue;
             int k = remaining < (size_t)budget ? (int)remaining : budget;
@@ -398,6 +446,7 @@ static int preempt_newest_locked(struct vlm_sched *s) {
     s->n_running--;
     q->slot = -1;
     q->n_past = 0;
+    q->attached = 0;
     q->next = s->wait_head;
     s->wait_head = q;
     if (!s->wait_tail) s->wait_tail = q;
@@ -423,6 +472,7 @@ static void *sched_main(void *arg) {
         pthread_mutex_unlock(&s->mu);
         for (int i = 0; i < n_dead; i++) seq_destroy(dead[i]);
         n_dead = 0;
+        attach_images(s);
 
         int n_logits = 0, rows = build_batch(s, &n_logits), n_ev = 0;
         int rc = VLM_OK;
@@ -504,6 +554,7 @@ int vlm_sched_new(const struct vlm_model *m, const struct vlm_sched_params *p,
     int rc = vlm_ctx_new(m, &cp, &s->ctx, err);
     if (rc != VLM_OK) { vlm_free(s); return rc; }
     s->n_vocab = vlm_model_get_info(m)->n_vocab;
+    s->img_tokens = vlm_model_get_info(m)->cross_image_tokens;
     s->n_ctx = vlm_ctx_n_ctx(s->ctx);
     size_t nb = (size_t)s->n_batch;
     s->slots = vlm_calloc((size_t)s->max_seqs, sizeof *s->slots);

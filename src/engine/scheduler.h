@@ -17,6 +17,7 @@
 #include "engine/stop.h"
 
 struct vlm_error;
+struct vlm_mllama_span;
 struct vlm_sched;
 struct vlm_seq;
 
@@ -38,6 +39,12 @@ struct vlm_seq_params {
     const int32_t *ids;             /* (n_ids) prompt token ids */
     size_t         n_ids;
     const float *const *embd;       /* (n_ids) NULL or a d_model row per position (image tokens) */
+    /* cross-attention models (Mllama): the prompt's images, given to the sequence's KV slot when
+     * it is admitted (again after a preemption); the states stay valid until on_free */
+    int            n_cross_images;
+    const float *const *cross_states;           /* (n_cross_images) vlm_ctx_encode_image outputs */
+    const int     *cross_tiles;                 /* (n_cross_images) valid tiles */
+    const struct vlm_mllama_span *cross_spans;  /* (n_cross_images) attending prompt tokens */
     struct vlm_sampling_params sampling;
     const int32_t *eos_ids;  int n_eos;
     int            ignore_eos;

@@ -30,8 +30,8 @@ int vlm_kv_init(struct vlm_kv *kv, int n_layer, int kv_dim, int n_seq, int n_ctx
     return VLM_OK;
 }
 
-void vlm_kv_clear(struct vlm_kv *kv, int s) {
-    if (!kv || s < 0 || s >= kv->n_seq) return;
+/* Frees a sequence's K/V arrays (its family state stays). */
+static void kv_clear_arrays(struct vlm_kv *kv, int s) {
     struct vlm_kv_seq *q = &kv->seq[s];
     if (q->k)
         for (int l = 0; l < kv->n_layer; l++) {
@@ -44,6 +44,18 @@ void vlm_kv_clear(struct vlm_kv *kv, int s) {
     q->k = q->v = NULL;
     q->len = q->cap = q->keep = 0;
 }
+
+void vlm_kv_clear(struct vlm_kv *kv, int s) {
+    if (!kv || s < 0 || s >= kv->n_seq) return;
+    struct vlm_kv_seq *q = &kv->seq[s];
+    kv_clear_arrays(kv, s);
+    if (q->family_state && kv->state_free) kv->state_free(q->family_state);
+    q->family_state = NULL;
+    kv->used_tokens -= q->state_tokens;
+    q->state_tokens = 0;
+}
+
+size_t vlm_kv_token_bytes(const struct vlm_kv *kv) { return 2 * kv->esize * (size_t)kv->kv_dim * (size_t)kv->n_layer; }
 
 void vlm_kv_free(struct vlm_kv *kv) {
     if (!kv || !kv->seq) return;
@@ -58,7 +70,7 @@ static void kv_trim(struct vlm_kv *kv, int s) {
     struct vlm_kv_seq *q = &kv->seq[s];
     int keep = q->len > q->keep ? q->len : q->keep;   /* rows reserved for the step in progress stay */
     if (!q->k || q->cap <= keep) return;
-    if (keep == 0) { vlm_kv_clear(kv, s); return; }
+    if (keep == 0) { kv_clear_arrays(kv, s); return; }
     size_t bytes = kv->esize * (size_t)keep * (size_t)kv->kv_dim;
     for (int l = 0; l < kv->n_layer; l++) {   /* shrinking realloc keeps the data; a failure keeps the old block */
         void *k = vlm_realloc(q->k[l], bytes), *v = vlm_realloc(q->v[l], bytes);
@@ -103,6 +115,31 @@ int vlm_kv_reserve(struct vlm_kv *kv, int s, int n, struct vlm_error *err) {
     kv->used_tokens += want - q->cap;
     q->cap = (int)want;
     return VLM_OK;
+}
+
+int vlm_kv_set_state(struct vlm_kv *kv, int s, void *st, long tokens, struct vlm_error *err) {
+    struct vlm_kv_seq *q = &kv->seq[s];
+    long others = kv->used_tokens - q->state_tokens;
+    for (int o = 0; o < kv->n_seq && others + tokens > kv->cap_tokens; o++)
+        if (o != s) {
+            kv_trim(kv, o);
+            others = kv->used_tokens - q->state_tokens;
+        }
+    if (others + tokens > kv->cap_tokens)
+        return vlm_error_set(err, VLM_E_NOMEM, "KV cache full: the images need %ld tokens of room, %ld of %ld are in use",
+                             tokens, others, kv->cap_tokens);
+    if (q->family_state && kv->state_free) kv->state_free(q->family_state);
+    q->family_state = st;
+    kv->used_tokens = others + tokens;
+    q->state_tokens = tokens;
+    return VLM_OK;
+}
+
+void vlm_kv_state_shrink(struct vlm_kv *kv, int s, long tokens) {
+    struct vlm_kv_seq *q = &kv->seq[s];
+    if (tokens < 0 || tokens >= q->state_tokens) return;
+    kv->used_tokens -= q->state_tokens - tokens;
+    q->state_tokens = tokens;
 }
 
 void vlm_kv_put(struct vlm_kv *kv, int s, int l, int pos, const float *k, const float *v) {

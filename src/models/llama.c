@@ -114,6 +114,12 @@ static int bind_opt_bias(const struct vlm_weights *w, const char *name, int64_t 
 
 int vlm_llama_load(struct vlm_llama *l, const struct vlm_llama_hparams *hp, const struct vlm_weights *w,
                    const char *prefix, const char *lm_head_name, struct vlm_error *err) {
+    return vlm_llama_load_ex(l, hp, w, prefix, lm_head_name, NULL, err);
+}
+
+int vlm_llama_load_ex(struct vlm_llama *l, const struct vlm_llama_hparams *hp, const struct vlm_weights *w,
+                      const char *prefix, const char *lm_head_name, const uint8_t *foreign,
+                      struct vlm_error *err) {
     memset(l, 0, sizeof *l);
     l->hp = *hp;
     int d = hp->d_model, q = hp->n_head * hp->d_head, kvd = hp->n_head_kv * hp->d_head, rc;
@@ -121,11 +127,19 @@ int vlm_llama_load(struct vlm_llama *l, const struct vlm_llama_hparams *hp, cons
     l->owned = vlm_malloc(n_owned * sizeof(float));
     l->layers = vlm_calloc((size_t)hp->n_layer, sizeof *l->layers);
     l->inv_freq = vlm_malloc(sizeof(float) * (size_t)(hp->rope.rot_dim / 2));
-    if (!l->owned || !l->layers || !l->inv_freq) return vlm_error_set(err, VLM_E_NOMEM, "out of memory loading the decoder");
+    l->kv_layer = vlm_malloc(sizeof(int) * (size_t)hp->n_layer);
+    if (foreign) l->foreign = vlm_malloc((size_t)hp->n_layer);
+    if (!l->owned || !l->layers || !l->inv_freq || !l->kv_layer || (foreign && !l->foreign))
+        return vlm_error_set(err, VLM_E_NOMEM, "out of memory loading the decoder");
+    for (int i = 0; i < hp->n_layer; i++) {
+        if (l->foreign) l->foreign[i] = foreign[i] != 0;
+        l->kv_layer[i] = foreign && foreign[i] ? -1 : l->n_kv_layer++;
+    }
     float *cur = l->owned;
     char name[256];
 #define NAME(...) (snprintf(name, sizeof name, __VA_ARGS__), name)
-    CHK(bind(w, NAME("%sembed_tokens.weight", prefix), 2, hp->n_vocab, d, &l->embed, NULL, err));
+    CHK(bind(w, NAME("%sembed_tokens.weight", prefix), 2, hp->n_embd_rows > 0 ? hp->n_embd_rows : hp->n_vocab, d,
+             &l->embed, NULL, err));
     CHK(bind(w, NAME("%snorm.weight", prefix), 1, d, 0, &(const struct vlm_tensor *){0}, cur, err));
     l->norm = cur;
     cur += d;
@@ -136,6 +150,7 @@ int vlm_llama_load(struct vlm_llama *l, const struct vlm_llama_hparams *hp, cons
     for (int i = 0; i < hp->n_layer; i++) {
         struct vlm_llama_layer *L = &l->layers[i];
         const struct vlm_tensor *tmp;
+        if (l->foreign && l->foreign[i]) continue;
         CHK(bind(w, NAME("%slayers.%d.input_layernorm.weight", prefix, i), 1, d, 0, &tmp, cur, err));
         L->attn_norm = cur; cur += d;
         CHK(bind(w, NAME("%slayers.%d.post_attention_layernorm.weight", prefix, i), 1, d, 0, &tmp, cur, err));
@@ -162,6 +177,8 @@ void vlm_llama_free(struct vlm_llama *l) {
     vlm_free(l->owned);
     vlm_free(l->layers);
     vlm_free(l->inv_freq);
+    vlm_free(l->foreign);
+    vlm_free(l->kv_layer);
     memset(l, 0, sizeof *l);
 }
 
@@ -334,6 +351,12 @@ static void attend(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool
 
 int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
                       const struct vlm_batch *b, const int8_t *want, float *logits, struct vlm_error *err) {
+    return vlm_llama_forward_ex(l, kv, pool, scratch, b, want, logits, NULL, NULL, err);
+}
+
+int vlm_llama_forward_ex(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
+                         const struct vlm_batch *b, const int8_t *want, float *logits,
+                         vlm_llama_layer_fn fn, void *fn_ctx, struct vlm_error *err) {
     const struct vlm_llama_hparams *hp = &l->hp;
     struct llama_scratch *s = scratch;
     int n = b->n_tokens, d = hp->d_model, kvd = hp->n_head_kv * hp->d_head;
@@ -354,6 +377,13 @@ int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_p
     group_rows(s, b);
     for (int layer = 0; layer < hp->n_layer; layer++) {
         const struct vlm_llama_layer *L = &l->layers[layer];
+        int kl = l->kv_layer[layer];
+        if (kl < 0) {
+            int rc = fn ? fn(fn_ctx, layer, pool, b, s->x, err)
+                        : vlm_error_set(err, VLM_E_INTERNAL, "decoder layer %d has no runner", layer);
+            if (rc != VLM_OK) return rc;
+            continue;
+        }
         vlm_rmsnorm(s->xb, s->x, L->attn_norm, n, d, hp->rms_eps);
         {
             const struct vlm_tensor *w3[3] = {L->wq, L->wk, L->wv};
@@ -364,8 +394,8 @@ int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_p
         vlm_rope_apply(s->q, n, hp->n_head, hp->d_head, b->pos, inv_freq, hp->rope.rot_dim, attn_scale);
         vlm_rope_apply(s->k, n, hp->n_head_kv, hp->d_head, b->pos, inv_freq, hp->rope.rot_dim, attn_scale);
         for (int i = 0; i < n; i++)
-            vlm_kv_put(kv, b->seq_id[i], layer, b->pos[i], s->k + (size_t)i * kvd, s->v + (size_t)i * kvd);
-        attend(l, kv, pool, s, b, layer);
+            vlm_kv_put(kv, b->seq_id[i], kl, b->pos[i], s->k + (size_t)i * kvd, s->v + (size_t)i * kvd);
+        attend(l, kv, pool, s, b, kl);
         vlm_matmul(pool, s->att, n, L->wo, L->bo, s->xb);
         vlm_add(s->x, s->xb, (size_t)n * d);
         vlm_rmsnorm(s->xb, s->x, L->ffn_norm, n, d, hp->rms_eps);
@@ -392,15 +422,18 @@ int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_p
 void vlm_llama_costs(const struct vlm_llama *l, size_t *decode_bytes, double *token_flops, double *token_flops_ctx) {
     const struct vlm_llama_hparams *h = &l->hp;
     size_t b = l->lm_head->nbytes;
+    int n_self = 0;
     for (int i = 0; i < h->n_layer; i++) {
         const struct vlm_llama_layer *L = &l->layers[i];
+        if (!L->wq) continue;   /* a layer the family runs itself (Mllama's cross-attention): its own count */
+        n_self++;
         b += L->wq->nbytes + L->wk->nbytes + L->wv->nbytes + L->wo->nbytes + L->w_gate->nbytes +
              L->w_up->nbytes + L->w_down->nbytes;
     }
     double d = h->d_model, q = (double)h->n_head * h->d_head, kv = (double)h->n_head_kv * h->d_head;
     *decode_bytes = b;
-    *token_flops = h->n_layer * 2.0 * (d * q * 2 + d * kv * 2 + 3 * d * h->d_ff) + 2.0 * d * h->n_vocab;
-    *token_flops_ctx = h->n_layer * 2.0 * 2 * q;
+    *token_flops = n_self * 2.0 * (d * q * 2 + d * kv * 2 + 3 * d * h->d_ff) + 2.0 * d * h->n_vocab;
+    *token_flops_ctx = n_self * 2.0 * 2 * q;
 }
 
 void vlm_llama_describe(const struct vlm_llama *l, FILE *f) {

@@ -21,6 +21,7 @@ struct vlm_llama_hparams {
     int   n_vocab, d_model, n_layer, n_head, n_head_kv, d_head, d_ff, max_pos;
     float rms_eps;
     int   tied;                      /* lm_head is embed_tokens */
+    int   n_embd_rows;               /* rows of embed_tokens; 0 = n_vocab (Mllama: vocab + 8) */
     struct vlm_rope_params rope;
 };
 
@@ -39,7 +40,15 @@ struct vlm_llama {
     struct vlm_llama_layer *layers;    /* (n_layer) */
     float *inv_freq;                   /* (rot_dim/2) */
     float *owned;                      /* f32 copies of the small vectors */
+    uint8_t *foreign;                  /* (n_layer) 1 = a layer the caller runs (load_ex), else NULL */
+    int     *kv_layer;                 /* (n_layer) KV-store layer of each own layer, -1 for foreign */
+    int      n_kv_layer;               /* own (self-attention) layers: the KV store's layer count */
 };
+
+/* A layer the decoder's caller runs itself (e.g. Mllama's cross-attention layers): x (n, d)
+ * in, updated in place, for the rows of b. */
+typedef int (*vlm_llama_layer_fn)(void *ctx, int layer, struct vlm_pool *pool, const struct vlm_batch *b,
+                                  float *x, struct vlm_error *err);
 
 /* Reads the decoder's hyperparameters from tcfg (a config's text_config object, or its root
  * for a plain LlamaForCausalLM; transformers' defaults where absent; rope from rope_parameters
@@ -51,6 +60,11 @@ int vlm_llama_hparams_read(const struct vlm_config *c, json_t *tcfg, float defau
  * and lm_head_name (when absent and hp->tied, the embedding) and checks their shapes. */
 int  vlm_llama_load(struct vlm_llama *l, const struct vlm_llama_hparams *hp, const struct vlm_weights *w,
                     const char *prefix, const char *lm_head_name, struct vlm_error *err);
+/* The same, leaving the layers with foreign[i] != 0 unbound (foreign: n_layer flags or NULL):
+ * forward_ex hands them to the caller, and the KV store holds only the other layers. */
+int  vlm_llama_load_ex(struct vlm_llama *l, const struct vlm_llama_hparams *hp, const struct vlm_weights *w,
+                       const char *prefix, const char *lm_head_name, const uint8_t *foreign,
+                       struct vlm_error *err);
 void vlm_llama_free(struct vlm_llama *l);
 
 void *vlm_llama_scratch_new(const struct vlm_llama *l, int n_batch_max);
@@ -60,6 +74,10 @@ void  vlm_llama_scratch_free(void *s);
  * the rows with want[i] != 0, (n_out, n_vocab). */
 int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
                       const struct vlm_batch *b, const int8_t *want, float *logits, struct vlm_error *err);
+/* vlm_llama_forward calling fn(fn_ctx, ...) for each foreign layer, in layer order. */
+int vlm_llama_forward_ex(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
+                         const struct vlm_batch *b, const int8_t *want, float *logits,
+                         vlm_llama_layer_fn fn, void *fn_ctx, struct vlm_error *err);
 
 /* For `vlm bench`: weight bytes one decode step reads (every layer matrix and the head; the
  * embedding is read one row per token), FLOPs per token and per token of attended context. */

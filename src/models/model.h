@@ -26,6 +26,7 @@ struct vlm_kv_seq {
     int     keep;        /* capacity a step in progress has reserved (kept when slack is taken back) */
     void   *family_state;/* for decoders that keep per-sequence state of their own (e.g. the
                             image states a cross-attention decoder attends to); NULL here */
+    long    state_tokens;/* what family_state holds, in tokens of this store (counted in used_tokens) */
 };
 struct vlm_kv {
     int n_layer, kv_dim, n_seq, n_ctx;
@@ -34,6 +35,7 @@ struct vlm_kv {
     long cap_tokens;     /* total tokens all sequences may allocate */
     long used_tokens;    /* tokens allocated (sum of cap) */
     struct vlm_kv_seq *seq;   /* (n_seq) */
+    void (*state_free)(void *state);   /* frees a family_state (the family's seq_state_free) */
 };
 int  vlm_kv_init(struct vlm_kv *kv, int n_layer, int kv_dim, int n_seq, int n_ctx, long cap_tokens,
                  enum vlm_dtype type, struct vlm_error *err);
@@ -44,6 +46,14 @@ void vlm_kv_free(struct vlm_kv *kv);
 /* Makes room for sequence s to hold n tokens (grows its arrays); VLM_E_NOMEM past the cap. */
 int  vlm_kv_reserve(struct vlm_kv *kv, int s, int n, struct vlm_error *err);
 void vlm_kv_clear(struct vlm_kv *kv, int s);
+/* Gives sequence s the family state st (freed with kv->state_free when the sequence is
+ * cleared), worth `tokens` tokens of the cap (others' slack is taken back to make room);
+ * VLM_E_NOMEM past the cap (st is then NOT taken). Replaces (frees) an earlier state. */
+int  vlm_kv_set_state(struct vlm_kv *kv, int s, void *st, long tokens, struct vlm_error *err);
+/* Lowers sequence s's family-state count to `tokens` (the state shrank in place). */
+void vlm_kv_state_shrink(struct vlm_kv *kv, int s, long tokens);
+/* Bytes of one token in the store (K and V of every layer). */
+size_t vlm_kv_token_bytes(const struct vlm_kv *kv);
 
 /* How a family's decoder takes images. */
 enum vlm_image_mode {
@@ -53,6 +63,7 @@ enum vlm_image_mode {
 };
 
 struct vlm_model;
+struct vlm_mllama_span;
 
 /* What `vlm bench` needs to set a family's figures beside the machine's limits. */
 struct vlm_family_costs {
@@ -63,6 +74,9 @@ struct vlm_family_costs {
     size_t decode_bytes;      /* weight bytes one decode step reads */
     double token_flops;       /* FLOPs of one token through the decoder, attention aside ... */
     double token_flops_ctx;   /* ... plus this many per token of context it attends to */
+    int    image_tiles;       /* tiles of the synthetic image (0 = 1); cross-attention families: all */
+    int    image_aspect_ratio_id; /* Mllama: the canvas of those tiles (0 otherwise) */
+    double cross_kv_bytes;    /* bytes of one image's cross-attention K/V a decode step reads (f32) */
 };
 
 struct vlm_family {
@@ -87,6 +101,15 @@ struct vlm_family {
     void (*describe)(const struct vlm_model *m, FILE *f);
     /* Optional, for `vlm bench` (which refuses a family without it). */
     void (*costs)(const struct vlm_model *m, struct vlm_family_costs *c);
+    /* VLM_IMAGES_CROSS_ATTN only (NULL otherwise): gives the empty sequence s its images before
+     * its prefill. states[i] is encode_image's output for image i (m->info.cross_image_rows rows
+     * of d_model), n_tiles[i] its valid tiles, spans[i] the prompt tokens that attend to it in a
+     * prompt of n_prompt tokens (see mllama_processor.h). Stores what the decoder needs in
+     * kv->seq[s].family_state through vlm_kv_set_state. */
+    int  (*seq_set_images)(const struct vlm_model *m, struct vlm_kv *kv, struct vlm_pool *pool, int s,
+                           int n_images, const float *const *states, const int *n_tiles,
+                           const struct vlm_mllama_span *spans, int n_prompt, struct vlm_error *err);
+    void (*seq_state_free)(void *state);
 };
 
 /* registry.c: the family of an architecture name, NULL if unknown. */

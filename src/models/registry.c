@@ -5,6 +5,7 @@
 
 #include "models/idefics3.h"
 #include "models/llava.h"
+#include "models/mllama.h"
 #include "models/model.h"
 
 static const struct {
@@ -16,6 +17,7 @@ static const struct {
     {"SmolVLMForConditionalGeneration", &vlm_family_idefics3},
     {"LlavaForConditionalGeneration", &vlm_family_llava},
     {"LlavaNextForConditionalGeneration", &vlm_family_llava},
+    {"MllamaForConditionalGeneration", &vlm_family_mllama},
 };
 
 const struct vlm_family *vlm_family_find(const char *arch) {

@@ -3,6 +3,7 @@
  * one scheduler sequence per choice -> events -> text, stop strings, logprobs, usage. */
 #include "server/generate.h"
 
+#include "models/mllama_processor.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 #include "util/alloc.h"
@@ -21,6 +22,9 @@ struct gen_shared {
     struct vlm_cache_entry **entries;
     int                     n_entries;
     const float           **rows;        /* (n_ids) embedding row per position or NULL */
+    const float           **cross;       /* cross-attention models: (n_images) encoded images */
+    int                    *cross_tiles; /* (n_images) */
+    struct vlm_mllama_span *cross_spans; /* (n_images) */
     struct vlm_template    *tmpl;        /* a trusted request template */
 };
 
@@ -31,6 +35,9 @@ static void shared_unref(void *p) {
     for (int i = 0; i < sh->n_entries; i++) vlm_image_cache_release(sh->s->cache, sh->entries[i]);
     vlm_free(sh->entries);
     vlm_free(sh->rows);
+    vlm_free(sh->cross);
+    vlm_free(sh->cross_tiles);
+    vlm_free(sh->cross_spans);
     vlm_template_free(sh->tmpl);
     vlm_free(sh);
 }
@@ -73,7 +80,8 @@ static int encode_job_run(void *user, struct vlm_pool *pool, struct vlm_error *e
 static int encode_cb(void *user, float *out, struct vlm_error *err) {
     struct encode_job *j = user;
     j->out = out;
-    return vlm_sched_run(j->s->sched, encode_job_run, j, j->in->n_image_tokens, err);
+    int cost = j->s->info->cross_image_rows ? j->s->info->cross_image_rows : j->in->n_image_tokens;
+    return vlm_sched_run(j->s->sched, encode_job_run, j, cost, err);
 }
 
 /* Fetches and decodes the request's images through the cache (entries kept in sh). */
@@ -171,12 +179,22 @@ static int prepare(struct vlm_server *s, const struct vlm_api_request *r, struct
         struct encode_job job = {s, &p->images[j], NULL};
         struct vlm_error err;
         int computed = 0;
-        int erc = vlm_image_cache_embd(s->cache, sh->entries[j], (size_t)p->images[j].n_image_tokens, d,
+        size_t n_rows = s->info->cross_image_rows ? (size_t)s->info->cross_image_rows : (size_t)p->images[j].n_image_tokens;
+        int erc = vlm_image_cache_embd(s->cache, sh->entries[j], n_rows, d,
                                        encode_cb, &job, &embd[j], &computed, &err);
         if (erc != VLM_OK) {
             vlm_free(embd);
             return vlm_api_fail(e, vlm_api_status_for(erc), "messages", "Failed to encode image %d: %s", j + 1, err.msg);
         }
+    }
+    if (p->n_images && s->info->cross_image_rows) {   /* Mllama: images enter through cross-attention */
+        struct vlm_error err;
+        sh->cross = embd;
+        sh->cross_tiles = vlm_malloc(sizeof(int) * (size_t)p->n_images);
+        sh->cross_spans = vlm_malloc(sizeof *sh->cross_spans * (size_t)p->n_images);
+        if (!sh->cross_tiles || !sh->cross_spans) return vlm_api_fail(e, 500, NULL, "out of memory");
+        int src = vlm_prompt_cross_spans(s->model, p, sh->cross_spans, sh->cross_tiles, &err);
+        return src == VLM_OK ? 0 : fail_code(e, src, "messages", err.msg);
     }
     if (p->n_images) {
         sh->rows = vlm_calloc(p->n_ids, sizeof *sh->rows);
@@ -451,6 +469,10 @@ static struct gen *start(struct vlm_server *s, enum vlm_api_kind kind, const str
         sp.ids = sh->prompt.ids;
         sp.n_ids = n_ids;
         sp.embd = sh->rows;
+        sp.n_cross_images = sh->cross ? sh->prompt.n_images : 0;
+        sp.cross_states = sh->cross;
+        sp.cross_tiles = sh->cross_tiles;
+        sp.cross_spans = sh->cross_spans;
         sampling_for(s, r, i, &sp.sampling);
         sp.eos_ids = s->info->eos_ids;
         sp.n_eos = s->info->n_eos;
