@@ -4,6 +4,7 @@
 #include "tensor/tensor.h"
 
 #include "tensor/kernels.h"
+#include "tensor/quant.h"
 #include "util/alloc.h"
 #include "util/threadpool.h"
 
@@ -127,7 +128,7 @@ void vlm_tensor_row_f32(const struct vlm_tensor *w, int64_t r, float *dst) {
     case VLM_DT_F32: memcpy(dst, base + (size_t)r * n * 4, (size_t)n * 4); break;
     case VLM_DT_F16: vlm_f16_to_f32_row(dst, (const uint16_t *)(base + (size_t)r * n * 2), (size_t)n); break;
     case VLM_DT_BF16: vlm_bf16_to_f32_row(dst, (const uint16_t *)(base + (size_t)r * n * 2), (size_t)n); break;
-    default: memset(dst, 0, (size_t)n * sizeof *dst); break;
+    default: vlm_dequantize_row(w->type, base + (size_t)r * vlm_dtype_row_bytes(w->type, n), dst, n); break;
     }
 }
 
