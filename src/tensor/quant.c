@@ -542,3 +542,59 @@ int vlm_quantize_rows(struct vlm_pool *pool, enum vlm_dtype t, void *dst, enum v
     vlm_free(j.buf);
     return VLM_OK;
 }
+
+/* ---- levels and factors for the integer-dot kernels ---- */
+
+void vlm_q_unpack(enum vlm_dtype t, const uint8_t *b, int16_t *v, float *a, float *c) {
+    switch (t) {
+    case VLM_DT_Q8_0:
+        for (int i = 0; i < 32; i++) v[i] = (int8_t)b[2 + i];
+        a[0] = a[1] = h2f(b);
+        c[0] = c[1] = 0.0f;
+        return;
+    case VLM_DT_Q4_0:
+    case VLM_DT_Q4_1: {
+        const uint8_t *qs = b + (t == VLM_DT_Q4_0 ? 2 : 4);
+        for (int i = 0; i < 16; i++) v[i] = qs[i] & 0xF, v[i + 16] = qs[i] >> 4;
+        a[0] = a[1] = h2f(b);
+        c[0] = c[1] = t == VLM_DT_Q4_0 ? -8.0f * a[0] : h2f(b + 2);
+        return;
+    }
+    case VLM_DT_Q5_0:
+    case VLM_DT_Q5_1: {
+        int o = t == VLM_DT_Q5_0 ? 2 : 4;
+        uint32_t qh = rd32(b + o);
+        for (int i = 0; i < 32; i++) v[i] = (int16_t)q5_at(b + o + 4, qh, i);
+        a[0] = a[1] = h2f(b);
+        c[0] = c[1] = t == VLM_DT_Q5_0 ? -16.0f * a[0] : h2f(b + 2);
+        return;
+    }
+    case VLM_DT_Q4_K:
+    case VLM_DT_Q5_K: {
+        float d = h2f(b), dmin = h2f(b + 2);
+        uint8_t sc[8], mn[8];
+        k4_scales(b + 4, sc, mn);
+        const uint8_t *qs = b + (t == VLM_DT_Q4_K ? 16 : 48), *qh = b + 16;
+        for (int j = 0; j < 8; j++) {
+            a[2 * j] = a[2 * j + 1] = d * sc[j];
+            c[2 * j] = c[2 * j + 1] = -(dmin * mn[j]);
+            for (int l = 0; l < 32; l++) {
+                int q = j & 1 ? qs[32 * (j / 2) + l] >> 4 : qs[32 * (j / 2) + l] & 0xF;
+                if (t == VLM_DT_Q5_K) q |= ((qh[l] >> j) & 1) << 4;
+                v[32 * j + l] = (int16_t)q;
+            }
+        }
+        return;
+    }
+    case VLM_DT_Q6_K: {
+        float d = h2f(b + 208);
+        for (int g = 0; g < 16; g++) {
+            a[g] = d * (float)(int8_t)b[192 + g];
+            c[g] = -32.0f * a[g];
+        }
+        for (int e = 0; e < 256; e++) v[e] = (int16_t)q6_at(b, b + 128, e);
+        return;
+    }
+    default: return;
+    }
+}

@@ -35,4 +35,10 @@ int vlm_quantize_row(enum vlm_dtype t, const float *src, int64_t n, void *dst);
 int vlm_quantize_rows(struct vlm_pool *pool, enum vlm_dtype t, void *dst, enum vlm_dtype src_type,
                       const void *src, int64_t rows, int64_t n);
 
+/* For the integer-dot kernels (kernels_q_*.c): block b of type t (a block type) as levels and
+ * affine factors per 16 elements: element e is a[e/16] * v[e] + c[e/16] (in exact arithmetic;
+ * dequantize_row rounds as gguf-py does instead). v holds vlm_dtype_block_elems(t) levels
+ * (signed for Q8_0, 0..63 otherwise), a and c one entry per 16 elements. */
+void vlm_q_unpack(enum vlm_dtype t, const uint8_t *b, int16_t *v, float *a, float *c);
+
 #endif
