@@ -2,7 +2,7 @@
  * with and without VNNI) against the scalar reference on random shapes with odd row counts
  * and block-count tails; the reference against f32 math on the dequantized weights within the
  * bound that quantizing the activations allows; the threaded driver identical for 1, 2 and 3
- * threads and whatever the number of rows in the call. */
+ * threads and whatever the number of rows in the call; bf16 arithmetic (VLM_COMPUTE_BF16). */
 #include "test.h"
 
 #include <stdint.h>
@@ -173,9 +173,56 @@ static void test_driver(void) {
     CHECK(vlm_matmul_supported(VLM_DT_Q4_K) && vlm_matmul_supported(VLM_DT_Q6_K) && !vlm_matmul_supported(VLM_DT_COUNT));
 }
 
+/* VLM_COMPUTE_BF16 (--dtype auto on a bf16 checkpoint): the same bits as f32 arithmetic on x
+ * rounded by vlm_f32_to_bf16 (ties, subnormals, inf and NaN included), for few and many rows,
+ * and identical for 1, 2 and 3 threads. */
+static void test_bf16_compute(void) {
+    struct vlm_pool *pools[3] = {vlm_pool_new(1), vlm_pool_new(2), vlm_pool_new(3)};
+    static const int ms[] = {1, 7, 37, 160};
+    int n = 97, k = 320;
+    uint16_t *w = vlm_malloc((size_t)n * k * 2);
+    for (int i = 0; i < n * k; i++) w[i] = vlm_f32_to_bf16(frand() * 0.1f);
+    for (size_t a = 0; a < sizeof ms / sizeof *ms; a++) {
+        int m = ms[a];
+        float *x = vlm_malloc((size_t)m * k * 4), *xr = vlm_malloc((size_t)m * k * 4), *y[3],
+              *ref = vlm_malloc((size_t)m * n * 4);
+        fill(x, (size_t)m * k, 1.0f);
+        x[0] = 1.0f + 0x1p-8f;                 /* a tie: rounds to even (1.0) */
+        x[1] = 1.0f + 3 * 0x1p-8f;             /* a tie: rounds up */
+        x[2] = 1e-40f;                         /* subnormal */
+        if (m > 1) x[k] = INFINITY;             /* a row with inf and a row with NaN give inf/NaN */
+        if (m > 2) x[2 * k + 5] = NAN;
+        for (int i = 0; i < m * k; i++) xr[i] = vlm_bf16_to_f32(vlm_f32_to_bf16(x[i]));
+        struct vlm_tensor t = {.type = VLM_DT_BF16, .n_dims = 2, .ne = {n, k}, .data = w};
+        vlm_matmul(pools[1], xr, m, &t, NULL, ref);
+        t.compute = VLM_COMPUTE_BF16;
+        for (int p = 0; p < 3; p++) {
+            y[p] = vlm_malloc((size_t)m * n * 4);
+            vlm_matmul(pools[p], x, m, &t, NULL, y[p]);
+        }
+        int same = 1;
+        for (size_t i = 0; i < (size_t)m * n; i++) {
+            uint32_t a0, b0;
+            memcpy(&a0, &y[0][i], 4);
+            memcpy(&b0, &ref[i], 4);
+            same &= a0 == b0 || (isnan(y[0][i]) && isnan(ref[i]));
+        }
+        /* the opt-in avx512bf16 table sums the same products in its own order from 128 rows */
+        if (strcmp(vlm_kernels()->name, "avx512bf16") || m < 128)
+            CHECK_MSG(same, "bf16 compute m=%d: not f32 arithmetic on bf16-rounded x", m);
+        CHECK_MSG(!memcmp(y[0], y[1], (size_t)m * n * 4) && !memcmp(y[0], y[2], (size_t)m * n * 4),
+                  "bf16 compute m=%d: differs between 1, 2 and 3 threads", m);
+        for (int p = 0; p < 3; p++) vlm_free(y[p]);
+        vlm_free(x); vlm_free(xr); vlm_free(ref);
+    }
+    vlm_free(w);
+    for (int p = 0; p < 3; p++) vlm_pool_free(pools[p]);
+}
+
 int main(void) {
     printf("in use: %s\n", vlm_kernels()->name);
     test_kernels_vs_reference();
     test_driver();
+    test_bf16_compute();
     TEST_MAIN_END();
 }

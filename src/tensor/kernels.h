@@ -84,7 +84,8 @@ const struct vlm_kernels *vlm_kernels(void);
 
 /* Variant i (0 generic, 1 avx2, 2 avx512, 3 avx512bf16) if this CPU runs it, else NULL; i past
  * the last returns NULL. For tests and benchmarks. avx512bf16 differs from avx512 only where
- * the driver asks for bf16 arithmetic (vdpbf16ps for bf16-weight GEMMs of >= 128 rows). */
+ * the driver asks for bf16 arithmetic (vdpbf16ps for bf16-weight GEMMs of >= 128 rows); it is
+ * chosen only on request (VLM_KERNELS=avx512bf16). */
 const struct vlm_kernels *vlm_kernels_variant(int i);
 #define VLM_KERNELS_N_VARIANTS 4
 

@@ -68,15 +68,23 @@ struct prep_job {
     int per;
 };
 
+/* x rounded to bf16 precision (RNE, NaN kept quiet): the bits vlm_f32_to_bf16 gives, widened
+ * back, written branch-free so that the compiler vectorizes it. */
+static void round_bf16(float *dst, const float *src, int n) {
+    for (int t = 0; t < n; t++) {
+        uint32_t u, r;
+        memcpy(&u, src + t, 4);
+        r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        r = (u & 0x7fffffffu) > 0x7f800000u ? (u & 0xffff0000u) | 0x00400000u : r;
+        memcpy(dst + t, &r, 4);
+    }
+}
+
 static void prep_rows(const struct prep_job *pj, int r0, int r1) {
     const struct mm_job *j = pj->j;
     if (pj->xa) vlm_q8_act_quantize(pj->xa, j->x, j->ldx, r0, r1);
     if (pj->xb)
-        for (int r = r0; r < r1; r++) {
-            const float *src = j->x + (size_t)r * j->ldx;
-            float *dst = pj->xb + (size_t)r * j->k;
-            for (int t = 0; t < j->k; t++) dst[t] = vlm_bf16_to_f32(vlm_f32_to_bf16(src[t]));
-        }
+        for (int r = r0; r < r1; r++) round_bf16(pj->xb + (size_t)r * j->k, j->x + (size_t)r * j->ldx, j->k);
 }
 
 static void prep_task(void *ctx, int task, int thread) {
