@@ -191,6 +191,8 @@ rows(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r
                                 int n0, int n1, const float *bias, float *y, int ldy) {              \
         for (int j = n0; j < n1; j++) {                                                              \
             float out[4];                                                                            \
+            if (NR == 1 && j + 4 < n1) /* decode: a row 4 ahead on its way (more misses in flight) */ \
+                for (size_t o = 0; o < ldw; o += 64) _mm_prefetch((const char *)w + (size_t)(j + 4) * ldw + o, _MM_HINT_T0); \
             rows(T, w + (size_t)j * ldw, xa, r0, NR, out);                                           \
             for (int r = 0; r < NR; r++) y[(size_t)r * ldy + j] = bias ? out[r] + bias[j] : out[r];  \
         }                                                                                            \

@@ -42,6 +42,12 @@ static const int16_t q_sh6[2][32] = {
     {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2},
     {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6}};
 
+/* Weight rows prefetched ahead in the one-row (decode) case: streaming one row at a time leaves
+ * too few misses in flight for the memory bandwidth. */
+#ifndef QF_AHEAD
+#define QF_AHEAD 4
+#endif
+
 #pragma GCC push_options
 #pragma GCC target("avx512vnni")
 #define QVNNI 1

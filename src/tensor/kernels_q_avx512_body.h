@@ -213,6 +213,9 @@ QF(rows)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size
                                     size_t ldw, int n0, int n1, const float *bias, float *y, int ldy) { \
         for (int j = n0; j < n1; j++) {                                                              \
             float out[4];                                                                            \
+            if (NR == 1 && j + QF_AHEAD < n1) /* decode: the row QF_AHEAD ahead on its way */        \
+                for (size_t o = 0; o < ldw; o += 64)                                                 \
+                    _mm_prefetch((const char *)w + (size_t)(j + QF_AHEAD) * ldw + o, _MM_HINT_T0);   \
             QF(rows)(T, (const uint8_t *)w + (size_t)j * ldw, xa, r0, NR, out);                     \
             for (int r = 0; r < NR; r++) y[(size_t)r * ldy + j] = bias ? out[r] + bias[j] : out[r];  \
         }                                                                                            \
