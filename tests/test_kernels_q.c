@@ -219,10 +219,39 @@ static void test_bf16_compute(void) {
     for (int p = 0; p < 3; p++) vlm_pool_free(pools[p]);
 }
 
+/* round_bf16 of every table: vlm_f32_to_bf16's bits, special values and tails included. */
+static void test_round_bf16(void) {
+    enum { N = 203 };
+    static float x[N], got[N];
+    for (int i = 0; i < N; i++) x[i] = frand() * 100.0f;
+    const float sp[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -1.0f - 0x1p-8f, 1e-40f, -1e-42f, INFINITY,
+                        -INFINITY, NAN, -NAN, 3.4e38f, 0.0f, -0.0f};
+    for (size_t i = 0; i < sizeof sp / sizeof *sp; i++) x[i * 7] = sp[i];
+    uint32_t snan = 0x7f800001u;   /* a signalling NaN comes back quiet */
+    memcpy(&x[100], &snan, 4);
+    for (int v = 0; v < VLM_KERNELS_N_VARIANTS; v++) {
+        const struct vlm_kernels *kt = vlm_kernels_variant(v);
+        if (!kt) continue;
+        for (int n = 1; n <= N; n += 101) {
+            kt->round_bf16(got, x, (size_t)n);
+            int bad = 0;
+            for (int i = 0; i < n; i++) {
+                uint32_t a, b;
+                float want = vlm_bf16_to_f32(vlm_f32_to_bf16(x[i]));
+                memcpy(&a, &got[i], 4);
+                memcpy(&b, &want, 4);
+                bad += a != b;
+            }
+            CHECK_MSG(bad == 0, "%s round_bf16 n=%d: %d differ", kt->name, n, bad);
+        }
+    }
+}
+
 int main(void) {
     printf("in use: %s\n", vlm_kernels()->name);
     test_kernels_vs_reference();
     test_driver();
     test_bf16_compute();
+    test_round_bf16();
     TEST_MAIN_END();
 }

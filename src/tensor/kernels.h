@@ -41,6 +41,9 @@ struct vlm_kernels {
     void (*matmul_q)(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dtype wt,
                      const void *w, size_t ldw, int n0, int n1, const float *bias, float *y,
                      int ldy);
+    /* dst[i] = src[i] rounded to bf16 precision exactly as vlm_f32_to_bf16 (RNE, NaN made
+     * quiet), as f32; the activations of VLM_COMPUTE_BF16 products. */
+    void (*round_bf16)(float *dst, const float *src, size_t n);
     /* C (m, n) = A (m, k) @ B (k, n) (acc = 0) or C += A @ B (acc = 1), all f32.
      * A(i, t) at a[i*a_rs + t*a_ks] (fast when a_ks == 1 or a_rs == 1), B(t, j) at
      * b[t*ldb + j], C(i, j) at c[i*ldc + j]. Single-threaded (attention's blocks). */

@@ -222,6 +222,24 @@ static void matmul_q_avx2(const struct vlm_q8_act *xa, int i0, int m, enum vlm_d
     }
 }
 
+/* vlm_f32_to_bf16's integer rounding, 8 lanes at a time; the tail in scalar. */
+static void round_bf16_avx2(float *dst, const float *src, size_t n) {
+    const __m256i hi = _mm256_set1_epi32((int)0xffff0000u), abs = _mm256_set1_epi32(0x7fffffff);
+    const __m256i inf = _mm256_set1_epi32(0x7f800000), quiet = _mm256_set1_epi32(0x00400000);
+    const __m256i bias = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i u = _mm256_loadu_si256((const __m256i *)(src + i));
+        __m256i r = _mm256_add_epi32(_mm256_add_epi32(u, bias), _mm256_and_si256(_mm256_srli_epi32(u, 16), one));
+        r = _mm256_and_si256(r, hi);
+        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);   /* both < 2^31 */
+        r = _mm256_blendv_epi8(r, _mm256_or_si256(_mm256_and_si256(u, hi), quiet), nan);
+        _mm256_storeu_si256((__m256i *)(dst + i), r);
+    }
+    for (; i < n; i++) dst[i] = vlm_bf16_to_f32(vlm_f32_to_bf16(src[i]));
+}
+
 void vlm_kernels_init_q_avx2(struct vlm_kernels *k) {
     k->matmul_q = matmul_q_avx2;
+    k->round_bf16 = round_bf16_avx2;
 }

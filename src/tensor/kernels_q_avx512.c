@@ -63,6 +63,25 @@ static const int16_t q_sh6[2][32] = {
 #undef QF
 #undef QVNNI
 
+/* vlm_f32_to_bf16's integer rounding, 16 lanes at a time (vcvtneps2bf16 would flush
+ * subnormals, so it is not used). */
+static void round_bf16_avx512(float *dst, const float *src, size_t n) {
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u), abs = _mm512_set1_epi32(0x7fffffff);
+    const __m512i inf = _mm512_set1_epi32(0x7f800000), quiet = _mm512_set1_epi32(0x00400000);
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    size_t i = 0;
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512i u = _mm512_maskz_loadu_epi32(m, src + i);
+        __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, bias), _mm512_and_si512(_mm512_srli_epi32(u, 16), one));
+        r = _mm512_and_si512(r, hi);
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs), inf);
+        r = _mm512_mask_or_epi32(r, nan, _mm512_and_si512(u, hi), quiet);
+        _mm512_mask_storeu_epi32(dst + i, m, r);
+    }
+}
+
 void vlm_kernels_init_q_avx512(struct vlm_kernels *k, int vnni) {
     k->matmul_q = vnni ? matmul_q_vnni : matmul_q_novnni;
+    k->round_bf16 = round_bf16_avx512;
 }

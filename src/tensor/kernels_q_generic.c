@@ -23,10 +23,10 @@ void vlm_q8_act_quantize(const struct vlm_q8_act *xa, const float *x, int ldx, i
             for (int h = 0; h < 2; h++) {
                 int sum = 0;
                 for (int i = 16 * h; i < 16 * h + 16; i++) {
-                    int v = (int)nearbyintf(xb[i] * id);
+                    long v = lrintf(xb[i] * id);   /* half to even; NaN/inf: some value, clamped */
                     v = v > 127 ? 127 : v < -127 ? -127 : v;
                     q[32 * b + i] = (int8_t)v;
-                    sum += v;
+                    sum += (int)v;
                 }
                 s[2 * b + h] = (int16_t)sum;
             }
@@ -71,6 +71,11 @@ static void matmul_q_generic(const struct vlm_q8_act *xa, int i0, int m, enum vl
     }
 }
 
+static void round_bf16_generic(float *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = vlm_bf16_to_f32(vlm_f32_to_bf16(src[i]));
+}
+
 void vlm_kernels_init_q_generic(struct vlm_kernels *k) {
     k->matmul_q = matmul_q_generic;
+    k->round_bf16 = round_bf16_generic;
 }

@@ -68,23 +68,11 @@ struct prep_job {
     int per;
 };
 
-/* x rounded to bf16 precision (RNE, NaN kept quiet): the bits vlm_f32_to_bf16 gives, widened
- * back, written branch-free so that the compiler vectorizes it. */
-static void round_bf16(float *dst, const float *src, int n) {
-    for (int t = 0; t < n; t++) {
-        uint32_t u, r;
-        memcpy(&u, src + t, 4);
-        r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-        r = (u & 0x7fffffffu) > 0x7f800000u ? (u & 0xffff0000u) | 0x00400000u : r;
-        memcpy(dst + t, &r, 4);
-    }
-}
-
 static void prep_rows(const struct prep_job *pj, int r0, int r1) {
     const struct mm_job *j = pj->j;
     if (pj->xa) vlm_q8_act_quantize(pj->xa, j->x, j->ldx, r0, r1);
     if (pj->xb)
-        for (int r = r0; r < r1; r++) round_bf16(pj->xb + (size_t)r * j->k, j->x + (size_t)r * j->ldx, j->k);
+        for (int r = r0; r < r1; r++) j->kt->round_bf16(pj->xb + (size_t)r * j->k, j->x + (size_t)r * j->ldx, (size_t)j->k);
 }
 
 static void prep_task(void *ctx, int task, int thread) {
@@ -150,7 +138,9 @@ static void mm_call(struct vlm_pool *pool, struct mm_job *j) {
                             .s = (int16_t *)(buf + mk + mk / 32 * 4), .k = j->k};
     struct prep_job pj = {.j = j, .xa = need_q ? &xa : NULL, .xb = need_b ? (float *)(buf + qbytes) : NULL};
     int T = vlm_pool_size(pool);
-    if (T > 1 && mk >= 65536) {
+    /* a pool run ends in a barrier, which costs more than preparing a few hundred thousand
+       activations on this thread (bf16 rounding is a few vector ops per 16) */
+    if (T > 1 && need_q && mk >= ((size_t)1 << 20)) {
         pj.per = ceil_div(j->m, T);
         vlm_pool_run(pool, T, prep_task, &pj);
     } else {

@@ -193,7 +193,8 @@ static void q_q8_0(const float *x, uint8_t *b) {
     f2h(b, d);
     for (int i = 0; i < 32; i++) {
         float v = x[i] * id;
-        b[2 + i] = (uint8_t)(int8_t)roundf(v);   /* numpy np_roundf: half away from zero */
+        long r = lroundf(v);   /* numpy np_roundf: half away from zero; |v| <= 127 when finite */
+        b[2 + i] = (uint8_t)(int8_t)(r > 127 ? 127 : r < -128 ? -128 : r);   /* NaN/inf: unspecified, in range */
     }
 }
 
