@@ -8,6 +8,7 @@
 #include "util/threadpool.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Few rows: the weights are streamed once per call, split by output rows. Many rows: tiles of
@@ -129,11 +130,12 @@ static void mm_call(struct vlm_pool *pool, struct mm_job *j) {
     }
     size_t mk = (size_t)j->m * (size_t)j->k, qbytes = need_q ? mk + mk / 32 * 4 + mk / 16 * 2 : 0;
     qbytes = (qbytes + 63) / 64 * 64;
-    char *buf = vlm_malloc(qbytes + (need_b ? mk * sizeof(float) : 0));
-    if (!buf) {
+    char *raw = vlm_malloc(qbytes + (need_b ? mk * sizeof(float) : 0) + 63), *buf;
+    if (!raw) {
         fill_nan(j);
         return;
     }
+    buf = raw + (-(uintptr_t)raw & 63);   /* rows on cache-line boundaries, as the kernels' callers' */
     struct vlm_q8_act xa = {.q = (int8_t *)buf, .d = (float *)(buf + mk),
                             .s = (int16_t *)(buf + mk + mk / 32 * 4), .k = j->k};
     struct prep_job pj = {.j = j, .xa = need_q ? &xa : NULL, .xb = need_b ? (float *)(buf + qbytes) : NULL};
@@ -149,7 +151,7 @@ static void mm_call(struct vlm_pool *pool, struct mm_job *j) {
     j->xa = pj.xa;
     j->xb = pj.xb;
     mm_run(pool, j);
-    vlm_free(buf);
+    vlm_free(raw);
 }
 
 /* A part for W (n, k) of type wt, row stride ldw elements; 0 if it cannot be computed. */
