@@ -5,7 +5,6 @@
 #include "commands.h"
 #include "engine/engine.h"
 #include "image/image.h"
-#include "models/idefics3.h"
 #include "models/model.h"
 #include "models/processor.h"
 #include "tensor/probe.h"
@@ -58,38 +57,12 @@ static void usage(FILE *f) {
                "                     the aggregate tokens/s\n"
                "  --kv-cache-dtype T auto (float32), float16 or bfloat16: the KV cache's element type\n"
                "  --dtype T          auto (bf16 products for a bf16 checkpoint), float32, bfloat16, float16\n"
-               "  --quantization Q   quantize on load: q8_0, q4_k, q5_k, q6_k, q4_0, q4_1, q5_0, q5_1\n");
+               "  --quantization Q   quantize on load: q8_0, q4_k, q5_k, q6_k, q4_0, q4_1, q5_0, q5_1\n\n"
+               VLM_MODEL_REF_HELP);
 }
 
-static size_t text_weight_bytes(const struct vlm_llama *l) {
-    size_t b = l->lm_head->nbytes;   /* the embedding itself is read one row per token */
-    for (int i = 0; i < l->hp.n_layer; i++) {
-        const struct vlm_llama_layer *L = &l->layers[i];
-        b += L->wq->nbytes + L->wk->nbytes + L->wv->nbytes + L->wo->nbytes + L->w_gate->nbytes +
-             L->w_up->nbytes + L->w_down->nbytes;
-    }
-    return b;
-}
-
-/* FLOPs of one tile through the vision tower and connector (multiply-add = 2). */
-static double vision_flops(const struct vlm_idefics3 *f, int n) {
-    const struct vlm_siglip_hparams *v = &f->vision.hp;
-    double d = v->d_model, ff = v->d_ff, p2c = (double)v->patch_size * v->patch_size * v->n_channels;
-    double per_layer = 2.0 * n * (4 * d * d + 2 * d * ff) + 2.0 * 2 * (double)n * n * d;
-    double s2 = (double)f->scale_factor * f->scale_factor;
-    return 2.0 * n * p2c * d + v->n_layer * per_layer + 2.0 * (n / s2) * (d * s2) * f->text.hp.d_model;
-}
-
-static double text_flops_per_token(const struct vlm_llama *l, double ctx_len) {
-    const struct vlm_llama_hparams *h = &l->hp;
-    double d = h->d_model, q = (double)h->n_head * h->d_head, kv = (double)h->n_head_kv * h->d_head;
-    double per_layer = 2.0 * (d * q * 2 + d * kv * 2 + 3 * d * h->d_ff) + 2.0 * 2 * ctx_len * q;
-    return h->n_layer * per_layer + 2.0 * d * h->n_vocab;
-}
-
-static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *image, double peak) {
-    const struct vlm_idefics3 *f = m->impl;
-    const struct vlm_siglip_hparams *v = &f->vision.hp;
+static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *image, double peak,
+                       const struct vlm_family_costs *c) {
     struct vlm_image_input in;
     memset(&in, 0, sizeof in);
     struct vlm_error err;
@@ -107,13 +80,13 @@ static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *i
         vlm_image_free(&img);
         if (rc != VLM_OK) { fprintf(stderr, "vlm bench: %s: %s\n", image, err.msg); return 1; }
     } else {   /* one full tile of smooth synthetic pixels */
-        size_t n = (size_t)3 * v->image_size * v->image_size;
+        size_t n = (size_t)3 * c->image_size * c->image_size;
         own_pixels = vlm_malloc(sizeof(float) * n);
         if (!own_pixels) return 1;
         for (size_t i = 0; i < n; i++) own_pixels[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
-        in.n_tiles = 1; in.channels = 3; in.height = in.width = v->image_size;
+        in.n_tiles = 1; in.channels = 3; in.height = in.width = c->image_size;
         in.pixels = own_pixels;
-        in.n_image_tokens = f->tokens_per_tile;
+        in.n_image_tokens = c->image_tokens;
     }
     float *emb = vlm_malloc(sizeof(float) * (size_t)in.n_image_tokens * m->info.d_model);
     double best = 1e30, best_cpu = 0;
@@ -124,8 +97,7 @@ static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *i
         if (t < best) { best = t; best_cpu = cpu_s() - c0; }
     }
     if (rc == VLM_OK && emb) {
-        int n_patch = (in.height / v->patch_size) * (in.width / v->patch_size);
-        double fl = vision_flops(f, n_patch) * in.n_tiles;
+        double fl = c->image_flops * in.n_tiles;   /* every tile is a full one */
         printf("image encode   %d tile(s) of %dx%d: %.1f ms per tile, %.1f GFLOP/s = %.0f%% of peak FMA\n",
                in.n_tiles, in.width, in.height, best * 1e3 / in.n_tiles, fl / best / 1e9, 100.0 * fl / best / peak);
         int nt = vlm_pool_size(pool);
@@ -144,8 +116,7 @@ static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *i
 
 /* Prefill n_prompt random tokens into seq 0, then decode n_tok single steps. */
 static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_tok, int batch,
-                      enum vlm_kv_dtype kvt, double peak, double bw) {
-    const struct vlm_idefics3 *f = m->impl;
+                      enum vlm_kv_dtype kvt, double peak, double bw, const struct vlm_family_costs *c) {
     struct vlm_ctx_params cp = vlm_ctx_default_params();
     cp.kv_dtype = kvt;
     int kv_es = kvt == VLM_KV_F16 || kvt == VLM_KV_BF16 ? 2 : 4;   /* bytes per cached K or V element */
@@ -171,14 +142,14 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     }
     double t_pre = now_s() - t0, c_pre = cpu_s() - c0;
     if (rc == VLM_OK) {
-        double fl = text_flops_per_token(&f->text, n_prompt / 2.0) * n_prompt, own = c_pre / nt;
+        double fl = (c->token_flops + c->token_flops_ctx * (n_prompt / 2.0)) * n_prompt, own = c_pre / nt;
         printf("prefill        %d tokens: %.1f tokens/s, %.1f GFLOP/s = %.0f%% of peak FMA\n",
                n_prompt, n_prompt / t_pre, fl / t_pre / 1e9, 100.0 * fl / t_pre / peak);
         printf("               with the cores to itself: %.1f tokens/s = %.0f%% of peak FMA\n",
                n_prompt / own, 100.0 * fl / own / peak);
         print_owned(t_pre, c_pre, nt);
     }
-    double wbytes = (double)text_weight_bytes(&f->text);
+    double wbytes = (double)c->decode_bytes;
     double t1 = now_s(), c1 = cpu_s();
     for (int s = 0; s < n_tok && rc == VLM_OK; s++) {
         int32_t tok = ids[s % n_prompt], p = n_prompt + s, sq = 0;
@@ -258,11 +229,16 @@ static void probe_limits(int threads, double *bw, double *peak) {
 }
 
 int cmd_bench(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* each figure as soon as it is measured, also into a pipe or log */
     const char *dir = NULL, *image = NULL;
     int threads = 0, n_prompt = 256, n_tok = 32, batch = 1, no_image = 0;
     enum vlm_kv_dtype kv = VLM_KV_AUTO;
     const char *dtype = NULL, *quant = NULL;
+    struct vlm_model_ref ref = {0};
+    char *resolved = NULL;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--tokenizer")) return vlm_bench_tokenizer(argc, argv);
+        { int k_ = vlm_model_ref_flag(&ref, "bench", argc, argv, &i); if (k_ < 0) return 2; if (k_) continue; }
         const char *a = argv[i];
         int has = i + 1 < argc;
         if (!strcmp(a, "--tokenizer")) return vlm_bench_tokenizer(argc, argv);
@@ -286,6 +262,8 @@ int cmd_bench(int argc, char **argv) {
     }
     if (n_prompt < 1 || n_tok < 1 || batch < 1 || batch > 256) { usage(stderr); return 2; }
     if (!dir) dir = vlm_tool_default_model();
+    if (vlm_model_ref_resolve("bench", dir, &ref, true, &resolved)) return 1;
+    dir = resolved;
     struct vlm_model_params mp = vlm_model_default_params();
     mp.n_threads = threads;
     mp.load_tokenizer = image != NULL;
@@ -296,11 +274,14 @@ int cmd_bench(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &l0);
     if (vlm_model_load(dir, &mp, &m) != VLM_OK) { fprintf(stderr, "vlm bench: %s\n", vlm_last_error()); return 1; }
     clock_gettime(CLOCK_MONOTONIC, &l1);
-    if (m->family != &vlm_family_idefics3) {
+    if (!m->family->costs) {
         fprintf(stderr, "vlm bench: %s is not handled by the benchmark yet\n", m->info.arch);
         vlm_model_free(m);
         return 1;
     }
+    struct vlm_family_costs costs;
+    memset(&costs, 0, sizeof costs);
+    m->family->costs(m, &costs);
     double bw, peak;
     probe_limits(threads, &bw, &peak);
     struct vlm_pool *pool = vlm_pool_new(threads);
@@ -311,9 +292,11 @@ int cmd_bench(int argc, char **argv) {
     printf("limits         %d thread(s): memory bandwidth %.2f GB/s, peak FMA %.1f GFLOP/s (probes)\n",
            nt, bw / 1e9, peak / 1e9);
     int rc = 0;
-    if (!no_image) rc |= bench_image(m, pool, image, peak);
+    if (!no_image && !image && costs.image_size <= 0)
+        printf("image encode   skipped: this model's images are tiled by their size; pass --image FILE\n");
+    else if (!no_image) rc |= bench_image(m, pool, image, peak, &costs);
     vlm_pool_free(pool);
-    rc |= bench_text(m, threads, n_prompt, n_tok, batch, kv, peak, bw);
+    rc |= bench_text(m, threads, n_prompt, n_tok, batch, kv, peak, bw, &costs);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double bw2, peak2;   /* probes again: a busy machine shows here as a different limit */

@@ -2,9 +2,9 @@
  * architecture and family, vision and text sizes, tensor count and bytes per dtype, weight
  * files, EOS/BOS/image token ids, tokenizer, chat template and processor presence. */
 #include "commands.h"
-#include "models/idefics3.h"
 #include "models/model.h"
 #include "text/tokenizer.h"
+#include "util/alloc.h"
 #include "vlm.h"
 
 #include <stdio.h>
@@ -12,16 +12,22 @@
 
 int cmd_inspect(int argc, char **argv) {
     const char *dir = NULL;
+    struct vlm_model_ref ref = {0};
+    char *resolved = NULL;
     for (int i = 1; i < argc; i++) {
+        { int k_ = vlm_model_ref_flag(&ref, "inspect", argc, argv, &i); if (k_ < 0) return 2; if (k_) continue; }
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: vlm inspect [MODEL_DIR]\n\nLoads MODEL_DIR (default: the demo model) and prints its architecture,\n"
-                   "sizes, tensor count and dtypes, special token ids and which text/image parts it has.\n");
+            printf("usage: vlm inspect [MODEL]\n\nLoads MODEL (default: the demo model) and prints its architecture,\n"
+                   "sizes, tensor count and dtypes, special token ids and which text/image parts it has.\n\n"
+                   VLM_MODEL_REF_HELP);
             return 0;
         }
         if (argv[i][0] == '-' || dir) { fprintf(stderr, "vlm inspect: unexpected argument '%s'\n", argv[i]); return 2; }
         dir = argv[i];
     }
     if (!dir) dir = vlm_tool_default_model();
+    if (vlm_model_ref_resolve("inspect", dir, &ref, true, &resolved)) return 1;
+    dir = resolved;
     struct vlm_model_params mp = vlm_model_default_params();
     struct vlm_model *m;
     if (vlm_model_load(dir, &mp, &m) != VLM_OK) {
@@ -30,19 +36,7 @@ int cmd_inspect(int argc, char **argv) {
     }
     const struct vlm_model_info *mi = &m->info;
     printf("model          %s\narchitecture   %s (model_type %s)\n", dir, mi->arch, m->cfg.model_type);
-    if (m->family == &vlm_family_idefics3) {
-        const struct vlm_idefics3 *f = m->impl;
-        const struct vlm_siglip_hparams *v = &f->vision.hp;
-        const struct vlm_llama_hparams *t = &f->text.hp;
-        printf("vision         SigLIP: %d layers, d_model %d, %d heads, ffn %d, %dx%d px tiles, patch %d, %s\n",
-               v->n_layer, v->d_model, v->n_head, v->d_ff, v->image_size, v->image_size, v->patch_size,
-               v->gelu_tanh ? "gelu_tanh" : "gelu");
-        printf("connector      pixel shuffle x%d + linear -> %d image tokens per tile\n", f->scale_factor, f->tokens_per_tile);
-        printf("text           Llama: %d layers, d_model %d, %d heads (%d kv, head_dim %d), ffn %d, vocab %d,\n"
-               "               rope_theta %g, max positions %d, %s embeddings\n",
-               t->n_layer, t->d_model, t->n_head, t->n_head_kv, t->d_head, t->d_ff, t->n_vocab, t->rope.theta,
-               t->max_pos, f->text.lm_head == f->text.embed ? "tied" : "untied");
-    }
+    if (m->family->describe) m->family->describe(m, stdout);
     size_t bytes[VLM_DT_COUNT] = {0}, count[VLM_DT_COUNT] = {0};
     for (size_t i = 0; i < m->weights.n; i++) {
         int ty = m->weights.w[i].t.type;
@@ -58,5 +52,6 @@ int cmd_inspect(int argc, char **argv) {
     if (m->tok) printf(" (%zu tokens)", vlm_tokenizer_vocab_size(m->tok));
     printf("\nchat template  %s\nprocessor      %s\n", m->tmpl ? "yes" : "none", m->proc ? "yes" : "none");
     vlm_model_free(m);
+    vlm_free(resolved);
     return 0;
 }

@@ -118,6 +118,30 @@ static int idefics3_forward(const struct vlm_model *m, struct vlm_kv *kv, struct
     return vlm_llama_forward(&((const struct vlm_idefics3 *)m->impl)->text, kv, pool, scratch, b, want, logits, err);
 }
 
+static void idefics3_describe(const struct vlm_model *m, FILE *out) {
+    const struct vlm_idefics3 *f = m->impl;
+    const struct vlm_siglip_hparams *v = &f->vision.hp;
+    fprintf(out, "vision         SigLIP: %d layers, d_model %d, %d heads, ffn %d, %dx%d px tiles, patch %d, %s\n",
+            v->n_layer, v->d_model, v->n_head, v->d_ff, v->image_size, v->image_size, v->patch_size,
+            v->gelu_tanh ? "gelu_tanh" : "gelu");
+    fprintf(out, "connector      pixel shuffle x%d + linear -> %d image tokens per tile\n", f->scale_factor, f->tokens_per_tile);
+    vlm_llama_describe(&f->text, out);
+}
+
+/* One full tile: patch embedding, the layers, the projection of the shuffled rows. */
+static void idefics3_costs(const struct vlm_model *m, struct vlm_family_costs *c) {
+    const struct vlm_idefics3 *f = m->impl;
+    const struct vlm_siglip_hparams *v = &f->vision.hp;
+    double nps = v->image_size / v->patch_size, n = nps * nps;
+    double d = v->d_model, ff = v->d_ff, p2c = (double)v->patch_size * v->patch_size * v->n_channels;
+    double per_layer = 2.0 * n * (4 * d * d + 2 * d * ff) + 2.0 * 2 * n * n * d;
+    double s2 = (double)f->scale_factor * f->scale_factor;
+    c->image_size = v->image_size;
+    c->image_tokens = f->tokens_per_tile;
+    c->image_flops = 2.0 * n * p2c * d + v->n_layer * per_layer + 2.0 * (n / s2) * (d * s2) * f->text.hp.d_model;
+    vlm_llama_costs(&f->text, &c->decode_bytes, &c->token_flops, &c->token_flops_ctx);
+}
+
 const struct vlm_family vlm_family_idefics3 = {
     .name = "idefics3",
     .image_mode = VLM_IMAGES_SPLICED,
@@ -127,4 +151,6 @@ const struct vlm_family vlm_family_idefics3 = {
     .scratch_new = idefics3_scratch_new,
     .scratch_free = vlm_llama_scratch_free,
     .forward = idefics3_forward,
+    .describe = idefics3_describe,
+    .costs = idefics3_costs,
 };

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "engine/engine.h"
 #include "formats/config.h"
@@ -53,6 +54,17 @@ enum vlm_image_mode {
 
 struct vlm_model;
 
+/* What `vlm bench` needs to set a family's figures beside the machine's limits. */
+struct vlm_family_costs {
+    int    image_size;        /* side of the square image bench encodes when given none (one tile);
+                                 0 when the family needs a real image (--image) */
+    int    image_tokens;      /* image tokens that image gives */
+    double image_flops;       /* FLOPs of encoding it, projector included (multiply-add = 2) */
+    size_t decode_bytes;      /* weight bytes one decode step reads */
+    double token_flops;       /* FLOPs of one token through the decoder, attention aside ... */
+    double token_flops_ctx;   /* ... plus this many per token of context it attends to */
+};
+
 struct vlm_family {
     const char *name;          /* the family, e.g. "idefics3"; registry.c maps architectures to it */
     enum vlm_image_mode image_mode;
@@ -71,6 +83,10 @@ struct vlm_family {
      * want them, in row order, to logits (n_out, n_vocab). */
     int  (*forward)(const struct vlm_model *m, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
                     const struct vlm_batch *b, const int8_t *want, float *logits, struct vlm_error *err);
+    /* Optional, for `vlm inspect`: lines on the vision tower, connector and decoder. */
+    void (*describe)(const struct vlm_model *m, FILE *f);
+    /* Optional, for `vlm bench` (which refuses a family without it). */
+    void (*costs)(const struct vlm_model *m, struct vlm_family_costs *c);
 };
 
 /* registry.c: the family of an architecture name, NULL if unknown. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "models/idefics3.h"
+#include "models/llava.h"
 #include "models/model.h"
 
 static const struct {
@@ -13,6 +14,8 @@ static const struct {
     {"Idefics3ForConditionalGeneration", &vlm_family_idefics3},
     /* SmolVLM2 checkpoints name the same graph differently at the top level only. */
     {"SmolVLMForConditionalGeneration", &vlm_family_idefics3},
+    {"LlavaForConditionalGeneration", &vlm_family_llava},
+    {"LlavaNextForConditionalGeneration", &vlm_family_llava},
 };
 
 const struct vlm_family *vlm_family_find(const char *arch) {
