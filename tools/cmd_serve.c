@@ -4,6 +4,7 @@
 #include "serve_args.h"
 
 #include "engine/engine.h"
+#include "formats/weights_prepare.h"
 #include "hub/hub.h"
 #include "server/server.h"
 #include "util/alloc.h"
@@ -51,6 +52,11 @@ static void serve_help(FILE *f) {
 "  --generation-config auto|vllm  sampling defaults from the model's generation_config.json (auto,\n"
 "                                 the default) or vLLM's neutral defaults (vllm)\n"
 "  --threads N                    compute threads (default: all cores)\n"
+"  --dtype T                      auto (default: a bf16 checkpoint is computed with bf16 products\n"
+"                                 and f32 sums, others in f32), float32 (exact f32 arithmetic),\n"
+"                                 bfloat16, float16 (weights converted on load)\n"
+"  --quantization Q, -q Q         quantize the weights on load: q8_0, q4_k, q5_k, q6_k, q4_0,\n"
+"                                 q4_1, q5_0, q5_1 (llama.cpp's block types and fallbacks)\n"
 "\n"
 "  --model MODEL                  the model (same as the positional MODEL)\n"
 "  --tokenizer DIR                a folder whose tokenizer and chat template are used instead\n"
@@ -181,7 +187,7 @@ static const char *const known_flags[] = {
     "--ssl-ca-certs", "--ssl-cert-reqs", "--root-path", "--timeout-keep-alive", "--max-connections",
     "--max-connections-per-ip", "--request-header-timeout", "--request-body-timeout", "--shutdown-timeout",
     "--gpu-memory-utilization", "--tensor-parallel-size", "--pipeline-parallel-size", "--data-parallel-size",
-    "--dtype", "--trust-remote-code", "--enforce-eager", "--seed", "--download-dir", "--help", "--revision",
+    "--dtype", "--quantization", "--trust-remote-code", "--enforce-eager", "--seed", "--download-dir", "--help", "--revision",
     "--hf-token", "--allow-pattern",
 };
 
@@ -317,6 +323,19 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-num-seqs")) { NEED_VAL(); if (parse_long(val, 1, 1024, &v)) BAD_VAL(); c.max_num_seqs = (int)v; }
         else if (!strcmp(a, "--max-logprobs")) { NEED_VAL(); if (parse_long(val, 0, 1 << 20, &v)) BAD_VAL(); c.max_logprobs = (int)v; }
         else if (!strcmp(a, "--threads")) { NEED_VAL(); if (parse_long(val, 0, 1024, &v)) BAD_VAL(); c.threads = (int)v; }
+        else if (!strcmp(a, "--dtype") || !strcmp(a, "--quantization") || !strcmp(a, "-q")) {
+            NEED_VAL();   /* checked here so that a typo fails before the model loads */
+            struct vlm_error e = {0};
+            enum vlm_dtype_param dp;
+            enum vlm_dtype qt;
+            int bad = a[2] == 'd' ? vlm_dtype_param_parse(val, &dp, &e) : vlm_quant_param_parse(val, &qt, &e);
+            if (bad) {
+                fprintf(stderr, "vlm serve: %s\n", e.msg);
+                goto out;
+            }
+            if (a[2] == 'd') c.dtype = val;
+            else c.quantization = val;
+        }
         else if (!strcmp(a, "--limit-mm-per-prompt")) {
             NEED_VAL();
             json_decref(limit);
@@ -399,12 +418,6 @@ int cmd_serve(int argc, char **argv) {
             if (parse_long(val, 32, 1 << 20, &v)) BAD_VAL();
             c.prefill_chunk = (int)(v > c.max_num_seqs + 16 ? v - c.max_num_seqs : 16);
             c.max_num_batched_tokens = (int)v;   /* also the encoder's budget, as in vLLM */
-        } else if (!strcmp(a, "--dtype")) {
-            NEED_VAL();   /* vLLM's values; arithmetic is float32 whatever the weights */
-            static const char *const dts[] = {"auto", "half", "float16", "bfloat16", "float", "float32"};
-            int ok = 0;
-            for (size_t k = 0; k < sizeof dts / sizeof dts[0]; k++) ok |= !strcmp(val, dts[k]);
-            if (!ok) { fprintf(stderr, "vlm serve: --dtype %s is not one of auto, half, float16, bfloat16, float, float32\n", val); goto out; }
         } else if (ignored_flag(a, &i, argc)) continue;
         else if (a[0] == '-') {
             const char *near = vlm_nearest_flag(a, known_flags, (int)(sizeof known_flags / sizeof known_flags[0]));

@@ -273,6 +273,8 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
     int rc = vlm_media_global_init(err);
     struct vlm_model_params mp = vlm_model_default_params();
     mp.n_threads = c->threads;
+    mp.dtype = c->dtype;
+    mp.quantization = c->quantization;
     mp.tokenizer_dir = c->tokenizer;
     double t_load = vlm_srv_now();
     if (rc == VLM_OK && vlm_model_load(c->model_dir, &mp, &s->model) != VLM_OK)
