@@ -46,7 +46,7 @@ static void print_owned(double wall, double cpu, int nt) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: vlm bench [MODEL_DIR] [--image FILE] [--threads N] [--prompt-tokens N]\n"
-               "                 [--tokens N] [--batch B] [--no-image] [--kv-cache-dtype T]\n"
+               "                 [--tokens N] [--batch B] [--no-image] [--kv-cache-dtype T] [--mmproj FILE]\n"
                "       vlm bench --tokenizer MODEL_DIR|tokenizer.json --file TEXT   (tokenizer speed)\n\n"
                "Measures image encoding (ms per tile; one synthetic full tile without --image), prompt\n"
                "prefill and one-token decode on MODEL_DIR (default: the demo model), and prints each\n"
@@ -255,7 +255,7 @@ static void probe_limits(int threads, double *bw, double *peak) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *dir = NULL, *image = NULL;
+    const char *dir = NULL, *image = NULL, *mmproj = NULL;
     int threads = 0, n_prompt = 256, n_tok = 32, batch = 1, no_image = 0;
     enum vlm_kv_dtype kv = VLM_KV_AUTO;
     for (int i = 1; i < argc; i++) {
@@ -269,6 +269,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--tokens") && has) n_tok = (int)strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--batch") && has) batch = (int)strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--no-image")) no_image = 1;
+        else if (!strcmp(a, "--mmproj") && has) mmproj = argv[++i];
         else if (!strcmp(a, "--kv-cache-dtype") && has) {
             if (vlm_kv_dtype_parse(argv[++i], &kv) != 0) {
                 fprintf(stderr, "vlm bench: --kv-cache-dtype %s: use auto, float32, float16 or bfloat16\n", argv[i]);
@@ -283,6 +284,7 @@ int cmd_bench(int argc, char **argv) {
     struct vlm_model_params mp = vlm_model_default_params();
     mp.n_threads = threads;
     mp.load_tokenizer = image != NULL;
+    mp.mmproj = mmproj;
     struct vlm_model *m;
     if (vlm_model_load(dir, &mp, &m) != VLM_OK) { fprintf(stderr, "vlm bench: %s\n", vlm_last_error()); return 1; }
     if (m->family != &vlm_family_idefics3) {
