@@ -65,12 +65,13 @@ static int find_in_dir(const char *dir, char **text, char **mmproj, struct vlm_e
         vlm_weights_init(&tmp);
         if (!p) rc = vlm_error_set(err, VLM_E_NOMEM, "out of memory");
         else rc = open_gguf(&tmp, p, &g, &f, err);
-        char **slot = rc == VLM_OK && !strcmp(g.arch, "clip") ? mmproj : text;
+        int parsed = rc == VLM_OK;
+        char **slot = parsed && !strcmp(g.arch, "clip") ? mmproj : text;
         if (rc == VLM_OK && *slot)
             rc = vlm_error_set(err, VLM_E_INVALID, "%s: more than one %s file (%s, %s); name the files instead",
                                dir, slot == mmproj ? "mmproj" : "text model", *slot, p);
         if (rc == VLM_OK) { *slot = p; p = NULL; }
-        if (rc == VLM_OK) vlm_gguf_free(&g);
+        if (parsed) vlm_gguf_free(&g);
         vlm_weights_free(&tmp);
         vlm_free(p);
     }
