@@ -25,7 +25,7 @@ struct pre_row {
 static const struct pre_row pre_rows[] = {
     {{"smollm"}, "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},"
                  "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true}]}", 0, 0},
-    {{"gpt2", "default"}, "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true}", 0, 0},
+    {{"gpt2", "gpt-2", "default"}, "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true}", 0, 0},
     {{"llama-bpe", "llama3", "llama-v3"}, "L", 1, 1},
     {{"qwen2"}, "Q", 0, 0},
 };
@@ -153,7 +153,7 @@ static int build(const struct vlm_gguf *g, json_t *root, json_t *cfg, struct vlm
     if (!rc && (!model || strcmp(model, "gpt2")))
         rc = vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: tokenizer.ggml.model \"%.32s\" is not supported (gpt2)", g->fname, model ? model : "");
     if (!rc && !(row = find_pre(pre ? pre : "default")))
-        rc = vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: tokenizer.ggml.pre \"%.32s\" is not supported (smollm, gpt2, llama-bpe, qwen2)", g->fname, pre);
+        rc = vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: tokenizer.ggml.pre \"%.32s\" is not supported (smollm, gpt2, gpt-2, llama-bpe, qwen2)", g->fname, pre);
     vlm_free(model);
     vlm_free(pre);
     if (rc) return rc;
@@ -173,8 +173,8 @@ int vlm_tokenizer_from_gguf(const struct vlm_gguf *g, struct vlm_tokenizer **out
     *out = NULL;
     json_t *root = json_object(), *cfg = json_object();
     int rc = root && cfg ? build(g, root, cfg, err) : oom(err);
-    if (!rc) rc = tok_load_json(root, cfg, out, err);
-    if (rc) vlm_error_prefix(err, "%s", g->fname);
+    if (!rc && (rc = tok_load_json(root, cfg, out, err)) != VLM_OK)
+        vlm_error_prefix(err, "%s: tokenizer.ggml.*", g->fname);
     json_decref(root);
     json_decref(cfg);
     return rc;
