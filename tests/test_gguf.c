@@ -344,7 +344,7 @@ int main(void) {
 #endif
     const char *lc = getenv("VLM_LLAMACPP_MODELS");
     if (lc) {
-        static const char *const names[] = {"gpt-2", "llama-bpe", "qwen2"};
+        static const char *const names[] = {"gpt-2", "llama-bpe", "qwen2", "llama-spm", "phi-3"};
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) llamacpp_vocab(lc, names[i]);
     }
     TEST_MAIN_END();
