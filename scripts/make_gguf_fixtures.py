@@ -12,7 +12,9 @@ llama.cpp's convert_hf_to_gguf.py on a copy of the folder with
     chat template. The converter recognises a pre-tokenizer by hashing the ids it gives on a
     test text; this tokenizer is not a published one, so the script tells it "smollm", the name
     of the same pre-tokenizer steps.
-Also writes tiny-tokenizer.json: texts and the ids HF `tokenizers` gives for them with this
+Also writes tiny-spm-vocab.gguf + tiny-spm.json: a 420-piece SentencePiece BPE model (byte
+fallback, no normalization, as Llama and Gemma train theirs) trained here, converted by the converter (--vocab-only, tokenizer.ggml.model "llama"),
+and the ids SentencePiece itself gives for texts without added tokens; and tiny-tokenizer.json: texts and the ids HF `tokenizers` gives for them with this
 tokenizer, and smolvlm-vocab.gguf.xz: the real SmolVLM-256M tokenizer + chat template as the
 converter writes them (--vocab-only), for the tokenizer parity test on the shared corpus.
 
@@ -100,6 +102,36 @@ def tokenizer_refs(tok):
              "  leading spaces and\ttabs\n\nnewlines", "ünïcödé 日本語 🙂", "<plain_added> and <row_2_col_3>",
              "<fake_token_around_image><global-img><image><image><fake_token_around_image>"]
     return [{"text": t, "ids": tok.encode(t).ids} for t in texts]
+
+
+SPM_TEXTS = ["Hello world", "the cat sat on the mat 12345", "  leading spaces and\ttabs\n\nnewlines",
+             "ünïcödé naïve café 日本語のテキスト", "emoji 🙂 and rare ꙮ letters", "colours: red, green, blue!", ""]
+
+
+def spm_vocab(llamacpp, tmp):
+    import sentencepiece as spm
+    d = os.path.join(tmp, "spm")
+    os.makedirs(d)
+    text = ["the cat sat on the mat with a red ball and a blue box",
+            "User: what colour is the shape? Assistant: it is a green triangle",
+            "images show circles squares and triangles of many colours, 12345 and 67890",
+            "ünïcödé words, naïve café, 日本語のテキスト"] * 30
+    with open(os.path.join(tmp, "spm.txt"), "w") as f:
+        f.write("\n".join(text))
+    spm.SentencePieceTrainer.train(input=os.path.join(tmp, "spm.txt"), model_prefix=os.path.join(d, "tokenizer"),
+                                   vocab_size=420, model_type="bpe", byte_fallback=True, character_coverage=1.0,
+                                   user_defined_symbols=["<image>"], bos_id=1, eos_id=2, unk_id=0, pad_id=-1,
+                                   normalization_rule_name="identity", remove_extra_whitespaces=False,
+                                   minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(d, "tokenizer.model"))
+    json.dump({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 420, "hidden_size": 32,
+               "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+               "max_position_embeddings": 128, "rms_norm_eps": 1e-5, "bos_token_id": 1, "eos_token_id": 2},
+              open(os.path.join(d, "config.json"), "w"))
+    convert(llamacpp, "-", [d, "--vocab-only", "--outfile", os.path.join(OUT, "tiny-spm-vocab.gguf")])
+    refs = [{"text": t, "ids": sp.encode(t)} for t in SPM_TEXTS]
+    with open(os.path.join(OUT, "tiny-spm.json"), "w") as f:
+        json.dump(refs, f, indent=1, ensure_ascii=False)
 
 
 def convert(llamacpp, pre, args):
@@ -209,7 +241,7 @@ def write_regressions():
             with open(os.path.join(REG, name + ".gguf"), "wb") as g:
                 g.write(data)
             f.write(f"{name}.gguf\t{want}\n")
-    for name in ["padded-tile-f16.gguf", "padded-tile-mmproj-f16.gguf"]:
+    for name in ["padded-tile-f16.gguf", "padded-tile-mmproj-f16.gguf", "tiny-spm-vocab.gguf"]:
         shutil.copy(os.path.join(OUT, name), CORPUS)
     with open(os.path.join(CORPUS, "minimal.gguf"), "wb") as g:
         g.write(regressions()["ok-minimal"][0])
@@ -218,11 +250,16 @@ def write_regressions():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--regressions-only", action="store_true")
+    ap.add_argument("--spm-only", action="store_true")
     ap.add_argument("--llamacpp", default="/work/llamacpp-src/x/llama_cpp_python-0.3.36/vendor/llama.cpp")
     a = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     if a.regressions_only:
         write_regressions()
+        return
+    if a.spm_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            spm_vocab(a.llamacpp, tmp)
         return
     refs = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -238,6 +275,7 @@ def main():
         with open(os.path.join(OUT, "tiny-tokenizer.json"), "w") as f:
             json.dump(refs, f, indent=1, ensure_ascii=False)
         smolvlm_vocab(a.llamacpp, tmp)
+        spm_vocab(a.llamacpp, tmp)
     write_regressions()
 
 

@@ -2,7 +2,8 @@
  * error naming the file and offset, truncation at every offset of a real file refused, metadata
  * getters; the tokenizer built from GGUF metadata: ids identical to Hugging Face's for the real
  * SmolVLM tokenizer (llama.cpp's --vocab-only conversion) over the shared corpus, and for the
- * tiny fixtures' tokenizer; the chat template from metadata. */
+ * tiny fixtures' tokenizer, a SentencePiece vocabulary against SentencePiece's ids (and, with
+ * VLM_LLAMACPP_MODELS, llama.cpp's own vocab test files); the chat template from metadata. */
 #include "test.h"
 
 #include <jansson.h>
@@ -179,6 +180,43 @@ static void tiny_tokenizer(void) {
     vlm_tokenizer_free(t);
 }
 
+/* A SentencePiece vocabulary (tokenizer.ggml.model "llama") against SentencePiece's own ids;
+ * BOS added by default as llama.cpp does for these files; decoding gives the text back. */
+static void spm_tokenizer(void) {
+    size_t len, jl;
+    char *data = read_rel("tests/fixtures/gguf/tiny-spm-vocab.gguf", &len);
+    char *js = read_rel("tests/fixtures/gguf/tiny-spm.json", &jl);
+    struct vlm_tokenizer *t = data ? tok_from(data, len, "tiny-spm-vocab.gguf", NULL) : NULL;
+    json_t *refs = js ? json_loadb(js, jl, 0, NULL) : NULL;
+    CHECK(t && json_is_array(refs) && json_array_size(refs) >= 5);
+    for (size_t i = 0; t && i < json_array_size(refs); i++) {
+        json_t *r = json_array_get(refs, i), *want = json_object_get(r, "ids");
+        const char *text = json_string_value(json_object_get(r, "text"));
+        for (int add = 0; add < 2; add++) {
+            int32_t *ids = NULL;
+            size_t n = 0;
+            struct vlm_error err = {0};
+            int flags = VLM_TOK_PARSE_SPECIAL | (add ? VLM_TOK_ADD_SPECIAL : 0);
+            CHECK_EQ_INT(vlm_tokenize(t, text, strlen(text), flags, &ids, &n, &err), VLM_OK);
+            int same = n == json_array_size(want) + (size_t)add && (!add || ids[0] == 1);
+            for (size_t k = 0; same && k + (size_t)add < n; k++) same = ids[k + (size_t)add] == json_integer_value(json_array_get(want, k));
+            CHECK_MSG(same, "spm: \"%s\" (add_special %d): ids differ", text, add);
+            if (!add) {
+                char *out = NULL;
+                size_t ol = 0;
+                CHECK(vlm_detokenize(t, ids, n, 0, &out, &ol, &err) == VLM_OK && out && !strcmp(out, text));
+                vlm_free(out);
+            }
+            vlm_free(ids);
+        }
+    }
+    if (t) CHECK_EQ_INT(vlm_tokenizer_token_id(t, "<image>"), 3);
+    json_decref(refs);
+    vlm_free(js);
+    vlm_free(data);
+    vlm_tokenizer_free(t);
+}
+
 #ifdef VLM_HAVE_LZMA
 static char *read_xz(const char *rel, size_t *len) {
     size_t n;
@@ -339,6 +377,7 @@ int main(void) {
     truncation("fuzz/regressions/gguf/ok-minimal.gguf");
     getters();
     tiny_tokenizer();
+    spm_tokenizer();
 #ifdef VLM_HAVE_LZMA
     smolvlm_corpus();
 #endif
