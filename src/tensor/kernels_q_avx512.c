@@ -42,14 +42,22 @@ static const int16_t q_sh6[2][32] = {
     {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2},
     {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6}};
 
+#if defined(__clang__)   /* clang has no GCC target pragmas (the fuzz build uses clang) */
+#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512vnni")
+#endif
 #define QVNNI 1
 #define QF(name) name##_vnni
 #include "tensor/kernels_q_avx512_body.h"
 #undef QF
 #undef QVNNI
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 #define QVNNI 0
 #define QF(name) name##_novnni
