@@ -47,7 +47,7 @@ static void print_owned(double wall, double cpu, int nt) {
 static void usage(FILE *f) {
     fprintf(f, "usage: vlm bench [MODEL_DIR] [--image FILE] [--threads N] [--prompt-tokens N]\n"
                "                 [--tokens N] [--batch B] [--no-image] [--kv-cache-dtype T]\n"
-               "                 [--dtype T] [--quantization Q]\n"
+               "                 [--dtype T] [--quantization Q] [--mmproj FILE]\n"
                "       vlm bench --tokenizer MODEL_DIR|tokenizer.json --file TEXT   (tokenizer speed)\n\n"
                "Measures image encoding (ms per tile; one synthetic full tile without --image), prompt\n"
                "prefill and one-token decode on MODEL_DIR (default: the demo model), and prints each\n"
@@ -251,7 +251,7 @@ static void probe_limits(int threads, double *bw, double *peak) {
 
 int cmd_bench(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);   /* each figure as soon as it is measured, also into a pipe or log */
-    const char *dir = NULL, *image = NULL;
+    const char *dir = NULL, *image = NULL, *mmproj = NULL;
     int threads = 0, n_prompt = 256, n_tok = 32, batch = 1, no_image = 0;
     enum vlm_kv_dtype kv = VLM_KV_AUTO;
     const char *dtype = NULL, *quant = NULL;
@@ -270,6 +270,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--tokens") && has) n_tok = (int)strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--batch") && has) batch = (int)strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--no-image")) no_image = 1;
+        else if (!strcmp(a, "--mmproj") && has) mmproj = argv[++i];
         else if (!strcmp(a, "--dtype") && has) dtype = argv[++i];
         else if ((!strcmp(a, "--quantization") || !strcmp(a, "-q")) && has) quant = argv[++i];
         else if (!strcmp(a, "--kv-cache-dtype") && has) {
@@ -288,6 +289,7 @@ int cmd_bench(int argc, char **argv) {
     struct vlm_model_params mp = vlm_model_default_params();
     mp.n_threads = threads;
     mp.load_tokenizer = image != NULL;
+    mp.mmproj = mmproj;
     mp.dtype = dtype;
     mp.quantization = quant;
     struct vlm_model *m;

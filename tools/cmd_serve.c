@@ -29,9 +29,9 @@ static void serve_help(FILE *f) {
     fprintf(f,
 "usage: vlm serve [MODEL] [options]\n"
 "\n"
-"Serves MODEL (a model folder, or a hub id such as HuggingFaceTB/SmolVLM-256M-Instruct found in\n"
-"or downloaded into the Hugging Face cache; default: the bundled demo model) over an\n"
-"OpenAI-compatible HTTP API: /v1/chat/completions, /v1/completions, /v1/models, /health,\n"
+"Serves MODEL (a model folder, a llama.cpp .gguf file with --mmproj, a folder of .gguf files,\n"
+"or a hub id such as HuggingFaceTB/SmolVLM-256M-Instruct found in or downloaded into the\n"
+"Hugging Face cache; default: the bundled demo model) over an\n""OpenAI-compatible HTTP API: /v1/chat/completions, /v1/completions, /v1/models, /health,\n"
 "/version, /metrics, /tokenize, /detokenize. Flags use vLLM's names and value formats.\n"
 "\n"
 "vLLM flags:\n"
@@ -76,6 +76,7 @@ static void serve_help(FILE *f) {
 "  --limit-mm-per-prompt.image N  the dotted form of the JSON flags works too\n"
 "\n"
 "vlm.c flags:\n"
+"  --mmproj FILE                  the vision tower (llama.cpp's mmproj .gguf) of a .gguf MODEL\n"
 "  --allow-private-media-urls     let image URLs reach loopback/private addresses (refused by\n"
 "                                 default; cloud metadata addresses stay refused)\n"
 "  --max-request-bytes N          largest request body (default 67108864); larger gets 413\n"
@@ -412,6 +413,7 @@ int cmd_serve(int argc, char **argv) {
             c.kv_cache_dtype = (int)kt;
         }
         else if (!strcmp(a, "--kv-cache-tokens")) { NEED_VAL(); if (parse_long(val, 16, 1L << 30, &v)) BAD_VAL(); c.kv_cache_tokens = (int)v; }
+        else if (!strcmp(a, "--mmproj")) { NEED_VAL(); c.mmproj = val; }
         else if (!strcmp(a, "--prefill-chunk")) { NEED_VAL(); if (parse_long(val, 16, 8192, &v)) BAD_VAL(); c.prefill_chunk = (int)v; }
         else if (!strcmp(a, "--max-num-batched-tokens")) {
             NEED_VAL();   /* vLLM's per-step token budget: decode rows + the prefill chunk */

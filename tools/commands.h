@@ -58,4 +58,7 @@ int vlm_tool_check_arch(const char *config_path, void *user, struct vlm_error *e
 
 /* Each subcommand adds its prototype here and a row in tools/vlm.c's table. */
 
+/* inspect_gguf.c: lists a GGUF file's metadata and tensors; 0 or 1 (error printed). */
+int vlm_inspect_gguf(const char *path);
+
 #endif

@@ -1,10 +1,11 @@
 /* model.c — loading a model folder: config.json -> family (registry) -> safetensors weight map
  * -> the family's load (shape checks) -> generation_config.json's EOS ids and defaults ->
- * tokenizer, chat template and image processor. */
+ * tokenizer, chat template and image processor. GGUF files go to model_gguf.c. */
 #include <string.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/model_gguf.h"
 #include "formats/safetensors.h"
 #include "formats/weights_prepare.h"
 #include "models/model.h"
@@ -136,7 +137,7 @@ static int load_text_parts(struct vlm_model *m, const char *tdir, struct vlm_err
 }
 
 /* --dtype and --quantization (formats/weights_prepare.h), with a pool for the conversions. */
-static int prepare_weights(struct vlm_model *m, const struct vlm_model_params *p, struct vlm_error *err) {
+int vlm_model_prepare_weights(struct vlm_model *m, const struct vlm_model_params *p, struct vlm_error *err) {
     enum vlm_dtype_param dt;
     enum vlm_dtype q;
     int rc = vlm_dtype_param_parse(p->dtype, &dt, err);
@@ -159,6 +160,11 @@ static int model_load(const char *dir, const struct vlm_model_params *p, struct 
     vlm_weights_init(&m->weights);
     int rc;
     if (!(m->dir = vlm_strdup(dir))) { rc = vlm_error_set(err, VLM_E_NOMEM, "out of memory"); goto fail; }
+    if (vlm_model_is_gguf(dir) || p->mmproj) {
+        if ((rc = vlm_model_load_gguf(m, dir, p, err)) != VLM_OK) goto fail;
+        *out = m;
+        return VLM_OK;
+    }
     if (!vlm_dir_exists(dir)) { rc = vlm_error_set(err, VLM_E_NOT_FOUND, "%s: not a model folder", dir); goto fail; }
     if ((rc = vlm_config_load(dir, &m->cfg, err)) != VLM_OK) goto fail;
     m->family = vlm_family_find(m->cfg.arch);
@@ -170,7 +176,7 @@ static int model_load(const char *dir, const struct vlm_model_params *p, struct 
         goto fail;
     }
     if ((rc = vlm_safetensors_load_dir(dir, &m->weights, err)) != VLM_OK) goto fail;
-    if ((rc = prepare_weights(m, p, err)) != VLM_OK) goto fail;
+    if ((rc = vlm_model_prepare_weights(m, p, err)) != VLM_OK) goto fail;
     if ((rc = m->family->load(m, err)) != VLM_OK) goto fail;
     m->info.arch = m->cfg.arch;
     m->info.dir = m->dir;

@@ -305,7 +305,7 @@ static int resolve_online(const char *repo_id, const char *rev, const struct hub
 
 int vlm_hub_resolve(const char *name, const struct vlm_hub_opts *o, char **dir, struct vlm_error *err) {
     *dir = NULL;
-    if (vlm_dir_exists(name)) {
+    if (vlm_dir_exists(name) || vlm_file_exists(name)) {   /* a folder, or a file (FILE.gguf) */
         *dir = vlm_strdup(name);
         return *dir ? VLM_OK : vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     }

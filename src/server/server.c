@@ -273,6 +273,7 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
     int rc = vlm_media_global_init(err);
     struct vlm_model_params mp = vlm_model_default_params();
     mp.n_threads = c->threads;
+    mp.mmproj = c->mmproj;
     mp.dtype = c->dtype;
     mp.quantization = c->quantization;
     mp.tokenizer_dir = c->tokenizer;
