@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "models/gemma3.h"
 #include "models/idefics3.h"
 #include "models/model.h"
 
@@ -13,6 +14,8 @@ static const struct {
     {"Idefics3ForConditionalGeneration", &vlm_family_idefics3},
     /* SmolVLM2 checkpoints name the same graph differently at the top level only. */
     {"SmolVLMForConditionalGeneration", &vlm_family_idefics3},
+    {"Gemma3ForConditionalGeneration", &vlm_family_gemma3},
+    {"Gemma3ForCausalLM", &vlm_family_gemma3},
 };
 
 const struct vlm_family *vlm_family_find(const char *arch) {
