@@ -5,7 +5,6 @@
 #include "commands.h"
 #include "engine/engine.h"
 #include "image/image.h"
-#include "models/idefics3.h"
 #include "models/model.h"
 #include "models/processor.h"
 #include "tensor/probe.h"
@@ -58,35 +57,10 @@ static void usage(FILE *f) {
                "  --kv-cache-dtype T auto (float32), float16 or bfloat16: the KV cache's element type\n");
 }
 
-static size_t text_weight_bytes(const struct vlm_llama *l) {
-    size_t b = l->lm_head->nbytes;   /* the embedding itself is read one row per token */
-    for (int i = 0; i < l->hp.n_layer; i++) {
-        const struct vlm_llama_layer *L = &l->layers[i];
-        b += L->wq->nbytes + L->wk->nbytes + L->wv->nbytes + L->wo->nbytes + L->w_gate->nbytes +
-             L->w_up->nbytes + L->w_down->nbytes;
-    }
-    return b;
-}
-
-/* FLOPs of one tile through the vision tower and connector (multiply-add = 2). */
-static double vision_flops(const struct vlm_idefics3 *f, int n) {
-    const struct vlm_siglip_hparams *v = &f->vision.hp;
-    double d = v->d_model, ff = v->d_ff, p2c = (double)v->patch_size * v->patch_size * v->n_channels;
-    double per_layer = 2.0 * n * (4 * d * d + 2 * d * ff) + 2.0 * 2 * (double)n * n * d;
-    double s2 = (double)f->scale_factor * f->scale_factor;
-    return 2.0 * n * p2c * d + v->n_layer * per_layer + 2.0 * (n / s2) * (d * s2) * f->text.hp.d_model;
-}
-
-static double text_flops_per_token(const struct vlm_llama *l, double ctx_len) {
-    const struct vlm_llama_hparams *h = &l->hp;
-    double d = h->d_model, q = (double)h->n_head * h->d_head, kv = (double)h->n_head_kv * h->d_head;
-    double per_layer = 2.0 * (d * q * 2 + d * kv * 2 + 3 * d * h->d_ff) + 2.0 * 2 * ctx_len * q;
-    return h->n_layer * per_layer + 2.0 * d * h->n_vocab;
-}
-
 static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *image, double peak) {
-    const struct vlm_idefics3 *f = m->impl;
-    const struct vlm_siglip_hparams *v = &f->vision.hp;
+    struct vlm_model_cost c;
+    m->family->cost(m, 0, &c);
+    if (!c.tile_size) { printf("image encode   (the model has no vision tower)\n"); return 0; }
     struct vlm_image_input in;
     memset(&in, 0, sizeof in);
     struct vlm_error err;
@@ -104,13 +78,13 @@ static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *i
         vlm_image_free(&img);
         if (rc != VLM_OK) { fprintf(stderr, "vlm bench: %s: %s\n", image, err.msg); return 1; }
     } else {   /* one full tile of smooth synthetic pixels */
-        size_t n = (size_t)3 * v->image_size * v->image_size;
+        size_t n = (size_t)3 * c.tile_size * c.tile_size;
         own_pixels = vlm_malloc(sizeof(float) * n);
         if (!own_pixels) return 1;
         for (size_t i = 0; i < n; i++) own_pixels[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
-        in.n_tiles = 1; in.channels = 3; in.height = in.width = v->image_size;
+        in.n_tiles = 1; in.channels = 3; in.height = in.width = c.tile_size;
         in.pixels = own_pixels;
-        in.n_image_tokens = f->tokens_per_tile;
+        in.n_image_tokens = c.tokens_per_tile;
     }
     float *emb = vlm_malloc(sizeof(float) * (size_t)in.n_image_tokens * m->info.d_model);
     double best = 1e30, best_cpu = 0;
@@ -121,8 +95,7 @@ static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *i
         if (t < best) { best = t; best_cpu = cpu_s() - c0; }
     }
     if (rc == VLM_OK && emb) {
-        int n_patch = (in.height / v->patch_size) * (in.width / v->patch_size);
-        double fl = vision_flops(f, n_patch) * in.n_tiles;
+        double fl = c.vision_flops_tile * in.n_tiles;   /* tiles are full-size for both families */
         printf("image encode   %d tile(s) of %dx%d: %.1f ms per tile, %.1f GFLOP/s = %.0f%% of peak FMA\n",
                in.n_tiles, in.width, in.height, best * 1e3 / in.n_tiles, fl / best / 1e9, 100.0 * fl / best / peak);
         int nt = vlm_pool_size(pool);
@@ -142,7 +115,7 @@ static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *i
 /* Prefill n_prompt random tokens into seq 0, then decode n_tok single steps. */
 static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_tok, int batch,
                       enum vlm_kv_dtype kvt, double peak, double bw) {
-    const struct vlm_idefics3 *f = m->impl;
+    struct vlm_model_cost cost;
     struct vlm_ctx_params cp = vlm_ctx_default_params();
     cp.kv_dtype = kvt;
     int kv_es = kvt == VLM_KV_F16 || kvt == VLM_KV_BF16 ? 2 : 4;   /* bytes per cached K or V element */
@@ -168,14 +141,16 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     }
     double t_pre = now_s() - t0, c_pre = cpu_s() - c0;
     if (rc == VLM_OK) {
-        double fl = text_flops_per_token(&f->text, n_prompt / 2.0) * n_prompt, own = c_pre / nt;
+        m->family->cost(m, n_prompt / 2.0, &cost);
+        double fl = cost.text_flops_token * n_prompt, own = c_pre / nt;
         printf("prefill        %d tokens: %.1f tokens/s, %.1f GFLOP/s = %.0f%% of peak FMA\n",
                n_prompt, n_prompt / t_pre, fl / t_pre / 1e9, 100.0 * fl / t_pre / peak);
         printf("               with the cores to itself: %.1f tokens/s = %.0f%% of peak FMA\n",
                n_prompt / own, 100.0 * fl / own / peak);
         print_owned(t_pre, c_pre, nt);
     }
-    double wbytes = (double)text_weight_bytes(&f->text);
+    m->family->cost(m, n_prompt, &cost);
+    double wbytes = (double)cost.text_weight_bytes;
     double t1 = now_s(), c1 = cpu_s();
     for (int s = 0; s < n_tok && rc == VLM_OK; s++) {
         int32_t tok = ids[s % n_prompt], p = n_prompt + s, sq = 0;
@@ -285,7 +260,7 @@ int cmd_bench(int argc, char **argv) {
     mp.load_tokenizer = image != NULL;
     struct vlm_model *m;
     if (vlm_model_load(dir, &mp, &m) != VLM_OK) { fprintf(stderr, "vlm bench: %s\n", vlm_last_error()); return 1; }
-    if (m->family != &vlm_family_idefics3) {
+    if (!m->family->cost) {
         fprintf(stderr, "vlm bench: %s is not handled by the benchmark yet\n", m->info.arch);
         vlm_model_free(m);
         return 1;

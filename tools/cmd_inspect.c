@@ -2,7 +2,6 @@
  * architecture and family, vision and text sizes, tensor count and bytes per dtype, weight
  * files, EOS/BOS/image token ids, tokenizer, chat template and processor presence. */
 #include "commands.h"
-#include "models/idefics3.h"
 #include "models/model.h"
 #include "text/tokenizer.h"
 #include "vlm.h"
@@ -30,18 +29,10 @@ int cmd_inspect(int argc, char **argv) {
     }
     const struct vlm_model_info *mi = &m->info;
     printf("model          %s\narchitecture   %s (model_type %s)\n", dir, mi->arch, m->cfg.model_type);
-    if (m->family == &vlm_family_idefics3) {
-        const struct vlm_idefics3 *f = m->impl;
-        const struct vlm_siglip_hparams *v = &f->vision.hp;
-        const struct vlm_llama_hparams *t = &f->text.hp;
-        printf("vision         SigLIP: %d layers, d_model %d, %d heads, ffn %d, %dx%d px tiles, patch %d, %s\n",
-               v->n_layer, v->d_model, v->n_head, v->d_ff, v->image_size, v->image_size, v->patch_size,
-               v->gelu_tanh ? "gelu_tanh" : "gelu");
-        printf("connector      pixel shuffle x%d + linear -> %d image tokens per tile\n", f->scale_factor, f->tokens_per_tile);
-        printf("text           Llama: %d layers, d_model %d, %d heads (%d kv, head_dim %d), ffn %d, vocab %d,\n"
-               "               rope_theta %g, max positions %d, %s embeddings\n",
-               t->n_layer, t->d_model, t->n_head, t->n_head_kv, t->d_head, t->d_ff, t->n_vocab, t->rope.theta,
-               t->max_pos, f->text.lm_head == f->text.embed ? "tied" : "untied");
+    if (m->family->describe) {
+        char buf[2048];
+        m->family->describe(m, buf, sizeof buf);
+        fputs(buf, stdout);
     }
     size_t bytes[VLM_DT_COUNT] = {0}, count[VLM_DT_COUNT] = {0};
     for (size_t i = 0; i < m->weights.n; i++) {

@@ -53,6 +53,15 @@ enum vlm_image_mode {
 
 struct vlm_model;
 
+/* A model's shape as `vlm bench` needs it (multiply-add = 2 FLOPs). */
+struct vlm_model_cost {
+    int    tile_size, patch_size;     /* a full vision tile (pixels, square); 0 = no vision tower */
+    int    tokens_per_tile;           /* image tokens one tile becomes */
+    double vision_flops_tile;         /* one tile through the tower and connector */
+    double text_flops_token;          /* one token through the decoder at the given context length */
+    size_t text_weight_bytes;         /* weight bytes one decode step reads (not the embedding) */
+};
+
 struct vlm_family {
     const char *name;          /* the family, e.g. "idefics3"; registry.c maps architectures to it */
     enum vlm_image_mode image_mode;
@@ -71,6 +80,11 @@ struct vlm_family {
      * want them, in row order, to logits (n_out, n_vocab). */
     int  (*forward)(const struct vlm_model *m, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
                     const struct vlm_batch *b, const int8_t *want, float *logits, struct vlm_error *err);
+    /* Optional (NULL: `vlm bench` / `vlm inspect` say the family is not described): the cost
+     * at context length ctx, and a few lines on the vision and text parts for `vlm inspect`
+     * (snprintf-style into buf). */
+    void (*cost)(const struct vlm_model *m, double ctx, struct vlm_model_cost *c);
+    void (*describe)(const struct vlm_model *m, char *buf, size_t size);
 };
 
 /* registry.c: the family of an architecture name, NULL if unknown. */
