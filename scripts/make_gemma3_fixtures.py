@@ -20,7 +20,14 @@ that. Every RMSNorm
 weight and the projector are randomised (transformers initialises them to zero), so a
 missing "1 +" or a transposed projection shows in the logits.
 
+With --big DIR it instead writes a model of google/gemma-3-4b-it's shapes (its config as
+published: the 4B values, the rest left to transformers' defaults; the real tokenizer and chat
+template from /work/shared/tokenizers/gemma3; the published preprocessor and processor configs)
+with random bf16 weights, written tensor by tensor with numpy (~8.6 GB; not committed: run it
+under flock /work/big.lock into /work/models-big and delete the folder afterwards).
+
 Usage: /work/venv/bin/python scripts/make_gemma3_fixtures.py [--out tests/fixtures/gemma3]
+       /work/venv/bin/python scripts/make_gemma3_fixtures.py --big /work/models-big/gemma3-4b-random
 """
 import argparse
 import json
@@ -173,10 +180,110 @@ def build(out, name, kind, txt, vis, ex, seed):
           f"greedy {toks[:6]}..., min gap {gap:.4f}")
 
 
+# google/gemma-3-4b-it's config.json as published (fields it leaves out take transformers'
+# defaults: vocab 262208, 8 heads / 4 kv heads of 256, query_pre_attn_scalar 256,
+# rope_local_base_freq 10000, rope_theta 1e6, sliding_window_pattern 6).
+BIG_CONFIG = {
+    "architectures": ["Gemma3ForConditionalGeneration"], "boi_token_index": 255999, "eoi_token_index": 256000,
+    "eos_token_id": [1, 106], "image_token_index": 262144, "initializer_range": 0.02, "mm_tokens_per_image": 256,
+    "model_type": "gemma3",
+    "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text",
+                    "num_hidden_layers": 34, "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+                    "sliding_window": 1024},
+    "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0",
+    "vision_config": {"hidden_size": 1152, "image_size": 896, "intermediate_size": 4304,
+                      "model_type": "siglip_vision_model", "num_attention_heads": 16, "num_hidden_layers": 27,
+                      "patch_size": 14, "vision_use_head": False},
+}
+BIG_PREPROCESSOR = {
+    "do_convert_rgb": None, "do_normalize": True, "do_pan_and_scan": None, "do_rescale": True, "do_resize": True,
+    "image_mean": [0.5, 0.5, 0.5], "image_processor_type": "Gemma3ImageProcessor", "image_seq_length": 256,
+    "image_std": [0.5, 0.5, 0.5], "pan_and_scan_max_num_crops": None, "pan_and_scan_min_crop_size": None,
+    "pan_and_scan_min_ratio_to_activate": None, "processor_class": "Gemma3Processor", "resample": 2,
+    "rescale_factor": 0.00392156862745098, "size": {"height": 896, "width": 896},
+}
+BIG_GENERATION = {"bos_token_id": 2, "cache_implementation": "hybrid", "do_sample": True, "eos_token_id": [1, 106],
+                  "pad_token_id": 0, "top_k": 64, "top_p": 0.95}
+
+
+def big_tensors():
+    """(name, shape) of every tensor of the 4B model, in the published names."""
+    t = dict(vocab=262208, d=2560, ff=10240, layers=34, q=8 * 256, kv=4 * 256, hd=256)
+    out = [("language_model.model.embed_tokens.weight", (t["vocab"], t["d"])),
+           ("language_model.model.norm.weight", (t["d"],))]
+    for i in range(t["layers"]):
+        p = f"language_model.model.layers.{i}."
+        out += [(p + n, (t["d"],)) for n in ("input_layernorm.weight", "post_attention_layernorm.weight",
+                                             "pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight")]
+        out += [(p + "self_attn.q_norm.weight", (t["hd"],)), (p + "self_attn.k_norm.weight", (t["hd"],)),
+                (p + "self_attn.q_proj.weight", (t["q"], t["d"])), (p + "self_attn.k_proj.weight", (t["kv"], t["d"])),
+                (p + "self_attn.v_proj.weight", (t["kv"], t["d"])), (p + "self_attn.o_proj.weight", (t["d"], t["q"])),
+                (p + "mlp.gate_proj.weight", (t["ff"], t["d"])), (p + "mlp.up_proj.weight", (t["ff"], t["d"])),
+                (p + "mlp.down_proj.weight", (t["d"], t["ff"]))]
+    v = dict(d=1152, ff=4304, layers=27, p=14, n=(896 // 14) ** 2)
+    pre = "vision_tower.vision_model."
+    out += [(pre + "embeddings.patch_embedding.weight", (v["d"], 3, v["p"], v["p"])),
+            (pre + "embeddings.patch_embedding.bias", (v["d"],)),
+            (pre + "embeddings.position_embedding.weight", (v["n"], v["d"])),
+            (pre + "post_layernorm.weight", (v["d"],)), (pre + "post_layernorm.bias", (v["d"],))]
+    for i in range(v["layers"]):
+        p = f"{pre}encoder.layers.{i}."
+        for n in ("layer_norm1", "layer_norm2"):
+            out += [(p + n + ".weight", (v["d"],)), (p + n + ".bias", (v["d"],))]
+        for n in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            out += [(p + "self_attn." + n + ".weight", (v["d"], v["d"])), (p + "self_attn." + n + ".bias", (v["d"],))]
+        out += [(p + "mlp.fc1.weight", (v["ff"], v["d"])), (p + "mlp.fc1.bias", (v["ff"],)),
+                (p + "mlp.fc2.weight", (v["d"], v["ff"])), (p + "mlp.fc2.bias", (v["d"],))]
+    out += [("multi_modal_projector.mm_input_projection_weight", (v["d"], t["d"])),
+            ("multi_modal_projector.mm_soft_emb_norm.weight", (v["d"],))]
+    return out
+
+
+def build_big(d, seed=0):
+    """Random bf16 weights (normal, std 0.02; norms around 0), written without torch."""
+    import lzma
+    import shutil
+    os.makedirs(d, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    pool = (rng.standard_normal(1 << 26, dtype=np.float32) * 0.02).view(np.uint32)
+    pool = ((pool + 0x7FFF + ((pool >> 16) & 1)) >> 16).astype(np.uint16)   # f32 -> bf16, nearest-even
+    tensors = big_tensors()
+    header, off = {}, 0
+    for name, shape in tensors:
+        n = int(np.prod(shape)) * 2
+        header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [off, off + n]}
+        off += n
+    hb = json.dumps(header, separators=(",", ":")).encode()
+    hb += b" " * (-len(hb) % 8)
+    with open(os.path.join(d, "model.safetensors"), "wb") as f:
+        f.write(len(hb).to_bytes(8, "little"))
+        f.write(hb)
+        for name, shape in tensors:
+            n, o = int(np.prod(shape)), int(rng.integers(0, pool.size))
+            while n > 0:   # slices of the random pool from a random start, wrapping
+                m = min(n, pool.size - o)
+                f.write(pool[o:o + m].astype("<u2").tobytes())
+                n, o = n - m, 0
+    json.dump(BIG_CONFIG, open(os.path.join(d, "config.json"), "w"), indent=2)
+    json.dump(BIG_PREPROCESSOR, open(os.path.join(d, "preprocessor_config.json"), "w"), indent=2)
+    json.dump({"image_seq_length": 256, "processor_class": "Gemma3Processor"},
+              open(os.path.join(d, "processor_config.json"), "w"), indent=2)
+    json.dump(BIG_GENERATION, open(os.path.join(d, "generation_config.json"), "w"), indent=2)
+    tok = "/work/shared/tokenizers/gemma3"
+    with lzma.open(os.path.join(tok, "tokenizer.json.xz")) as src, open(os.path.join(d, "tokenizer.json"), "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    shutil.copy(os.path.join(tok, "tokenizer_config.json"), d)
+    print(f"big: {len(tensors)} tensors, {off / 1e9:.2f} GB in {d}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="tests/fixtures/gemma3")
+    ap.add_argument("--big")
     a = ap.parse_args()
+    if a.big:
+        build_big(a.big)
+        return
     for i, (name, kind, txt, vis, ex) in enumerate(CONFIGS):
         build(a.out, name, kind, txt, vis, ex, 1000 + i)
 

@@ -310,7 +310,25 @@ static void test_errors(void) {
     cleanup_variant();
 }
 
+/* Where a prefill chunk may end: never between two image rows of a model that needs them whole. */
+static void test_prefill_take(void) {
+    float x = 0;
+    const float *rows[12] = {NULL, NULL, &x, &x, &x, NULL, NULL, &x, &x, &x, NULL, NULL};
+    struct vlm_model_info whole = {0}, any = {0};
+    whole.image_rows_whole = 3;
+    CHECK_EQ_INT(vlm_prefill_take(&any, rows, 0, 12, 4), 4);       /* other families: as asked */
+    CHECK_EQ_INT(vlm_prefill_take(&whole, rows, 0, 12, 4), 2);     /* would cut the image at 2..4 */
+    CHECK_EQ_INT(vlm_prefill_take(&whole, rows, 0, 12, 5), 5);     /* ends with the image */
+    CHECK_EQ_INT(vlm_prefill_take(&whole, rows, 2, 10, 2), 0);     /* the image does not fit */
+    CHECK_EQ_INT(vlm_prefill_take(&whole, rows, 2, 10, 3), 3);
+    CHECK_EQ_INT(vlm_prefill_take(&whole, rows, 5, 7, 100), 7);    /* the rest of the prompt */
+    CHECK_EQ_INT(vlm_prefill_take(&whole, rows, 5, 7, 4), 2);
+    CHECK_EQ_INT(vlm_prefill_take(&whole, NULL, 0, 12, 4), 4);     /* no images */
+    CHECK_EQ_INT(vlm_prefill_take(&whole, rows, 0, 12, 0), 0);
+}
+
 int main(void) {
+    test_prefill_take();
     const char *fx[] = {"two-images-gqa-tied", "pan-scan-mha-untied-softcap", "text-causallm-gqa"};
     for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) check_fixture(fx[i], i % 2 ? 2 : 1);
     /* the fixtures' prompts are longer than their windows, and the window matters */
