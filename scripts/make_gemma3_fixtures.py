@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """make_gemma3_fixtures.py — tiny random-weight Gemma 3 models (Gemma3ForConditionalGeneration
-and the text-only Gemma3ForCausalLM) and their reference outputs from transformers in float32,
+and the text-only Gemma3ForCausalLM) and their reference outputs from transformers in float32 (one also with bf16 weights),
 for the C parity test tests/test_model_gemma3.c.
 
 Writes tests/fixtures/gemma3/<name>/: config.json, model.safetensors (f32), ref.json
@@ -57,7 +57,7 @@ CONFIGS = [
                            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}),
      dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28,
           patch_size=7),
-     dict(tie=True, mm_tokens=4, images=[1, 1], published_style=True, sliding_window_pattern=2)),
+     dict(tie=True, mm_tokens=4, images=[1, 1], published_style=True, sliding_window_pattern=2, bf16=True)),
     ("pan-scan-mha-untied-softcap", "vlm",
      dict(hidden_size=40, intermediate_size=72, num_hidden_layers=3, num_attention_heads=2, num_key_value_heads=2,
           head_dim=20, query_pre_attn_scalar=20, sliding_window=12, attn_logit_softcapping=3.0,
@@ -178,6 +178,27 @@ def build(out, name, kind, txt, vis, ex, seed):
         json.dump(ref, f)
     print(f"{name}: {len(ids)} ids, tiles {n_tiles}, |logits| max {float(logits.abs().max()):.2f}, "
           f"greedy {toks[:6]}..., min gap {gap:.4f}")
+    if ex.get("bf16"):   # bf16 weights; reference = f32 math on the rounded weights with the
+        # embedding scale rounded to bf16 as transformers' bf16 model holds it
+        d2 = d + "-bf16"
+        os.makedirs(d2, exist_ok=True)
+        m2 = type(model)(model.config).eval()
+        m2.load_state_dict({k: v.to(torch.bfloat16).to(torch.float32) for k, v in model.state_dict().items()})
+        emb = m2.get_input_embeddings()
+        with torch.no_grad():
+            emb.embed_scale.fill_(float(torch.tensor(emb.scalar_embed_scale).to(torch.bfloat16)))
+        l2, t2, g2 = greedy(m2, kw, N_GREEDY)
+        m2.to(torch.bfloat16).save_pretrained(d2, safe_serialization=True)
+        if os.path.exists(os.path.join(d2, "generation_config.json")):
+            os.remove(os.path.join(d2, "generation_config.json"))
+        if kind == "vlm":
+            pvs.astype("<f4").tofile(os.path.join(d2, "pixel_values.f32"))
+        ref.update(logits=[float(x) for x in l2], greedy=t2, min_greedy_gap=g2, dtype="bf16",
+                   logits_f32_model=[float(x) for x in logits])
+        with open(os.path.join(d2, "ref.json"), "w") as f:
+            json.dump(ref, f)
+        print(f"{name}-bf16: greedy {t2[:6]}..., min gap {g2:.4f}, "
+              f"vs f32 model {float((l2 - logits).abs().max()):.4f}")
 
 
 # google/gemma-3-4b-it's config.json as published (fields it leaves out take transformers'

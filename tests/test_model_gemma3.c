@@ -329,7 +329,8 @@ static void test_prefill_take(void) {
 
 int main(void) {
     test_prefill_take();
-    const char *fx[] = {"two-images-gqa-tied", "pan-scan-mha-untied-softcap", "text-causallm-gqa"};
+    const char *fx[] = {"two-images-gqa-tied", "pan-scan-mha-untied-softcap", "text-causallm-gqa",
+                        "two-images-gqa-tied-bf16"};
     for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) check_fixture(fx[i], i % 2 ? 2 : 1);
     /* the fixtures' prompts are longer than their windows, and the window matters */
     expect_logits_move("text-causallm-gqa", "sliding_window", json_integer(4096), 1e-2);
