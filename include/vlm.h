@@ -79,6 +79,8 @@ struct vlm_model_params {
     int n_threads;          /* threads for vlm_generate; 0 = all cores */
     int load_tokenizer;     /* 1 (default): load tokenizer, chat template and processor too;
                                0: weights and config only (parity tests, inspection) */
+    const char *tokenizer_dir; /* NULL (default): the model folder; else a folder whose tokenizer,
+                                  tokenizer_config and chat template are used (vLLM's --tokenizer) */
 };
 
 /* Defaults: all cores, everything loaded. */
@@ -112,6 +114,10 @@ struct vlm_generate_params {
     /* Streaming: called with each newly final piece of text; return non-zero to stop. */
     int    (*on_text)(const char *text, size_t len, void *user);
     void    *user;
+    /* Image processor settings for this call, as vLLM's mm_processor_kwargs JSON object
+     * ({"do_image_splitting": false}, {"size": {"longest_edge": 512}}, {"min_pixels": N,
+     * "max_pixels": N}); NULL = as the model's processor config says. Borrowed. */
+    const char *mm_processor_kwargs;
 };
 VLM_API struct vlm_generate_params vlm_generate_default_params(void);
 
@@ -123,6 +129,7 @@ struct vlm_generate_result {
     int      n_prompt_tokens;     /* including image tokens */
     const char *finish_reason;    /* "stop" or "length" (static) */
     double   t_image_ms, t_prefill_ms, t_decode_ms;
+    int32_t *prompt_ids;          /* (n_prompt_tokens) the prompt's token ids, image tokens included */
 };
 /* Frees what a result holds (not the struct itself). */
 VLM_API void vlm_generate_result_free(struct vlm_generate_result *r);

@@ -13,11 +13,11 @@ test_deps=0
 LIBS="jansson:libjansson-dev:jansson-devel
 libpcre2-8:libpcre2-dev:pcre2-devel
 libcurl:libcurl4-openssl-dev:libcurl-devel
-libmicrohttpd:libmicrohttpd-dev:libmicrohttpd-devel
 libjpeg:libjpeg62-turbo-dev:libjpeg-turbo-devel
 libpng:libpng-dev:libpng-devel
 libwebp:libwebp-dev:libwebp-devel
 libwebpdemux:libwebp-dev:libwebp-devel
+libssl:libssl-dev:openssl-devel
 libcrypto:libssl-dev:openssl-devel
 icu-uc:libicu-dev:libicu-devel
 liblzma:liblzma-dev:xz-devel"
@@ -43,8 +43,8 @@ if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>
   echo "vlm.c needs these libraries and tools, which this script installs only with apt-get:" >&2
   echo "  RHEL/Rocky/Fedora: dnf install$missing" >&2
   [ $test_deps = 1 ] && echo "  for make test also: dnf install $TEST_RPM" >&2
-  echo "  elsewhere: the development packages of jansson, pcre2, libcurl, libmicrohttpd, libjpeg-turbo," >&2
-  echo "  libpng, libwebp, giflib, OpenSSL (libcrypto), ICU, xz (liblzma); gcc or clang, cmake, pkg-config" >&2
+  echo "  elsewhere: the development packages of jansson, pcre2, libcurl, libjpeg-turbo," >&2
+  echo "  libpng, libwebp, giflib, OpenSSL (libssl, libcrypto), ICU, xz (liblzma); gcc or clang, cmake, pkg-config" >&2
   exit 1
 fi
 

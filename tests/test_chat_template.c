@@ -312,7 +312,9 @@ static void test_alloc_failures(void) {
     json_decref(ctx);
 }
 
-/* `vlm chat-template` prints exactly the rendered prompt (no added newline) for a few cases. */
+/* `vlm chat-template --content-format string` prints exactly transformers' apply_chat_template
+ * (content passed as given, no added newline) for a few cases. (Without the flag it prints the
+ * server's prompt, where string content reaches a parts-looping template as one text part.) */
 static void test_cli(void) {
     const char *bin = getenv("VLM_BIN");
     if (!bin || !*bin) { printf("cli: VLM_BIN not set, skipped\n"); return; }
@@ -329,7 +331,7 @@ static void test_cli(void) {
         json_dumpf(json_object_get(c, "messages"), f, 0);
         fclose(f);
         char cmd[8192];
-        snprintf(cmd, sizeof cmd, "'%s' chat-template '%s/%s' --messages '%s' %s %s", bin,
+        snprintf(cmd, sizeof cmd, "'%s' chat-template '%s/%s' --content-format string --messages '%s' %s %s", bin,
                  test_path("tests/fixtures/templates"), json_string_value(json_object_get(c, "template")), path,
                  json_is_true(json_object_get(c, "add_generation_prompt")) ? "" : "--no-generation-prompt",
                  json_is_true(json_object_get(c, "continue_final_message")) ? "--continue-final-message" : "");

@@ -186,7 +186,7 @@ static void test_error_body(void) {
     CHECK_EQ_STR(b, "{\"error\":{\"message\":\"bad \\\"q\\\"\",\"type\":\"BadRequestError\",\"param\":null,\"code\":400}}");
     vlm_free(b);
     CHECK_EQ_INT(vlm_api_status_for(VLM_E_TOO_LARGE), 413);
-    CHECK_EQ_INT(vlm_api_status_for(VLM_E_FETCH), 422);
+    CHECK_EQ_INT(vlm_api_status_for(VLM_E_FETCH), 400);
     CHECK_EQ_INT(vlm_api_status_for(VLM_E_FORBIDDEN), 400);
 }
 

@@ -212,7 +212,9 @@ static void test_file(void) {
     CHECK_EQ_INT(load_file_url(&pol, "file://%s/allowed/%s", "empty.png"), VLM_E_FORMAT);
     CHECK_EQ_INT(load_file_url(&pol, "file://%s/allowed/%s", "a%00.png"), VLM_E_FORMAT);
     CHECK_EQ_INT(load_file_url(&pol, "file://%s/allowed/%s", "a%2"), VLM_E_FORMAT);
-    CHECK_EQ_INT(load_file_url(&pol, "file://%s/%s", "dev/zero"), VLM_E_NOT_FOUND);
+    /* outside the folder: refused before the file system is asked (same answer, exists or not) */
+    CHECK_EQ_INT(load_file_url(&pol, "file://%s/%s", "dev/zero"), VLM_E_FORBIDDEN);
+    CHECK_EQ_INT(load_file_url(&pol, "file://%s/%s", "secret.png"), VLM_E_FORBIDDEN);
     {
         uint8_t *d = NULL; size_t n;
         CHECK_EQ_INT(vlm_media_load(&pol, "file:///dev/zero", 16, &d, &n, NULL), VLM_E_FORBIDDEN);

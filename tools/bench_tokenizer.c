@@ -18,10 +18,10 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int bench_usage(void) {
-    fprintf(stderr, "usage: vlm bench --tokenizer MODEL_DIR|tokenizer.json --file TEXT [--repeat N] [--no-special]\n"
-                    "  encodes every line of TEXT (without its newline) on one thread; prints tokens/s\n");
-    return 2;
+static int bench_usage(FILE *f, int rc) {
+    fprintf(f, "usage: vlm bench --tokenizer MODEL_DIR|tokenizer.json --file TEXT [--repeat N] [--no-special]\n"
+               "  encodes every line of TEXT (without its newline) on one thread; prints tokens/s\n");
+    return rc;
 }
 
 int vlm_bench_tokenizer(int argc, char **argv) {
@@ -33,9 +33,10 @@ int vlm_bench_tokenizer(int argc, char **argv) {
         else if (!strcmp(argv[i], "--file") && i + 1 < argc) file = argv[++i];
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = strtol(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--no-special")) flags &= ~VLM_TOK_ADD_SPECIAL;
-        else return bench_usage();
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return bench_usage(stdout, 0);
+        else return bench_usage(stderr, 2);
     }
-    if (!path || !file || repeat < 1) return bench_usage();
+    if (!path || !file || repeat < 1) return bench_usage(stderr, 2);
     struct vlm_error err = {0};
     struct vlm_tokenizer *tok = NULL;
     char *text = NULL;

@@ -54,7 +54,7 @@ static void usage(FILE *f) {
                "  --prompt-tokens N  prefill length (default 256)    --tokens N  decode steps (default 32)\n"
                "  --batch B          also decode B sequences per step (continuous batching) and print\n"
                "                     the aggregate tokens/s\n"
-               "  --kv-cache-dtype T auto (float32), float16 or bfloat16: the KV cache's element type\n");
+               "  --kv-cache-dtype T auto (float32), float16 or bfloat16: the KV cache's element type\n\n" VLM_MODEL_REF_HELP);
 }
 
 static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *image, double peak) {
@@ -230,10 +230,15 @@ static void probe_limits(int threads, double *bw, double *peak) {
 }
 
 int cmd_bench(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* each figure as soon as it is measured, also into a pipe or log */
     const char *dir = NULL, *image = NULL;
     int threads = 0, n_prompt = 256, n_tok = 32, batch = 1, no_image = 0;
     enum vlm_kv_dtype kv = VLM_KV_AUTO;
+    struct vlm_model_ref ref = {0};
+    char *resolved = NULL;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--tokenizer")) return vlm_bench_tokenizer(argc, argv);
+        { int k_ = vlm_model_ref_flag(&ref, "bench", argc, argv, &i); if (k_ < 0) return 2; if (k_) continue; }
         const char *a = argv[i];
         int has = i + 1 < argc;
         if (!strcmp(a, "--tokenizer")) return vlm_bench_tokenizer(argc, argv);
@@ -255,6 +260,8 @@ int cmd_bench(int argc, char **argv) {
     }
     if (n_prompt < 1 || n_tok < 1 || batch < 1 || batch > 256) { usage(stderr); return 2; }
     if (!dir) dir = vlm_tool_default_model();
+    if (vlm_model_ref_resolve("bench", dir, &ref, true, &resolved)) return 1;
+    dir = resolved;
     struct vlm_model_params mp = vlm_model_default_params();
     mp.n_threads = threads;
     mp.load_tokenizer = image != NULL;

@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "models/model.h"
 #include "text/tokenizer.h"
+#include "util/alloc.h"
 #include "vlm.h"
 
 #include <stdio.h>
@@ -11,16 +12,22 @@
 
 int cmd_inspect(int argc, char **argv) {
     const char *dir = NULL;
+    struct vlm_model_ref ref = {0};
+    char *resolved = NULL;
     for (int i = 1; i < argc; i++) {
+        { int k_ = vlm_model_ref_flag(&ref, "inspect", argc, argv, &i); if (k_ < 0) return 2; if (k_) continue; }
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: vlm inspect [MODEL_DIR]\n\nLoads MODEL_DIR (default: the demo model) and prints its architecture,\n"
-                   "sizes, tensor count and dtypes, special token ids and which text/image parts it has.\n");
+            printf("usage: vlm inspect [MODEL]\n\nLoads MODEL (default: the demo model) and prints its architecture,\n"
+                   "sizes, tensor count and dtypes, special token ids and which text/image parts it has.\n\n"
+                   VLM_MODEL_REF_HELP);
             return 0;
         }
         if (argv[i][0] == '-' || dir) { fprintf(stderr, "vlm inspect: unexpected argument '%s'\n", argv[i]); return 2; }
         dir = argv[i];
     }
     if (!dir) dir = vlm_tool_default_model();
+    if (vlm_model_ref_resolve("inspect", dir, &ref, true, &resolved)) return 1;
+    dir = resolved;
     struct vlm_model_params mp = vlm_model_default_params();
     struct vlm_model *m;
     if (vlm_model_load(dir, &mp, &m) != VLM_OK) {
@@ -49,5 +56,6 @@ int cmd_inspect(int argc, char **argv) {
     if (m->tok) printf(" (%zu tokens)", vlm_tokenizer_vocab_size(m->tok));
     printf("\nchat template  %s\nprocessor      %s\n", m->tmpl ? "yes" : "none", m->proc ? "yes" : "none");
     vlm_model_free(m);
+    vlm_free(resolved);
     return 0;
 }

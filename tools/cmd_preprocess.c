@@ -24,7 +24,7 @@ static void usage(FILE *f) {
                "  --no-splitting    do_image_splitting=False for this run\n"
                "  --longest-edge N  override size.longest_edge (Idefics3/SmolVLM)\n"
                "  --min-pixels N, --max-pixels N   override the pixel bounds (Qwen2-VL)\n"
-               "  --repeat N        decode + preprocess N times and print ms per image\n");
+               "  --repeat N        decode + preprocess N times and print ms per image\n\n" VLM_MODEL_REF_HELP);
 }
 
 static double now_ms(void) {
@@ -78,7 +78,10 @@ int cmd_preprocess(int argc, char **argv) {
     const char *model = NULL, *image = NULL, *out = NULL;
     struct vlm_processor_overrides ov = {.do_image_splitting = -1};
     int repeat = 0;
+    struct vlm_model_ref ref = {.no_weights = true};
+    char *resolved = NULL;
     for (int i = 1; i < argc; i++) {
+        { int k_ = vlm_model_ref_flag(&ref, "preprocess", argc, argv, &i); if (k_ < 0) return 2; if (k_) continue; }
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         if (!strcmp(a, "--no-splitting")) { ov.do_image_splitting = 0; continue; }
@@ -102,6 +105,8 @@ int cmd_preprocess(int argc, char **argv) {
     }
     if (!image) { usage(stderr); return 2; }
     if (!model) model = vlm_tool_default_model();
+    if (vlm_model_ref_resolve("preprocess", model, &ref, false, &resolved)) return 1;
+    model = resolved;
 
     struct vlm_error err = {0, ""};
     struct vlm_processor *proc = NULL;
@@ -163,5 +168,6 @@ done:
     vlm_image_free(&img);
     vlm_free(bytes);
     vlm_processor_free(proc);
+    vlm_free(resolved);
     return rc == VLM_OK ? 0 : 1;
 }

@@ -20,7 +20,7 @@ static void usage(FILE *f) {
                "  tokenizer.json  ids as tokenizers' Tokenizer.from_file(path).encode(text)\n"
                "  --no-special    do not add BOS/EOS (add_special_tokens=False)\n"
                "  --no-parse-special  treat special-token spellings in the text as plain text\n"
-               "  --json          print {\"ids\": [...], \"pieces\": [...]}\n");
+               "  --json          print {\"ids\": [...], \"pieces\": [...]}\n\n" VLM_MODEL_REF_HELP);
 }
 
 static int load(const char *path, struct vlm_tokenizer **tok, struct vlm_error *err) {
@@ -71,7 +71,10 @@ static void print_row(const struct vlm_tokenizer *tok, int32_t id) {
 int cmd_tokenize(int argc, char **argv) {
     const char *path = NULL, *text = NULL, *file = NULL;
     int flags = VLM_TOK_ADD_SPECIAL | VLM_TOK_PARSE_SPECIAL, as_json = 0;
+    struct vlm_model_ref ref = {0};
+    char *resolved = NULL;
     for (int i = 1; i < argc; i++) {
+        { int k_ = vlm_model_ref_flag(&ref, "tokenize", argc, argv, &i); if (k_ < 0) return 2; if (k_) continue; }
         if (!strcmp(argv[i], "--text") && i + 1 < argc) text = argv[++i];
         else if (!strcmp(argv[i], "--file") && i + 1 < argc) file = argv[++i];
         else if (!strcmp(argv[i], "--no-special")) flags &= ~VLM_TOK_ADD_SPECIAL;
@@ -83,6 +86,11 @@ int cmd_tokenize(int argc, char **argv) {
     }
     if (!!text == !!file) { usage(stderr); return 2; }
     if (!path) path = vlm_tool_default_model();
+    if (!vlm_file_exists(path)) {   /* a tokenizer.json is used as is; folders and hub ids resolve */
+        ref.no_weights = true;
+        if (vlm_model_ref_resolve("tokenize", path, &ref, false, &resolved)) return 1;
+        path = resolved;
+    }
     struct vlm_error err = {0};
     struct vlm_tokenizer *tok = NULL;
     char *buf = NULL;

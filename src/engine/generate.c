@@ -33,6 +33,7 @@ void vlm_generate_result_free(struct vlm_generate_result *r) {
     vlm_free(r->text);
     vlm_free(r->token_ids);
     vlm_free(r->logprobs);
+    vlm_free(r->prompt_ids);
     memset(r, 0, sizeof *r);
 }
 
@@ -94,6 +95,37 @@ static int push_text(struct gen *g, const char *piece, size_t n, const struct vl
     return stopped;
 }
 
+/* mm_processor_kwargs JSON -> processor overrides (the keys vLLM's processors take). */
+static int parse_overrides(const char *kw, struct vlm_processor_overrides *o, struct vlm_error *err) {
+    json_error_t je;
+    json_t *j = json_loads(kw, JSON_REJECT_DUPLICATES, &je), *v;
+    memset(o, 0, sizeof *o);
+    o->do_image_splitting = -1;
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return vlm_error_set(err, VLM_E_INVALID, "mm_processor_kwargs: expected a JSON object");
+    }
+    int rc = VLM_OK;
+    if ((v = json_object_get(j, "do_image_splitting"))) {
+        if (json_is_boolean(v)) o->do_image_splitting = json_is_true(v);
+        else rc = vlm_error_set(err, VLM_E_INVALID, "mm_processor_kwargs: do_image_splitting must be true or false");
+    }
+    v = json_object_get(json_object_get(j, "size"), "longest_edge");
+    if (!v) v = json_object_get(j, "longest_edge");
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65536))
+        rc = vlm_error_set(err, VLM_E_INVALID, "mm_processor_kwargs: longest_edge must be 1..65536");
+    else if (v) o->longest_edge = (int)json_integer_value(v);
+    const char *px[2] = {"min_pixels", "max_pixels"};
+    for (int i = 0; i < 2; i++) {
+        v = json_object_get(j, px[i]);
+        if (v && (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > (1LL << 40)))
+            rc = vlm_error_set(err, VLM_E_INVALID, "mm_processor_kwargs: %s must be a positive integer", px[i]);
+        else if (v) *(i ? &o->max_pixels : &o->min_pixels) = (long)json_integer_value(v);
+    }
+    json_decref(j);
+    return rc;
+}
+
 static int run(struct gen *g, const char *messages_json, const struct vlm_image_bytes *images, int n_images,
                struct vlm_generate_result *out, struct vlm_error *err) {
     struct vlm_model *m = g->m;
@@ -109,7 +141,13 @@ static int run(struct gen *g, const char *messages_json, const struct vlm_image_
         if (rc != VLM_OK) vlm_error_prefix(err, "image %d", i + 1);
         ip[i] = &imgs[i];
     }
-    if (rc == VLM_OK) rc = vlm_prompt_prepare(m, msgs, ip, n_images, NULL, &g->prompt, err);
+    struct vlm_processor_overrides po;
+    struct vlm_prompt_opts po_opts = vlm_prompt_default_opts();
+    if (rc == VLM_OK && p->mm_processor_kwargs) {
+        rc = parse_overrides(p->mm_processor_kwargs, &po, err);
+        po_opts.proc = &po;
+    }
+    if (rc == VLM_OK) rc = vlm_prompt_prepare(m, msgs, ip, n_images, &po_opts, &g->prompt, err);
     for (int i = 0; i < n_images && imgs; i++) vlm_image_free(&imgs[i]);
     vlm_free(imgs);
     vlm_free(ip);
@@ -140,6 +178,9 @@ static int run(struct gen *g, const char *messages_json, const struct vlm_image_
     out->t_image_ms = t1 - t0;
     out->t_prefill_ms = t2 - t1;
     out->n_prompt_tokens = (int)g->prompt.n_ids;
+    out->prompt_ids = vlm_malloc(sizeof(int32_t) * (g->prompt.n_ids ? g->prompt.n_ids : 1));
+    if (!out->prompt_ids) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+    memcpy(out->prompt_ids, g->prompt.ids, sizeof(int32_t) * g->prompt.n_ids);
 
     struct vlm_sampling_params sp = vlm_sampling_default_params();
     sp.temperature = p->temperature >= 0 ? p->temperature : (m->info.gen_do_sample ? m->info.gen_temperature : 0.0f);

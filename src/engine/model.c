@@ -103,12 +103,12 @@ int vlm_template_wants_parts(const char *src) {
     return 0;
 }
 
-static int load_text_parts(struct vlm_model *m, struct vlm_error *err) {
-    char *tj = vlm_path_join(m->dir, "tokenizer.json"), *pc = vlm_path_join(m->dir, "preprocessor_config.json");
+static int load_text_parts(struct vlm_model *m, const char *tdir, struct vlm_error *err) {
+    char *tj = vlm_path_join(tdir, "tokenizer.json"), *pc = vlm_path_join(m->dir, "preprocessor_config.json");
     int rc = VLM_OK;
     if (!tj || !pc) rc = vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     if (rc == VLM_OK && vlm_file_exists(tj)) {
-        rc = vlm_tokenizer_load_dir(m->dir, &m->tok, err);
+        rc = vlm_tokenizer_load_dir(tdir, &m->tok, err);
         if (rc == VLM_OK && m->info.n_eos == 0) {
             int32_t e = vlm_tokenizer_eos_id(m->tok);
             if (e >= 0 && e < m->info.n_vocab) m->info.eos_ids[m->info.n_eos++] = e;
@@ -119,11 +119,11 @@ static int load_text_parts(struct vlm_model *m, struct vlm_error *err) {
         size_t len = 0;
         struct vlm_error e2;
         vlm_error_clear(&e2);
-        if (vlm_chat_template_find(m->dir, &src, &len, &e2) == VLM_OK && src) {
+        if (vlm_chat_template_find(tdir, &src, &len, &e2) == VLM_OK && src) {
             rc = vlm_template_parse(src, len, &m->tmpl, err);
             m->template_wants_parts = vlm_template_wants_parts(src);
-            if (rc != VLM_OK) vlm_error_prefix(err, "%s: chat template", m->dir);
-            else rc = vlm_chat_template_special_tokens(m->dir, &m->special_tokens, err);
+            if (rc != VLM_OK) vlm_error_prefix(err, "%s: chat template", tdir);
+            else rc = vlm_chat_template_special_tokens(tdir, &m->special_tokens, err);
         }
         vlm_free(src);
     }
@@ -159,7 +159,15 @@ static int model_load(const char *dir, const struct vlm_model_params *p, struct 
     m->info.dir = m->dir;
     m->info.weight_bytes = m->weights.total_bytes;
     if ((rc = read_generation_config(m, err)) != VLM_OK) goto fail;
-    if (p->load_tokenizer && (rc = load_text_parts(m, err)) != VLM_OK) goto fail;
+    if (p->tokenizer_dir && !vlm_dir_exists(p->tokenizer_dir)) {
+        rc = vlm_error_set(err, VLM_E_NOT_FOUND, "%s: not a tokenizer folder", p->tokenizer_dir);
+        goto fail;
+    }
+    if (p->load_tokenizer && (rc = load_text_parts(m, p->tokenizer_dir ? p->tokenizer_dir : dir, err)) != VLM_OK) goto fail;
+    if (p->tokenizer_dir && p->load_tokenizer && !m->tok) {
+        rc = vlm_error_set(err, VLM_E_NOT_FOUND, "%s: no tokenizer.json (--tokenizer)", p->tokenizer_dir);
+        goto fail;
+    }
     *out = m;
     return VLM_OK;
 fail:

@@ -22,6 +22,7 @@ struct vlm_prompt_opts vlm_prompt_default_opts(void) {
     struct vlm_prompt_opts o;
     memset(&o, 0, sizeof o);
     o.add_generation_prompt = 1;
+    o.wants_parts = -1;
     return o;
 }
 
@@ -44,16 +45,41 @@ int vlm_prompt_count_images(json_t *messages) {
     return n;
 }
 
-/* A copy of messages where every image part is {"type": "image"} (what HF templates test),
- * and, for templates that loop over parts, string content is one text part. */
-static json_t *template_messages(json_t *messages, int wants_parts) {
+/* vLLM's "string" content format: the parts of one message as one string, the image
+ * placeholders first (one per image), then the text parts, joined by newlines. */
+static json_t *parts_as_string(json_t *parts, const char *placeholder) {
+    struct vlm_buf b = {0};
+    size_t j;
+    json_t *part;
+    int n = 0;
+    for (int pass = 0; pass < 2; pass++)
+        json_array_foreach(parts, j, part) {
+            int img = json_is_object(part) && is_image_part(part);
+            const char *t = img ? placeholder : json_string_value(json_object_get(part, "text"));
+            if (img != (pass == 0) || !t) continue;
+            if ((n++ && vlm_buf_append(&b, "\n", 1)) || vlm_buf_append(&b, t, strlen(t))) { vlm_buf_free(&b); return NULL; }
+        }
+    json_t *s = json_stringn(b.len ? b.data : "", b.len);
+    vlm_buf_free(&b);
+    return s;
+}
+
+/* A copy of messages where every image part is {"type": "image"} (what HF templates test);
+ * format 1 ("openai"): string content becomes one text part; 0 ("string"): a list of parts
+ * becomes one string (placeholder text for its images); -1: lists stay lists. */
+static json_t *template_messages(json_t *messages, int wants_parts, const char *placeholder) {
     json_t *copy = json_deep_copy(messages);
     size_t i, j;
     json_t *msg, *part;
     if (!copy) return NULL;
     json_array_foreach(copy, i, msg) {
         json_t *c = json_object_get(msg, "content");
-        if (wants_parts && json_is_string(c)) {
+        if (wants_parts == 0 && json_is_array(c)) {
+            json_t *str = parts_as_string(c, placeholder ? placeholder : "");
+            if (!str || json_object_set_new(msg, "content", str)) { json_decref(copy); return NULL; }
+            continue;
+        }
+        if (wants_parts == 1 && json_is_string(c)) {
             json_t *parts = json_pack("[{s:s, s:O}]", "type", "text", "text", c);
             if (!parts || json_object_set_new(msg, "content", parts)) { json_decref(copy); return NULL; }
             continue;
@@ -83,7 +109,8 @@ static int render(const struct vlm_model *m, json_t *messages, const struct vlm_
                   size_t *len, struct vlm_error *err) {
     const struct vlm_template *t = o->template_override ? o->template_override : m->tmpl;
     if (!t) return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: the model has no chat template", m->dir);
-    json_t *msgs = template_messages(messages, m->template_wants_parts), *ctx = NULL;
+    int format = o->wants_parts >= 0 ? o->wants_parts : m->template_wants_parts ? 1 : -1;
+    json_t *msgs = template_messages(messages, format, m->proc ? vlm_processor_image_placeholder(m->proc) : NULL), *ctx = NULL;
     if (!msgs) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     int rc = vlm_chat_template_context(m->special_tokens, msgs, o->add_generation_prompt, 0, &ctx, err);
     json_decref(msgs);

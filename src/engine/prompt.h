@@ -21,6 +21,9 @@ struct vlm_prompt_opts {
     const struct vlm_template *template_override; /* NULL = the model's template */
     const struct vlm_processor_overrides *proc; /* NULL = as configured */
     size_t max_tokens;                          /* prompt length cap (0 = none); VLM_E_TOO_LARGE past it */
+    int wants_parts;                            /* string content as one text part (vLLM's "openai"
+                                                   content format): 1, 0 ("string"), -1 = as the
+                                                   model's template needs (default) */
 };
 struct vlm_prompt_opts vlm_prompt_default_opts(void);
 

@@ -138,6 +138,7 @@ static int prepare(struct vlm_server *s, const struct vlm_api_request *r, struct
         o.add_generation_prompt = r->add_generation_prompt;
         o.chat_template_kwargs = r->chat_template_kwargs;
         o.template_override = s->template_override;
+        o.wants_parts = s->wants_parts;
         o.proc = &po;
         o.max_tokens = (size_t)vlm_sched_n_ctx(s->sched);
         if (r->chat_template) {
@@ -146,6 +147,8 @@ static int prepare(struct vlm_server *s, const struct vlm_api_request *r, struct
                 return vlm_api_fail(e, 400, "chat_template", "Invalid chat template: %s", err.msg);
             }
             o.template_override = sh->tmpl;
+            o.wants_parts = s->cfg.content_format >= 0 ? s->cfg.content_format
+                                                       : vlm_template_wants_parts(r->chat_template);
         }
         int prc = vlm_prompt_prepare(s->model, r->messages, imgs, (int)r->n_images, &o, &sh->prompt, &err);
         if (prc == VLM_E_TOO_LARGE)
@@ -311,7 +314,8 @@ int gen_pump(struct gen *g, int timeout_ms) {
         }
         if (all_done) return 1;
         if (progressed) return 0;
-        if ((g->conn && vlm_http_client_gone(g->conn)) || __atomic_load_n(&g->s->stopping, __ATOMIC_SEQ_CST)) {
+        g->shutdown = __atomic_load_n(&g->s->stopping, __ATOMIC_SEQ_CST);
+        if ((g->conn && vlm_http_client_gone(g->conn)) || g->shutdown) {
             for (int i = 0; i < g->n; i++)
                 if (!g->ch[i].done) finish_choice(g, &g->ch[i], "abort");
             return -1;
@@ -497,6 +501,15 @@ static json_t *choice_logprobs(const struct gen *g, const struct gen_choice *c) 
                      "top_logprobs", c->lp_top);
 }
 
+void gen_log_done(const struct gen *g, int status, const char *how) {
+    if (!g->s->cfg.log_requests) return;
+    long out = 0;
+    for (int i = 0; i < g->n; i++) out += g->ch[i].n_gen;
+    VLM_LOGI("%s %s: %d, prompt %zu tokens (%zu image), output %ld tokens, %.2f s%s%s", g->chat ? "chat" : "completion",
+             g->id, status, g->n_prompt, g->n_image_tokens, out, vlm_srv_now() - g->t_arrival, how ? ", " : "",
+             how ? how : "");
+}
+
 /* Builds the non-streamed response once every choice is done. */
 static void respond_whole(struct gen *g, struct vlm_http_response *resp) {
     json_t *choices = json_array();
@@ -508,13 +521,14 @@ static void respond_whole(struct gen *g, struct vlm_http_response *resp) {
             vlm_api_fail(&e, vlm_api_status_for(c->error), NULL, "Generation failed (%s).", vlm_strerror(c->error));
             json_decref(choices);
             vlm_srv_error(resp, &e);
+            gen_log_done(g, e.status, "failed");
             return;
         }
         gen += c->n_gen;
         const char *txt = vlm_buf_cstr(&c->text);
         json_t *ch;
         if (g->chat)
-            ch = json_pack("{s:i, s:{s:s, s:s%, s:[]}, s:o, s:s?, s:n}", "index", i, "message", "role", "assistant",
+            ch = json_pack("{s:i, s:{s:s, s:s%, s:[]}, s:o, s:s?, s:n}", "index", i, "message", "role", g->s->cfg.response_role,
                            "content", txt, c->text.len, "tool_calls", "logprobs", choice_logprobs(g, c),
                            "finish_reason", c->finish, "stop_reason");
         else {
@@ -529,6 +543,7 @@ static void respond_whole(struct gen *g, struct vlm_http_response *resp) {
     }
     vlm_metrics_tokens(g->s->metrics, 0, gen);
     vlm_metrics_observe(g->s->metrics, VLM_M_E2E, vlm_srv_now() - g->t_arrival);
+    gen_log_done(g, 200, NULL);
     vlm_srv_json(resp, 200, json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", g->id, "object",
                                       g->chat ? "chat.completion" : "text_completion", "created",
                                       (json_int_t)g->created, "model", g->model, "choices", choices,
@@ -550,7 +565,10 @@ static void run_generation(struct vlm_server *s, enum vlm_api_kind kind, const s
     int r;
     while ((r = gen_pump(g, 1000)) == 0) {}
     if (r < 0) {
-        resp->status = 499;     /* the client is gone; nobody reads this */
+        struct vlm_api_error e;
+        if (g->shutdown) vlm_srv_error(resp, (vlm_api_fail(&e, 503, NULL, "The server is shutting down."), &e));
+        else resp->status = 499;     /* the client is gone; nobody reads this */
+        gen_log_done(g, resp->status, g->shutdown ? "ended by shutdown" : "client gone");
         gen_free(g);
         return;
     }
@@ -581,10 +599,19 @@ void vlm_srv_tokenize(struct vlm_server *s, const struct vlm_http_request *req, 
     if (!rc) rc = prepare(s, &r, sh, 0, &e);
     if (rc) vlm_srv_error(resp, &e);
     else {
-        json_t *ids = json_array();
-        for (size_t i = 0; i < sh->prompt.n_ids; i++) json_array_append_new(ids, json_integer(sh->prompt.ids[i]));
-        vlm_srv_json(resp, 200, json_pack("{s:I, s:i, s:o, s:n}", "count", (json_int_t)sh->prompt.n_ids,
-                                          "max_model_len", vlm_sched_n_ctx(s->sched), "tokens", ids, "token_strs"));
+        json_t *ids = json_array(), *strs = NULL;
+        int want_strs = json_is_true(json_object_get(r.root, "return_token_strs"));
+        if (want_strs) strs = json_array();
+        for (size_t i = 0; i < sh->prompt.n_ids; i++) {
+            json_array_append_new(ids, json_integer(sh->prompt.ids[i]));
+            if (strs) {   /* the vocabulary's own strings, as convert_ids_to_tokens gives them */
+                const char *piece = vlm_tokenizer_piece(s->tok, sh->prompt.ids[i]);
+                json_array_append_new(strs, piece ? json_string(piece) : json_null());
+            }
+        }
+        vlm_srv_json(resp, 200, json_pack("{s:I, s:i, s:o, s:o}", "count", (json_int_t)sh->prompt.n_ids,
+                                          "max_model_len", vlm_sched_n_ctx(s->sched), "tokens", ids,
+                                          "token_strs", strs ? strs : json_null()));
     }
     shared_unref(sh);
     vlm_api_request_free(&r);

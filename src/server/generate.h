@@ -39,6 +39,7 @@ struct gen {
     double             t_arrival, t_last;
     int                got_first;
     void              *conn;
+    int                shutdown;  /* ended by the server's shutdown, not by the client */
     char              *echo;   /* completion echo text */
     /* streaming */
     struct vlm_buf     out;
@@ -47,9 +48,13 @@ struct gen {
 };
 
 /* Waits up to timeout_ms for events and applies them to the choices. Returns 1 when all
- * choices are done, 0 otherwise, -1 when the client went away (sequences cancelled). */
+ * choices are done, 0 otherwise, -1 when the client went away or the server is shutting down
+ * (sequences cancelled; g->shutdown says which). */
 int  gen_pump(struct gen *g, int timeout_ms);
 void gen_free(struct gen *g);
+/* The request's INFO log line (id, status, prompt/output tokens, latency), unless
+ * --disable-log-requests. */
+void gen_log_done(const struct gen *g, int status, const char *how);
 json_t *gen_usage(const struct gen *g);
 
 /* stream.c: the pull callback and its cleanup for struct vlm_http_response. */

@@ -80,6 +80,41 @@ int vlm_media_load_data_url(const char *url, size_t len, size_t max_bytes, uint8
 
 /* ---- file:// ---- */
 
+/* "/a/./b/../c" -> "/a/c" without touching the file system; -1 if it does not fit. */
+static int lexical_normalize(const char *in, char *out, size_t cap) {
+    size_t o = 0;
+    const char *p = in;
+    while (*p) {
+        while (*p == '/') p++;
+        const char *e = p;
+        while (*e && *e != '/') e++;
+        size_t n = (size_t)(e - p);
+        if (n == 1 && p[0] == '.') { p = e; continue; }
+        if (n == 2 && p[0] == '.' && p[1] == '.') {          /* up one level (never above "/") */
+            while (o > 0 && out[o - 1] != '/') o--;
+            if (o > 0) o--;
+            p = e;
+            continue;
+        }
+        if (n == 0) break;
+        if (o + 1 + n + 1 > cap) return -1;
+        out[o++] = '/';
+        memcpy(out + o, p, n);
+        o += n;
+        p = e;
+    }
+    if (o == 0) out[o++] = '/';
+    out[o] = 0;
+    return 0;
+}
+
+/* Whether path names something strictly inside the folder root (both absolute, normalized). */
+static int path_inside(const char *path, const char *root) {
+    size_t rl = strlen(root);
+    while (rl > 1 && root[rl - 1] == '/') rl--;
+    return rl == 1 ? path[0] == '/' && path[1] != 0 : strncmp(path, root, rl) == 0 && path[rl] == '/';
+}
+
 static int hexval(int c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -113,16 +148,18 @@ int vlm_media_load_file(const char *root, const char *path, size_t max_bytes, ui
     }
     dec[o] = 0;
     if (o == 0 || dec[0] != '/') return vlm_error_set(err, VLM_E_FORMAT, "invalid file URL");
+    /* containment first, on the path as written ("." and ".." resolved without the file
+       system): a path outside the folder gets the same answer whether or not it exists */
+    char lex[PATH_MAX];
+    if (lexical_normalize(dec, lex, sizeof lex) || !path_inside(lex, root))
+        return vlm_error_set(err, VLM_E_FORBIDDEN,
+                             "The file path is not inside the allowed local media path.");
     if (!realpath(dec, real)) {
         if (errno == ENOENT || errno == ENOTDIR)
             return vlm_error_set(err, VLM_E_NOT_FOUND, "local media file not found");
         return vlm_error_set(err, VLM_E_FORBIDDEN, "local media file cannot be accessed");
     }
-    size_t rl = strlen(root);
-    while (rl > 1 && root[rl - 1] == '/') rl--;
-    int inside = rl == 1 ? real[0] == '/' && real[1] != 0
-                         : strncmp(real, root, rl) == 0 && real[rl] == '/';
-    if (!inside)
+    if (!path_inside(real, root))   /* again after links: one inside may point outside */
         return vlm_error_set(err, VLM_E_FORBIDDEN,
                              "The file path is not inside the allowed local media path.");
     /* O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: the resolved path

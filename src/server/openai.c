@@ -70,7 +70,7 @@ int vlm_api_status_for(int code) {
     switch (code) {
     case VLM_OK: return 200;
     case VLM_E_TOO_LARGE: return 413;
-    case VLM_E_FETCH: return 422;
+    case VLM_E_FETCH: return 400;      /* bad media, as vLLM and RELIABILITY.md item 5 */
     case VLM_E_NOMEM: case VLM_E_INTERNAL: return 500;
     case VLM_E_CANCELLED: return 499;
     default: return 400;
@@ -425,8 +425,40 @@ static int parse_logprobs(struct vlm_api_request *r, const struct vlm_api_limits
     return 0;
 }
 
+/* Fields that ask for something this server does not do are refused out loud (never a 200 with
+ * free text): structured outputs and tool calling. A no-op value ("text", tool_choice "none",
+ * an empty or null field) is accepted. */
+static int refuse_unsupported(json_t *o, struct vlm_api_error *e) {
+    static const char *const guided[] = {"guided_json", "guided_regex", "guided_choice", "guided_grammar",
+                                         "structured_outputs", "functions", "function_call"};
+    for (size_t i = 0; i < sizeof guided / sizeof guided[0]; i++) {
+        json_t *v = field(o, guided[i]);
+        if (v && !json_is_null(v))
+            return vlm_api_fail(e, 400, guided[i], "`%s` is not supported by this server (structured outputs and "
+                                "tool calling are not implemented).", guided[i]);
+    }
+    json_t *rf = field(o, "response_format");
+    if (rf && !json_is_null(rf)) {
+        const char *t = json_string_value(json_object_get(rf, "type"));
+        if (!json_is_object(rf) || !t)
+            return vlm_api_fail(e, 400, "response_format", "`response_format` must be an object with a `type`.");
+        if (strcmp(t, "text"))
+            return vlm_api_fail(e, 400, "response_format", "`response_format` of type `%.40s` is not supported by this "
+                                "server (structured outputs are not implemented); only `text` is.", t);
+    }
+    json_t *tools = field(o, "tools"), *tc = field(o, "tool_choice");
+    int none = json_is_string(tc) && !strcmp(json_string_value(tc), "none");
+    if (tools && !json_is_null(tools) && !(json_is_array(tools) && json_array_size(tools) == 0) && !none)
+        return vlm_api_fail(e, 400, "tools", "`tools` are not supported by this server (tool calling is not "
+                            "implemented); send no tools or `tool_choice: \"none\"`.");
+    if (tc && !json_is_null(tc) && !json_is_string(tc))
+        return vlm_api_fail(e, 400, "tool_choice", "`tool_choice` naming a tool is not supported by this server.");
+    return 0;
+}
+
 static int parse_flags(struct vlm_api_request *r, const struct vlm_api_limits *lim, struct vlm_api_error *e) {
     json_t *o = r->root, *so = NULL;
+    if (refuse_unsupported(o, e)) return -1;
     r->skip_special_tokens = 1;
     r->add_generation_prompt = 1;
     r->add_special_tokens = r->kind == VLM_API_COMPLETION;

@@ -10,6 +10,8 @@
 #include "util/file.h"
 #include "util/log.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +28,13 @@ void vlm_server_config_default(struct vlm_server_config *c) {
     c->generation_config = "auto";
     c->image_cache_bytes = 256u << 20;
     c->prefill_chunk = 256;
+    vlm_http_config_default(&c->http);
+    c->shutdown_timeout_s = 30;
+    c->max_logprobs = 20;
+    c->content_format = -1;
+    c->response_role = "assistant";
+    c->log_requests = 1;
+    c->log_stats = 1;
 }
 
 double vlm_srv_now(void) {
@@ -130,6 +139,35 @@ static void detokenize(struct vlm_server *s, const struct vlm_http_request *req,
     vlm_free(text);
 }
 
+/* Every 10 s while there is work: vLLM's throughput line (prompt and generation tokens/s since
+ * the last line, running/waiting requests, KV-cache usage). */
+static void *stats_main(void *arg) {
+    struct vlm_server *s = arg;
+    struct vlm_sched_stats last, st;
+    vlm_sched_get_stats(s->sched, &last);
+    double t_last = vlm_srv_now(), every = 10.0;
+    const char *env = getenv("VLLM_LOG_STATS_INTERVAL");   /* vLLM's knob, seconds */
+    if (env && strtod(env, NULL) > 0) every = strtod(env, NULL);
+    while (!__atomic_load_n(&s->stats_stop, __ATOMIC_SEQ_CST)) {
+        usleep(100000);
+        double t = vlm_srv_now();
+        if (t - t_last < every) continue;
+        vlm_sched_get_stats(s->sched, &st);
+        long dp = st.tokens_prefilled - last.tokens_prefilled, dd = st.tokens_decoded - last.tokens_decoded;
+        if (dp || dd || st.n_running || st.n_waiting)
+            VLM_LOGI("Avg prompt throughput: %.1f tokens/s, Avg generation throughput: %.1f tokens/s, Running: %d reqs, "
+                     "Waiting: %d reqs, KV cache usage: %.1f%%", dp / (t - t_last), dd / (t - t_last), st.n_running,
+                     st.n_waiting, st.kv_capacity > 0 ? 100.0 * st.kv_used / st.kv_capacity : 0.0);
+        last = st;
+        t_last = t;
+    }
+    return NULL;
+}
+
+static int is_generation(const char *p) {
+    return !strcmp(p, "/v1/chat/completions") || !strcmp(p, "/v1/completions");
+}
+
 static void route(void *app, const struct vlm_http_request *req, struct vlm_http_response *resp) {
     struct vlm_server *s = app;
     struct vlm_api_error e;
@@ -139,7 +177,9 @@ static void route(void *app, const struct vlm_http_request *req, struct vlm_http
     if (!strncmp(p, "/v1/", 4) && !auth_ok(s, req->authorization)) {
         vlm_api_fail(&e, 401, NULL, "Unauthorized");
         vlm_srv_error(resp, &e);
-    } else if (!strcmp(p, "/health") && get) {
+    } else if ((!strcmp(p, "/health") || !strcmp(p, "/ping")) && get) {
+        resp->status = 200;
+    } else if (!strcmp(p, "/ping") && post) {
         resp->status = 200;
     } else if (!strcmp(p, "/version") && get) {
         vlm_srv_json(resp, 200, json_pack("{s:s}", "version", vlm_version()));
@@ -155,7 +195,7 @@ static void route(void *app, const struct vlm_http_request *req, struct vlm_http
         vlm_srv_tokenize(s, req, resp);
     } else if (!strcmp(p, "/detokenize") && post) {
         detokenize(s, req, resp);
-    } else if (!strcmp(p, "/health") || !strcmp(p, "/version") || !strcmp(p, "/v1/models") ||
+    } else if (!strcmp(p, "/health") || !strcmp(p, "/ping") || !strcmp(p, "/version") || !strcmp(p, "/v1/models") ||
                !strcmp(p, "/metrics") || !strcmp(p, "/v1/chat/completions") ||
                !strcmp(p, "/v1/completions") || !strcmp(p, "/tokenize") || !strcmp(p, "/detokenize")) {
         vlm_api_fail(&e, 405, NULL, "Method Not Allowed");
@@ -165,9 +205,13 @@ static void route(void *app, const struct vlm_http_request *req, struct vlm_http
         vlm_srv_error(resp, &e);
     }
     vlm_metrics_http(s->metrics, resp->status ? resp->status : 200);
-    /* access log (VLM_LOG=info); a stream's time is until its headers, not its end */
-    VLM_LOGI("%s %s %d %.1f ms%s", req->method, p, resp->status ? resp->status : 200,
-             (vlm_srv_now() - t0) * 1e3, resp->stream ? " (stream)" : "");
+    /* access log: generations that ran log their own line when they end (generate.c); the rest
+       here, at INFO for the API and for errors, at DEBUG for probes (/health, /metrics, ...) */
+    int st = resp->status ? resp->status : 200;
+    if (s->cfg.log_requests && !(is_generation(p) && st < 400))
+        vlm_log(st >= 400 || !strncmp(p, "/v1/", 4) || !strcmp(p, "/tokenize") || !strcmp(p, "/detokenize")
+                    ? VLM_LOG_INFO : VLM_LOG_DEBUG,
+                "%s %s %d %.1f ms", req->method, p, st, (vlm_srv_now() - t0) * 1e3);
 }
 
 /* --chat-template: a path when such a file exists, else template text (as vLLM does). */
@@ -187,6 +231,7 @@ static int load_template(struct vlm_server *s, struct vlm_error *err) {
     }
     if (!src) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     rc = vlm_template_parse(src, len, &s->template_override, err);
+    if (s->cfg.content_format < 0) s->wants_parts = vlm_template_wants_parts(src);   /* detected per template */
     vlm_free(src);
     if (rc != VLM_OK) vlm_error_prefix(err, "--chat-template");
     return rc;
@@ -228,14 +273,30 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
     int rc = vlm_media_global_init(err);
     struct vlm_model_params mp = vlm_model_default_params();
     mp.n_threads = c->threads;
+    mp.tokenizer_dir = c->tokenizer;
+    double t_load = vlm_srv_now();
     if (rc == VLM_OK && vlm_model_load(c->model_dir, &mp, &s->model) != VLM_OK)
         rc = vlm_error_set(err, VLM_E_IO, "%s", vlm_last_error());
+    s->load_s = vlm_srv_now() - t_load;
     if (rc == VLM_OK) {
         s->info = vlm_model_get_info(s->model);
         s->tok = vlm_model_tokenizer(s->model);
         if (!s->tok) rc = vlm_error_set(err, VLM_E_NOT_FOUND, "the model folder has no tokenizer");
     }
+    s->wants_parts = c->content_format;   /* -1: the model's own template decides, unless --chat-template */
     if (rc == VLM_OK) rc = load_template(s, err);
+    if (rc == VLM_OK && c->max_model_len > s->info->n_ctx_train) {
+        const char *allow = getenv("VLLM_ALLOW_LONG_MAX_MODEL_LEN");
+        if (!allow || strcmp(allow, "1"))
+            rc = vlm_error_set(err, VLM_E_INVALID,
+                               "User-specified max_model_len (%d) is greater than the derived max_model_len "
+                               "(max_position_embeddings=%d in the model's config.json). To allow overriding this "
+                               "maximum, set the env var VLLM_ALLOW_LONG_MAX_MODEL_LEN=1",
+                               c->max_model_len, s->info->n_ctx_train);
+        else
+            VLM_LOGW("--max-model-len %d is longer than the model's %d positions (VLLM_ALLOW_LONG_MAX_MODEL_LEN=1): "
+                     "outputs past them may be wrong", c->max_model_len, s->info->n_ctx_train);
+    }
     if (rc == VLM_OK) {
         struct vlm_sched_params sp = vlm_sched_default_params();
         sp.max_num_seqs = c->max_num_seqs;
@@ -256,6 +317,7 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
     if (rc == VLM_OK) {
         vlm_api_limits_default(&s->limits);
         s->limits.max_images = c->limit_images;
+        s->limits.max_logprobs = c->max_logprobs;
         s->limits.max_model_len = vlm_sched_n_ctx(s->sched);
         s->limits.vocab_size = s->info->n_vocab;
         s->limits.trust_request_chat_template = c->trust_request_chat_template;
@@ -267,8 +329,12 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
         for (int i = 0; i < 3 && json_is_array(bg) && json_array_size(bg) == 3; i++)
             s->img_limits.background[i] = (uint8_t)json_integer_value(json_array_get(bg, (size_t)i));
         proc_ceiling(s);
-        struct vlm_http_config hc = {c->host, c->port, c->max_body, 512, 60};   /* 60 s idle: slow senders cannot hold threads */
+        struct vlm_http_config hc = c->http;
+        hc.host = c->host;
+        hc.port = c->port;
+        hc.max_body = c->max_body;
         rc = vlm_http_start(&hc, route, s, &s->http, err);
+        if (rc == VLM_OK && c->log_stats) s->stats_started = pthread_create(&s->stats_thread, NULL, stats_main, s) == 0;
     }
     if (rc != VLM_OK) {
         vlm_server_stop(s);
@@ -280,10 +346,33 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
 
 int vlm_server_port(const struct vlm_server *s) { return vlm_http_port(s->http); }
 
+void vlm_server_describe(const struct vlm_server *s, char *buf, size_t size) {
+    struct vlm_sched_stats st;
+    vlm_sched_get_stats(s->sched, &st);
+    long kv = st.kv_capacity > 0 ? st.kv_capacity : s->cfg.kv_cache_tokens > 0 ? s->cfg.kv_cache_tokens
+                                                    : (long)vlm_sched_n_ctx(s->sched) * s->cfg.max_num_seqs;
+    snprintf(buf, size, "model %s (%s, %.1f MiB of weights) loaded in %.0f ms; max model len %d, KV cache up to %ld "
+             "tokens (%s)", s->cfg.model_dir, s->info->arch ? s->info->arch : "?", s->info->weight_bytes / 1048576.0,
+             s->load_s * 1e3, vlm_sched_n_ctx(s->sched), kv, vlm_kv_dtype_name((enum vlm_kv_dtype)s->cfg.kv_cache_dtype));
+}
+
+void vlm_server_shutdown(struct vlm_server *s) {
+    if (!s) return;
+    vlm_http_stop_accepting(s->http);
+    int left = vlm_http_drain(s->http, (s->cfg.shutdown_timeout_s > 0 ? s->cfg.shutdown_timeout_s : 0) * 1000);
+    if (left) VLM_LOGW("shutdown: %d request%s still running after %d s; ending %s with an error", left,
+                       left == 1 ? "" : "s", s->cfg.shutdown_timeout_s, left == 1 ? "it" : "them");
+    vlm_server_stop(s);
+}
+
 void vlm_server_stop(struct vlm_server *s) {
     if (!s) return;
     __atomic_store_n(&s->stopping, 1, __ATOMIC_SEQ_CST);
     vlm_http_stop(s->http);      /* first: no handler runs after this (they see stopping) */
+    if (s->stats_started) {
+        __atomic_store_n(&s->stats_stop, 1, __ATOMIC_SEQ_CST);
+        pthread_join(s->stats_thread, NULL);
+    }
     vlm_sched_free(s->sched);
     vlm_image_cache_free(s->cache);
     vlm_metrics_free(s->metrics);

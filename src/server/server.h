@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/http.h"
 #include "server/media.h"
 
 struct vlm_error;
@@ -36,13 +37,28 @@ struct vlm_server_config {
     int         prefill_chunk;
     int         kv_cache_tokens;      /* KV capacity shared by all sequences; 0 = engine default */
     int         kv_cache_dtype;       /* enum vlm_kv_dtype (engine/engine.h); 0 = auto (float32) */
+    struct vlm_http_config http;      /* connection caps, deadlines, TLS, CORS, root path (host, port
+                                         and max_body above win over the same fields here) */
+    int         shutdown_timeout_s;   /* SIGTERM: seconds running requests get to finish (default 30) */
+    const char *tokenizer;            /* --tokenizer folder; NULL = the model's */
+    int         max_logprobs;         /* --max-logprobs (default 20) */
+    int         content_format;       /* --chat-template-content-format: -1 auto, 0 string, 1 openai */
+    const char *response_role;        /* --response-role (default "assistant") */
+    int         log_requests;         /* one INFO line per request (default 1; --disable-log-requests) */
+    int         log_stats;            /* a throughput line every 10 s while busy (default 1) */
 };
 void vlm_server_config_default(struct vlm_server_config *c);
 
 /* Loads the model, starts the scheduler and the HTTP listener. */
 int  vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out, struct vlm_error *err);
 int  vlm_server_port(const struct vlm_server *s);
+/* One line for the start-up banner: model, architecture, weights, load time, KV capacity. */
+void vlm_server_describe(const struct vlm_server *s, char *buf, size_t size);
 /* Stops listening, cancels what runs, frees everything. */
 void vlm_server_stop(struct vlm_server *s);
+/* Graceful stop (SIGTERM): stops accepting, lets running requests finish for up to
+ * shutdown_timeout_s, then ends each remaining one (a stream gets an error event and [DONE], a
+ * waiting request a 503 error body), then frees everything as vlm_server_stop. */
+void vlm_server_shutdown(struct vlm_server *s);
 
 #endif

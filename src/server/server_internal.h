@@ -26,6 +26,11 @@ struct vlm_server {
     const struct vlm_model_info *info;
     const struct vlm_tokenizer  *tok;
     struct vlm_template   *template_override;  /* --chat-template, parsed once */
+    pthread_t              stats_thread;   /* the periodic throughput line (--disable-log-stats) */
+    int                    stats_started, stats_stop;
+    double                 load_s;         /* model load time */
+    int                    wants_parts;        /* content format for the template in use: 1 string
+                                                  content as a text part, 0 as is, -1 the model's */
     struct vlm_sched      *sched;
     struct vlm_http       *http;
     struct vlm_metrics    *metrics;

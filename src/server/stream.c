@@ -88,7 +88,8 @@ static void emit_progress(struct gen *g) {
 
 static void emit_error(struct gen *g, int code) {
     struct vlm_api_error e;
-    vlm_api_fail(&e, vlm_api_status_for(code), NULL, "Generation failed (%s).", vlm_strerror(code));
+    if (code == VLM_E_CANCELLED && g->shutdown) vlm_api_fail(&e, 503, NULL, "The server is shutting down.");
+    else vlm_api_fail(&e, vlm_api_status_for(code), NULL, "Generation failed (%s).", vlm_strerror(code));
     char *body = vlm_api_error_body(&e);
     if (body) vlm_buf_appendf(&g->out, "data: %s\n\n", body);
     vlm_free(body);
@@ -99,7 +100,7 @@ static int produce(struct gen *g) {
     if (g->stage == ST_START) {
         for (int i = 0; i < g->n; i++) {
             json_t *ch = g->chat
-                ? json_pack("{s:i, s:{s:s, s:s}, s:n, s:n}", "index", i, "delta", "role", "assistant", "content", "",
+                ? json_pack("{s:i, s:{s:s, s:s}, s:n, s:n}", "index", i, "delta", "role", g->s->cfg.response_role, "content", "",
                             "logprobs", "finish_reason")
                 : (g->echo ? json_pack("{s:i, s:s, s:n, s:n}", "index", i, "text", g->echo, "logprobs", "finish_reason")
                            : NULL);
@@ -110,6 +111,14 @@ static int produce(struct gen *g) {
     }
     if (g->stage == ST_RUN) {
         int r = gen_pump(g, 200);
+        if (r < 0 && g->shutdown) {   /* the grace period is over: an error event, then [DONE] */
+            emit_progress(g);
+            emit_error(g, VLM_E_CANCELLED);
+            vlm_buf_appendf(&g->out, "data: [DONE]\n\n");
+            gen_log_done(g, 200, "stream, ended by shutdown");
+            g->stage = ST_DONE;
+            return 0;
+        }
         if (r < 0) return -1;
         emit_progress(g);
         if (r == 1) g->stage = ST_END;
@@ -130,6 +139,7 @@ static int produce(struct gen *g) {
             emit(g, o);
         }
         vlm_buf_appendf(&g->out, "data: [DONE]\n\n");
+        gen_log_done(g, 200, err ? "stream, failed" : "stream");
         vlm_metrics_tokens(g->s->metrics, 0, gen);
         vlm_metrics_observe(g->s->metrics, VLM_M_E2E, vlm_srv_now() - g->t_arrival);
         g->stage = ST_DONE;
@@ -154,6 +164,7 @@ ssize_t gen_stream_read(void *ctx, char *buf, size_t max) {
 
 void gen_stream_free(void *ctx) {
     struct gen *g = ctx;
+    if (g->stage != ST_DONE) gen_log_done(g, 200, "stream, client gone");
     for (int i = 0; i < g->n; i++)
         if (!g->ch[i].done) {          /* dropped mid-stream (a write failed): free the KV now */
             vlm_metrics_finished(g->s->metrics, "abort");
