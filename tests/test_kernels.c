@@ -323,6 +323,11 @@ static void test_rowops(void) {
     dmax = 0;
     for (int i = 0; i < 1031; i++) dmax = fmax(dmax, fabs(y[i] - x[i] / (1 + exp(-(double)x[i]))));
     CHECK_MSG(dmax < 2e-6, "silu generic err %g", dmax);
+    for (int i = 0; i < 1031; i++) y[i] = x[i];
+    g->gelu_quick(y, 1031);
+    dmax = 0;
+    for (int i = 0; i < 1031; i++) dmax = fmax(dmax, fabs(y[i] - x[i] / (1 + exp(-1.702 * (double)x[i]))));
+    CHECK_MSG(dmax < 2e-6, "gelu_quick generic err %g", dmax);
 
     static const int sizes[] = {1, 7, 16, 17, 64, 100, 1031};
     for (int v = 1; v < VLM_KERNELS_N_VARIANTS; v++) {
@@ -346,6 +351,7 @@ static void test_rowops(void) {
             ELEM_ABS(gelu_erf);
             ELEM_ABS(gelu_tanh);
             ELEM(silu, 1e-5);
+            ELEM(gelu_quick, 1e-5);
             ELEM(softmax, 1e-5);
             memcpy(r, x, n * 4); memcpy(o, x, n * 4);
             o[n / 2] = r[n / 2] = -INFINITY;

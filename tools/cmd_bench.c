@@ -57,10 +57,8 @@ static void usage(FILE *f) {
                "  --kv-cache-dtype T auto (float32), float16 or bfloat16: the KV cache's element type\n\n" VLM_MODEL_REF_HELP);
 }
 
-static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *image, double peak) {
-    struct vlm_model_cost c;
-    m->family->cost(m, 0, &c);
-    if (!c.tile_size) { printf("image encode   (the model has no vision tower)\n"); return 0; }
+static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *image, double peak,
+                       const struct vlm_family_costs *c) {
     struct vlm_image_input in;
     memset(&in, 0, sizeof in);
     struct vlm_error err;
@@ -78,13 +76,13 @@ static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *i
         vlm_image_free(&img);
         if (rc != VLM_OK) { fprintf(stderr, "vlm bench: %s: %s\n", image, err.msg); return 1; }
     } else {   /* one full tile of smooth synthetic pixels */
-        size_t n = (size_t)3 * c.tile_size * c.tile_size;
+        size_t n = (size_t)3 * c->image_size * c->image_size;
         own_pixels = vlm_malloc(sizeof(float) * n);
         if (!own_pixels) return 1;
         for (size_t i = 0; i < n; i++) own_pixels[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
-        in.n_tiles = 1; in.channels = 3; in.height = in.width = c.tile_size;
+        in.n_tiles = 1; in.channels = 3; in.height = in.width = c->image_size;
         in.pixels = own_pixels;
-        in.n_image_tokens = c.tokens_per_tile;
+        in.n_image_tokens = c->image_tokens;
     }
     float *emb = vlm_malloc(sizeof(float) * (size_t)in.n_image_tokens * m->info.d_model);
     double best = 1e30, best_cpu = 0;
@@ -95,7 +93,7 @@ static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *i
         if (t < best) { best = t; best_cpu = cpu_s() - c0; }
     }
     if (rc == VLM_OK && emb) {
-        double fl = c.vision_flops_tile * in.n_tiles;   /* tiles are full-size for both families */
+        double fl = c->image_flops * in.n_tiles;   /* every tile is a full one */
         printf("image encode   %d tile(s) of %dx%d: %.1f ms per tile, %.1f GFLOP/s = %.0f%% of peak FMA\n",
                in.n_tiles, in.width, in.height, best * 1e3 / in.n_tiles, fl / best / 1e9, 100.0 * fl / best / peak);
         int nt = vlm_pool_size(pool);
@@ -114,8 +112,7 @@ static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *i
 
 /* Prefill n_prompt random tokens into seq 0, then decode n_tok single steps. */
 static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_tok, int batch,
-                      enum vlm_kv_dtype kvt, double peak, double bw) {
-    struct vlm_model_cost cost;
+                      enum vlm_kv_dtype kvt, double peak, double bw, const struct vlm_family_costs *c) {
     struct vlm_ctx_params cp = vlm_ctx_default_params();
     cp.kv_dtype = kvt;
     int kv_es = kvt == VLM_KV_F16 || kvt == VLM_KV_BF16 ? 2 : 4;   /* bytes per cached K or V element */
@@ -141,16 +138,14 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     }
     double t_pre = now_s() - t0, c_pre = cpu_s() - c0;
     if (rc == VLM_OK) {
-        m->family->cost(m, n_prompt / 2.0, &cost);
-        double fl = cost.text_flops_token * n_prompt, own = c_pre / nt;
+        double fl = (c->token_flops + c->token_flops_ctx * (n_prompt / 2.0)) * n_prompt, own = c_pre / nt;
         printf("prefill        %d tokens: %.1f tokens/s, %.1f GFLOP/s = %.0f%% of peak FMA\n",
                n_prompt, n_prompt / t_pre, fl / t_pre / 1e9, 100.0 * fl / t_pre / peak);
         printf("               with the cores to itself: %.1f tokens/s = %.0f%% of peak FMA\n",
                n_prompt / own, 100.0 * fl / own / peak);
         print_owned(t_pre, c_pre, nt);
     }
-    m->family->cost(m, n_prompt, &cost);
-    double wbytes = (double)cost.text_weight_bytes;
+    double wbytes = (double)c->decode_bytes;
     double t1 = now_s(), c1 = cpu_s();
     for (int s = 0; s < n_tok && rc == VLM_OK; s++) {
         int32_t tok = ids[s % n_prompt], p = n_prompt + s, sq = 0;
@@ -267,11 +262,14 @@ int cmd_bench(int argc, char **argv) {
     mp.load_tokenizer = image != NULL;
     struct vlm_model *m;
     if (vlm_model_load(dir, &mp, &m) != VLM_OK) { fprintf(stderr, "vlm bench: %s\n", vlm_last_error()); return 1; }
-    if (!m->family->cost) {
+    if (!m->family->costs) {
         fprintf(stderr, "vlm bench: %s is not handled by the benchmark yet\n", m->info.arch);
         vlm_model_free(m);
         return 1;
     }
+    struct vlm_family_costs costs;
+    memset(&costs, 0, sizeof costs);
+    m->family->costs(m, &costs);
     double bw, peak;
     probe_limits(threads, &bw, &peak);
     struct vlm_pool *pool = vlm_pool_new(threads);
@@ -280,9 +278,13 @@ int cmd_bench(int argc, char **argv) {
     printf("limits         %d thread(s): memory bandwidth %.2f GB/s, peak FMA %.1f GFLOP/s (probes)\n",
            nt, bw / 1e9, peak / 1e9);
     int rc = 0;
-    if (!no_image) rc |= bench_image(m, pool, image, peak);
+    if (!no_image && m->info.image_token_id < 0)
+        printf("image encode   skipped: this model takes no images\n");
+    else if (!no_image && !image && costs.image_size <= 0)
+        printf("image encode   skipped: this model's images are tiled by their size; pass --image FILE\n");
+    else if (!no_image) rc |= bench_image(m, pool, image, peak, &costs);
     vlm_pool_free(pool);
-    rc |= bench_text(m, threads, n_prompt, n_tok, batch, kv, peak, bw);
+    rc |= bench_text(m, threads, n_prompt, n_tok, batch, kv, peak, bw, &costs);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double bw2, peak2;   /* probes again: a busy machine shows here as a different limit */

@@ -36,11 +36,7 @@ int cmd_inspect(int argc, char **argv) {
     }
     const struct vlm_model_info *mi = &m->info;
     printf("model          %s\narchitecture   %s (model_type %s)\n", dir, mi->arch, m->cfg.model_type);
-    if (m->family->describe) {
-        char buf[2048];
-        m->family->describe(m, buf, sizeof buf);
-        fputs(buf, stdout);
-    }
+    if (m->family->describe) m->family->describe(m, stdout);
     size_t bytes[VLM_DT_COUNT] = {0}, count[VLM_DT_COUNT] = {0};
     for (size_t i = 0; i < m->weights.n; i++) {
         int ty = m->weights.w[i].t.type;

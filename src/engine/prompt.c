@@ -216,7 +216,12 @@ int vlm_prompt_prepare(const struct vlm_model *m, json_t *messages, const struct
         out->text = text;
         text = NULL;
     }
-    rc = vlm_tokenize(m->tok, out->text, strlen(out->text), VLM_TOK_PARSE_SPECIAL, &out->ids, &out->n_ids, err);
+    /* As transformers' processor apply_chat_template: the tokenizer's special tokens (its
+     * post-processor's BOS: LLaVA 1.5's template has none) unless the prompt starts with BOS. */
+    const char *bos = vlm_tokenizer_bos_token(m->tok);
+    int flags = VLM_TOK_PARSE_SPECIAL;
+    if (!*bos || strncmp(out->text, bos, strlen(bos))) flags |= VLM_TOK_ADD_SPECIAL;
+    rc = vlm_tokenize(m->tok, out->text, strlen(out->text), flags, &out->ids, &out->n_ids, err);
     if (rc != VLM_OK) goto done;
     if (o.max_tokens && out->n_ids > o.max_tokens) {
         rc = vlm_error_set(err, VLM_E_TOO_LARGE, "the prompt has %zu tokens, more than the %zu allowed", out->n_ids, o.max_tokens);

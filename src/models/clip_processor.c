@@ -181,6 +181,8 @@ static int run(const void *state, const struct vlm_image *in,
         out->channels = 3;
         out->height = img->height;
         out->width = img->width;
+        out->orig_height = in->height;
+        out->orig_width = in->width;
         int n = (img->height / s->patch) * (img->width / s->patch) + s->extra_tokens - (s->drop_cls ? 1 : 0);
         out->n_image_tokens = n > 0 ? n : 0;
         struct vlm_buf b = {0};

@@ -198,43 +198,43 @@ static int gemma3_forward(const struct vlm_model *m, struct vlm_kv *kv, struct v
     return vlm_gemma3_forward(&((const struct vlm_gemma3 *)m->impl)->text, kv, pool, scratch, b, want, logits, err);
 }
 
-static void gemma3_cost(const struct vlm_model *m, double ctx, struct vlm_model_cost *c) {
-    const struct vlm_gemma3 *f = m->impl;
-    memset(c, 0, sizeof *c);
-    c->text_flops_token = vlm_gemma3_flops_per_token(&f->text, ctx);
-    c->text_weight_bytes = vlm_gemma3_weight_bytes(&f->text);
-    if (!f->has_vision) return;
-    const struct vlm_siglip_hparams *v = &f->vision.hp;
-    double n = (double)(v->image_size / v->patch_size) * (v->image_size / v->patch_size);
-    double d = v->d_model, ff = v->d_ff, p2c = (double)v->patch_size * v->patch_size * v->n_channels;
-    double per_layer = 2.0 * n * (4 * d * d + 2 * d * ff) + 2.0 * 2 * n * n * d;
-    c->tile_size = v->image_size;
-    c->patch_size = v->patch_size;
-    c->tokens_per_tile = f->mm_tokens;
-    c->vision_flops_tile = 2.0 * n * p2c * d + v->n_layer * per_layer + 2.0 * f->mm_tokens * d * f->text.hp.d_model;
-}
-
-static void gemma3_describe(const struct vlm_model *m, char *buf, size_t size) {
+/* One image (a full tile): patch embedding, the layers, the projection of the pooled rows. The
+ * decoder's attention is counted over the whole context: exact while it is shorter than the
+ * sliding window, an overestimate for the local layers past it. */
+static void gemma3_costs(const struct vlm_model *m, struct vlm_family_costs *c) {
     const struct vlm_gemma3 *f = m->impl;
     const struct vlm_gemma3_hparams *t = &f->text.hp;
-    int n_local = 0, used = 0;
+    c->decode_bytes = vlm_gemma3_weight_bytes(&f->text);
+    c->token_flops = vlm_gemma3_flops_per_token(&f->text, 0);
+    c->token_flops_ctx = 2.0 * 2 * t->n_layer * (double)t->n_head * t->d_head;
+    if (!f->has_vision) return;
+    const struct vlm_siglip_hparams *v = &f->vision.hp;
+    double nps = v->image_size / v->patch_size, n = nps * nps;
+    double d = v->d_model, ff = v->d_ff, p2c = (double)v->patch_size * v->patch_size * v->n_channels;
+    double per_layer = 2.0 * n * (4 * d * d + 2 * d * ff) + 2.0 * 2 * n * n * d;
+    c->image_size = v->image_size;
+    c->image_tokens = f->mm_tokens;
+    c->image_flops = 2.0 * n * p2c * d + v->n_layer * per_layer + 2.0 * f->mm_tokens * d * t->d_model;
+}
+
+static void gemma3_describe(const struct vlm_model *m, FILE *out) {
+    const struct vlm_gemma3 *f = m->impl;
+    const struct vlm_gemma3_hparams *t = &f->text.hp;
+    int n_local = 0;
     for (int i = 0; i < t->n_layer; i++) n_local += t->sliding[i];
     if (f->has_vision) {
         const struct vlm_siglip_hparams *v = &f->vision.hp;
-        used = snprintf(buf, size,
-                        "vision         SigLIP: %d layers, d_model %d, %d heads, ffn %d, %dx%d px images, patch %d\n"
-                        "connector      %dx%d average pool -> %d image tokens, RMSNorm, projection to %d\n",
-                        v->n_layer, v->d_model, v->n_head, v->d_ff, v->image_size, v->image_size, v->patch_size,
-                        f->pool_k, f->pool_k, f->mm_tokens, t->d_model);
-        if (used < 0 || (size_t)used >= size) return;
+        fprintf(out, "vision         SigLIP: %d layers, d_model %d, %d heads, ffn %d, %dx%d px images, patch %d\n",
+                v->n_layer, v->d_model, v->n_head, v->d_ff, v->image_size, v->image_size, v->patch_size);
+        fprintf(out, "connector      %dx%d average pool -> %d image tokens, RMSNorm, projection to %d\n",
+                f->pool_k, f->pool_k, f->mm_tokens, t->d_model);
     }
-    snprintf(buf + used, size - (size_t)used,
-             "text           Gemma 3: %d layers (%d local, window %d; %d global), d_model %d, %d heads (%d kv,\n"
-             "               head_dim %d), ffn %d, vocab %d, rope_theta %g global / %g local, max positions %d,\n"
-             "               %s embeddings\n",
-             t->n_layer, n_local, t->sliding_window, t->n_layer - n_local, t->d_model, t->n_head, t->n_head_kv,
-             t->d_head, t->d_ff, t->n_vocab, t->rope_global.theta, t->rope_local.theta, t->max_pos,
-             t->tied ? "tied" : "untied");
+    fprintf(out, "text           Gemma 3: %d layers (%d local, window %d; %d global), d_model %d, %d heads (%d kv,\n"
+                 "               head_dim %d), ffn %d, vocab %d, rope_theta %g global / %g local, max positions %d,\n"
+                 "               %s embeddings\n",
+            t->n_layer, n_local, t->sliding_window, t->n_layer - n_local, t->d_model, t->n_head, t->n_head_kv,
+            t->d_head, t->d_ff, t->n_vocab, t->rope_global.theta, t->rope_local.theta, t->max_pos,
+            t->tied ? "tied" : "untied");
 }
 
 const struct vlm_family vlm_family_gemma3 = {
@@ -246,6 +246,6 @@ const struct vlm_family vlm_family_gemma3 = {
     .scratch_new = gemma3_scratch_new,
     .scratch_free = vlm_gemma3_scratch_free,
     .forward = gemma3_forward,
-    .cost = gemma3_cost,
     .describe = gemma3_describe,
+    .costs = gemma3_costs,
 };

@@ -118,43 +118,28 @@ static int idefics3_forward(const struct vlm_model *m, struct vlm_kv *kv, struct
     return vlm_llama_forward(&((const struct vlm_idefics3 *)m->impl)->text, kv, pool, scratch, b, want, logits, err);
 }
 
-static void idefics3_cost(const struct vlm_model *m, double ctx, struct vlm_model_cost *c) {
+static void idefics3_describe(const struct vlm_model *m, FILE *out) {
     const struct vlm_idefics3 *f = m->impl;
     const struct vlm_siglip_hparams *v = &f->vision.hp;
-    const struct vlm_llama_hparams *h = &f->text.hp;
-    double n = (double)(v->image_size / v->patch_size) * (v->image_size / v->patch_size);
+    fprintf(out, "vision         SigLIP: %d layers, d_model %d, %d heads, ffn %d, %dx%d px tiles, patch %d, %s\n",
+            v->n_layer, v->d_model, v->n_head, v->d_ff, v->image_size, v->image_size, v->patch_size,
+            v->gelu_tanh ? "gelu_tanh" : "gelu");
+    fprintf(out, "connector      pixel shuffle x%d + linear -> %d image tokens per tile\n", f->scale_factor, f->tokens_per_tile);
+    vlm_llama_describe(&f->text, out);
+}
+
+/* One full tile: patch embedding, the layers, the projection of the shuffled rows. */
+static void idefics3_costs(const struct vlm_model *m, struct vlm_family_costs *c) {
+    const struct vlm_idefics3 *f = m->impl;
+    const struct vlm_siglip_hparams *v = &f->vision.hp;
+    double nps = v->image_size / v->patch_size, n = nps * nps;
     double d = v->d_model, ff = v->d_ff, p2c = (double)v->patch_size * v->patch_size * v->n_channels;
     double per_layer = 2.0 * n * (4 * d * d + 2 * d * ff) + 2.0 * 2 * n * n * d;
     double s2 = (double)f->scale_factor * f->scale_factor;
-    c->tile_size = v->image_size;
-    c->patch_size = v->patch_size;
-    c->tokens_per_tile = f->tokens_per_tile;
-    c->vision_flops_tile = 2.0 * n * p2c * d + v->n_layer * per_layer + 2.0 * (n / s2) * (d * s2) * h->d_model;
-    double td = h->d_model, q = (double)h->n_head * h->d_head, kv = (double)h->n_head_kv * h->d_head;
-    c->text_flops_token = h->n_layer * (2.0 * (td * q * 2 + td * kv * 2 + 3 * td * h->d_ff) + 2.0 * 2 * ctx * q) +
-                          2.0 * td * h->n_vocab;
-    size_t b = f->text.lm_head->nbytes;   /* the embedding itself is read one row per token */
-    for (int i = 0; i < h->n_layer; i++) {
-        const struct vlm_llama_layer *L = &f->text.layers[i];
-        b += L->wq->nbytes + L->wk->nbytes + L->wv->nbytes + L->wo->nbytes + L->w_gate->nbytes +
-             L->w_up->nbytes + L->w_down->nbytes;
-    }
-    c->text_weight_bytes = b;
-}
-
-static void idefics3_describe(const struct vlm_model *m, char *buf, size_t size) {
-    const struct vlm_idefics3 *f = m->impl;
-    const struct vlm_siglip_hparams *v = &f->vision.hp;
-    const struct vlm_llama_hparams *t = &f->text.hp;
-    snprintf(buf, size,
-             "vision         SigLIP: %d layers, d_model %d, %d heads, ffn %d, %dx%d px tiles, patch %d, %s\n"
-             "connector      pixel shuffle x%d + linear -> %d image tokens per tile\n"
-             "text           Llama: %d layers, d_model %d, %d heads (%d kv, head_dim %d), ffn %d, vocab %d,\n"
-             "               rope_theta %g, max positions %d, %s embeddings\n",
-             v->n_layer, v->d_model, v->n_head, v->d_ff, v->image_size, v->image_size, v->patch_size,
-             v->gelu_tanh ? "gelu_tanh" : "gelu", f->scale_factor, f->tokens_per_tile,
-             t->n_layer, t->d_model, t->n_head, t->n_head_kv, t->d_head, t->d_ff, t->n_vocab, t->rope.theta,
-             t->max_pos, f->text.lm_head == f->text.embed ? "tied" : "untied");
+    c->image_size = v->image_size;
+    c->image_tokens = f->tokens_per_tile;
+    c->image_flops = 2.0 * n * p2c * d + v->n_layer * per_layer + 2.0 * (n / s2) * (d * s2) * f->text.hp.d_model;
+    vlm_llama_costs(&f->text, &c->decode_bytes, &c->token_flops, &c->token_flops_ctx);
 }
 
 const struct vlm_family vlm_family_idefics3 = {
@@ -166,6 +151,6 @@ const struct vlm_family vlm_family_idefics3 = {
     .scratch_new = idefics3_scratch_new,
     .scratch_free = vlm_llama_scratch_free,
     .forward = idefics3_forward,
-    .cost = idefics3_cost,
     .describe = idefics3_describe,
+    .costs = idefics3_costs,
 };

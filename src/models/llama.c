@@ -388,3 +388,25 @@ int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_p
     }
     return VLM_OK;
 }
+
+void vlm_llama_costs(const struct vlm_llama *l, size_t *decode_bytes, double *token_flops, double *token_flops_ctx) {
+    const struct vlm_llama_hparams *h = &l->hp;
+    size_t b = l->lm_head->nbytes;
+    for (int i = 0; i < h->n_layer; i++) {
+        const struct vlm_llama_layer *L = &l->layers[i];
+        b += L->wq->nbytes + L->wk->nbytes + L->wv->nbytes + L->wo->nbytes + L->w_gate->nbytes +
+             L->w_up->nbytes + L->w_down->nbytes;
+    }
+    double d = h->d_model, q = (double)h->n_head * h->d_head, kv = (double)h->n_head_kv * h->d_head;
+    *decode_bytes = b;
+    *token_flops = h->n_layer * 2.0 * (d * q * 2 + d * kv * 2 + 3 * d * h->d_ff) + 2.0 * d * h->n_vocab;
+    *token_flops_ctx = h->n_layer * 2.0 * 2 * q;
+}
+
+void vlm_llama_describe(const struct vlm_llama *l, FILE *f) {
+    const struct vlm_llama_hparams *t = &l->hp;
+    fprintf(f, "text           Llama: %d layers, d_model %d, %d heads (%d kv, head_dim %d), ffn %d, vocab %d,\n"
+               "               rope_theta %g, max positions %d, %s embeddings\n",
+            t->n_layer, t->d_model, t->n_head, t->n_head_kv, t->d_head, t->d_ff, t->n_vocab, t->rope.theta,
+            t->max_pos, l->lm_head == l->embed ? "tied" : "untied");
+}

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "tensor/tensor.h"
 
@@ -59,6 +60,12 @@ void  vlm_llama_scratch_free(void *s);
  * the rows with want[i] != 0, (n_out, n_vocab). */
 int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
                       const struct vlm_batch *b, const int8_t *want, float *logits, struct vlm_error *err);
+
+/* For `vlm bench`: weight bytes one decode step reads (every layer matrix and the head; the
+ * embedding is read one row per token), FLOPs per token and per token of attended context. */
+void vlm_llama_costs(const struct vlm_llama *l, size_t *decode_bytes, double *token_flops, double *token_flops_ctx);
+/* For `vlm inspect`: the decoder's sizes, RoPE and head tying, as "text ..." lines. */
+void vlm_llama_describe(const struct vlm_llama *l, FILE *f);
 
 /* Copies a 1-D tensor of n elements (any float dtype) into dst as f32. */
 void vlm_tensor_to_f32(const struct vlm_tensor *t, float *dst, int64_t n);

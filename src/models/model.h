@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "engine/engine.h"
 #include "formats/config.h"
@@ -53,13 +54,15 @@ enum vlm_image_mode {
 
 struct vlm_model;
 
-/* A model's shape as `vlm bench` needs it (multiply-add = 2 FLOPs). */
-struct vlm_model_cost {
-    int    tile_size, patch_size;     /* a full vision tile (pixels, square); 0 = no vision tower */
-    int    tokens_per_tile;           /* image tokens one tile becomes */
-    double vision_flops_tile;         /* one tile through the tower and connector */
-    double text_flops_token;          /* one token through the decoder at the given context length */
-    size_t text_weight_bytes;         /* weight bytes one decode step reads (not the embedding) */
+/* What `vlm bench` needs to set a family's figures beside the machine's limits. */
+struct vlm_family_costs {
+    int    image_size;        /* side of the square image bench encodes when given none (one tile);
+                                 0 when the family needs a real image (--image) */
+    int    image_tokens;      /* image tokens that image gives */
+    double image_flops;       /* FLOPs of encoding it, projector included (multiply-add = 2) */
+    size_t decode_bytes;      /* weight bytes one decode step reads */
+    double token_flops;       /* FLOPs of one token through the decoder, attention aside ... */
+    double token_flops_ctx;   /* ... plus this many per token of context it attends to */
 };
 
 struct vlm_family {
@@ -80,11 +83,10 @@ struct vlm_family {
      * want them, in row order, to logits (n_out, n_vocab). */
     int  (*forward)(const struct vlm_model *m, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
                     const struct vlm_batch *b, const int8_t *want, float *logits, struct vlm_error *err);
-    /* Optional (NULL: `vlm bench` / `vlm inspect` say the family is not described): the cost
-     * at context length ctx, and a few lines on the vision and text parts for `vlm inspect`
-     * (snprintf-style into buf). */
-    void (*cost)(const struct vlm_model *m, double ctx, struct vlm_model_cost *c);
-    void (*describe)(const struct vlm_model *m, char *buf, size_t size);
+    /* Optional, for `vlm inspect`: lines on the vision tower, connector and decoder. */
+    void (*describe)(const struct vlm_model *m, FILE *f);
+    /* Optional, for `vlm bench` (which refuses a family without it). */
+    void (*costs)(const struct vlm_model *m, struct vlm_family_costs *c);
 };
 
 /* registry.c: the family of an architecture name, NULL if unknown. */

@@ -16,8 +16,8 @@ static const struct vlm_processor_ops *const families[] = {
     &vlm_qwen2vl_processor_ops,
     &vlm_clip_processor_ops,
     &vlm_gemma3_processor_ops,
+    &vlm_llava_next_processor_ops,
     &vlm_mllama_processor_ops,
-    /* LLaVA-NeXT: add its ops table here */
 };
 
 struct vlm_processor {

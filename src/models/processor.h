@@ -17,6 +17,7 @@ struct vlm_image_input {
     float   *pixels;         /* (n_tiles, channels, height, width), rescaled + normalized */
     uint8_t *pixel_mask;     /* (n_tiles, height, width), 1 = real pixel, 0 = padding; may be NULL */
     int      n_rows, n_cols; /* tile grid; 0, 0 when the image was not split */
+    int      orig_height, orig_width; /* the decoded image's size (LLaVA-NeXT's image_sizes); 0 if unset */
     int      grid_thw[3];    /* families with patch grids (Qwen2-VL); zeros otherwise */
     int      aspect_ratio_id;/* Mllama: 1-based index of the tile canvas in supported_aspect_ratios
                                 (aspect_ratio_mask = the first n_tiles of max_image_tiles); 0 otherwise */

@@ -5,6 +5,7 @@
 
 #include "models/gemma3.h"
 #include "models/idefics3.h"
+#include "models/llava.h"
 #include "models/model.h"
 
 static const struct {
@@ -14,6 +15,8 @@ static const struct {
     {"Idefics3ForConditionalGeneration", &vlm_family_idefics3},
     /* SmolVLM2 checkpoints name the same graph differently at the top level only. */
     {"SmolVLMForConditionalGeneration", &vlm_family_idefics3},
+    {"LlavaForConditionalGeneration", &vlm_family_llava},
+    {"LlavaNextForConditionalGeneration", &vlm_family_llava},
     {"Gemma3ForConditionalGeneration", &vlm_family_gemma3},
     {"Gemma3ForCausalLM", &vlm_family_gemma3},
 };

@@ -412,7 +412,49 @@ static void addr_key(const struct sockaddr_storage *ss, unsigned char key[16]) {
     }
 }
 
-static void accept_one(struct vlm_http *s, int lfd) {
+/* Refused connections linger for a moment after their 503: closing a socket whose request is
+ * still unread makes the kernel send a reset, which can reach the client before the answer.
+ * The acceptor drains them until EOF or a short deadline (never blocking); past the cap of
+ * lingering sockets, the oldest is closed at once. */
+#define LINGER_MAX 256
+#define LINGER_MS  1000
+
+struct linger_set {
+    int     fd[LINGER_MAX];
+    int64_t until[LINGER_MAX];
+    int     n;
+};
+
+static void linger_add(struct linger_set *l, int fd) {
+    if (l->n == LINGER_MAX) {
+        close(l->fd[0]);
+        memmove(l->fd, l->fd + 1, sizeof l->fd[0] * (LINGER_MAX - 1));
+        memmove(l->until, l->until + 1, sizeof l->until[0] * (LINGER_MAX - 1));
+        l->n--;
+    }
+    shutdown(fd, SHUT_WR);
+    l->fd[l->n] = fd;
+    l->until[l->n++] = vlm_http_now_ms() + LINGER_MS;
+}
+
+/* Drains what arrived on lingering sockets; closes those at EOF or past their deadline. */
+static void linger_service(struct linger_set *l) {
+    int64_t now = vlm_http_now_ms();
+    for (int i = 0; i < l->n;) {
+        char buf[4096];
+        ssize_t r;
+        while ((r = recv(l->fd[i], buf, sizeof buf, MSG_DONTWAIT)) > 0) {}
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) || now >= l->until[i]) {
+            close(l->fd[i]);
+            l->fd[i] = l->fd[--l->n];
+            l->until[i] = l->until[l->n];
+        } else {
+            i++;
+        }
+    }
+}
+
+static void accept_one(struct vlm_http *s, int lfd, struct linger_set *lg) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
@@ -437,8 +479,12 @@ static void accept_one(struct vlm_http *s, int lfd) {
     }
     pthread_mutex_unlock(&s->mu);
     if (!c) {   /* refused before a thread is spent: a short answer, never blocking */
-        if (!s->tls) (void)!send(fd, busy_503, sizeof busy_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        close(fd);
+        if (!s->tls) {
+            (void)!send(fd, busy_503, sizeof busy_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            linger_add(lg, fd);
+        } else {
+            close(fd);
+        }
         return;
     }
     int one = 1;
@@ -457,13 +503,28 @@ static void accept_one(struct vlm_http *s, int lfd) {
 
 static void *acceptor_main(void *arg) {
     struct vlm_http *s = arg;
-    struct pollfd p[2] = {{.fd = s->lfd, .events = POLLIN}, {.fd = s->wake[0], .events = POLLIN}};
+    struct pollfd p[2 + LINGER_MAX] = {{.fd = s->lfd, .events = POLLIN}, {.fd = s->wake[0], .events = POLLIN}};
+    struct linger_set *lg = vlm_calloc(1, sizeof *lg);
+    struct linger_set none = {.n = 0};
+    if (!lg) lg = &none;    /* out of memory: refused sockets close at once (LINGER_MAX 0 below) */
     for (;;) {
-        int r = poll(p, 2, -1);
+        for (int i = 0; i < lg->n; i++) p[2 + i] = (struct pollfd){.fd = lg->fd[i], .events = POLLIN};
+        int r = poll(p, 2 + (nfds_t)lg->n, lg->n ? 100 : -1);
         if (r < 0 && errno != EINTR) break;
         if (p[1].revents) break;
-        if (p[0].revents & POLLIN) accept_one(s, s->lfd);
+        if (lg->n) linger_service(lg);
+        if (p[0].revents & POLLIN) {
+            if (lg == &none) {
+                struct linger_set tmp = {.n = 0};
+                accept_one(s, s->lfd, &tmp);
+                for (int i = 0; i < tmp.n; i++) close(tmp.fd[i]);
+            } else {
+                accept_one(s, s->lfd, lg);
+            }
+        }
     }
+    for (int i = 0; i < lg->n; i++) close(lg->fd[i]);
+    if (lg != &none) vlm_free(lg);
     return NULL;
 }
 

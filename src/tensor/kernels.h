@@ -44,6 +44,7 @@ struct vlm_kernels {
     void (*gelu_tanh)(float *x, size_t n);
     void (*gelu_erf)(float *x, size_t n);
     void (*silu)(float *x, size_t n);
+    void (*gelu_quick)(float *x, size_t n);   /* x * sigmoid(1.702 x): CLIP's quick_gelu */
     void (*silu_mul)(float *gate, const float *up, size_t n);
     void (*add)(float *y, const float *x, size_t n);
     void (*bf16_to_f32)(float *dst, const uint16_t *src, size_t n);

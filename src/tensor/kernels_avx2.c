@@ -425,6 +425,11 @@ static inline __m256 silu256(__m256 x) {
     return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 
+static inline __m256 gelu_quick256(__m256 x) {   /* x * sigmoid(1.702 x) */
+    __m256 e = exp256(_mm256_mul_ps(_mm256_set1_ps(-1.702f), x));
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
 static inline __m256 gelu_tanh256(__m256 x) {
     __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
     __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.79788456080286536f),
@@ -461,6 +466,7 @@ static inline __m256 gelu_erf256(__m256 x) {   /* erf: Abramowitz & Stegun 7.1.2
         }                                                                                \
     }
 ELEMENTWISE256(silu_avx2, silu256)
+ELEMENTWISE256(gelu_quick_avx2, gelu_quick256)
 ELEMENTWISE256(gelu_tanh_avx2, gelu_tanh256)
 ELEMENTWISE256(gelu_erf_avx2, gelu_erf256)
 
@@ -624,6 +630,7 @@ void vlm_kernels_init_avx2(struct vlm_kernels *k) {
     k->exp_sum = exp_sum_avx2;
     k->softmax = softmax_avx2;
     k->silu = silu_avx2;
+    k->gelu_quick = gelu_quick_avx2;
     k->silu_mul = silu_mul_avx2;
     k->gelu_tanh = gelu_tanh_avx2;
     k->gelu_erf = gelu_erf_avx2;

@@ -563,6 +563,12 @@ static inline __m512 silu512(__m512 x) {
     return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
+/* x * sigmoid(1.702 x) (CLIP's quick_gelu) */
+static inline __m512 gelu_quick512(__m512 x) {
+    __m512 e = exp512(_mm512_mul_ps(_mm512_set1_ps(-1.702f), x));
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
 /* 0.5 x (1 + tanh(u)), tanh(u) = 1 - 2 / (1 + e^{2u}) */
 static inline __m512 gelu_tanh512(__m512 x) {
     __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
@@ -606,6 +612,7 @@ static inline __m512 gelu_erf512(__m512 x) {
         }                                                                     \
     }
 ELEMENTWISE512(silu_avx512, silu512)
+ELEMENTWISE512(gelu_quick_avx512, gelu_quick512)
 ELEMENTWISE512(gelu_tanh_avx512, gelu_tanh512)
 ELEMENTWISE512(gelu_erf_avx512, gelu_erf512)
 
@@ -803,6 +810,7 @@ void vlm_kernels_init_avx512(struct vlm_kernels *k) {
     k->col_max = col_max_avx512;
     k->exp_cols = exp_cols_avx512;
     k->silu = silu_avx512;
+    k->gelu_quick = gelu_quick_avx512;
     k->silu_mul = silu_mul_avx512;
     k->gelu_tanh = gelu_tanh_avx512;
     k->gelu_erf = gelu_erf_avx512;

@@ -153,6 +153,10 @@ static void silu_generic(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
 }
 
+static void gelu_quick_generic(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+}
+
 static void silu_mul_generic(float *g, const float *u, size_t n) {
     for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
@@ -197,6 +201,7 @@ void vlm_kernels_init_generic(struct vlm_kernels *k) {
     k->gelu_tanh = gelu_tanh_generic;
     k->gelu_erf = gelu_erf_generic;
     k->silu = silu_generic;
+    k->gelu_quick = gelu_quick_generic;
     k->silu_mul = silu_mul_generic;
     k->add = add_generic;
     k->bf16_to_f32 = bf16_to_f32_generic;

@@ -223,6 +223,7 @@ void vlm_softmax(float *x, int rows, int n) {
 void vlm_gelu_tanh(float *x, size_t n) { vlm_kernels()->gelu_tanh(x, n); }
 void vlm_gelu_erf(float *x, size_t n) { vlm_kernels()->gelu_erf(x, n); }
 void vlm_silu(float *x, size_t n) { vlm_kernels()->silu(x, n); }
+void vlm_gelu_quick(float *x, size_t n) { vlm_kernels()->gelu_quick(x, n); }
 void vlm_silu_mul(float *gate, const float *up, size_t n) { vlm_kernels()->silu_mul(gate, up, n); }
 void vlm_add(float *y, const float *x, size_t n) { vlm_kernels()->add(y, x, n); }
 

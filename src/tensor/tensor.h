@@ -54,6 +54,7 @@ void vlm_softmax(float *x, int rows, int n);
 void vlm_gelu_tanh(float *x, size_t n);
 void vlm_gelu_erf(float *x, size_t n);
 void vlm_silu(float *x, size_t n);
+void vlm_gelu_quick(float *x, size_t n);                   /* x * sigmoid(1.702 x) */
 void vlm_silu_mul(float *gate, const float *up, size_t n);   /* gate = silu(gate) * up */
 void vlm_add(float *y, const float *x, size_t n);            /* y += x */
 

@@ -35,6 +35,8 @@ def raw(port, data, wait=5.0, host="127.0.0.1", src=None):
             out += b
     except socket.timeout:
         out += b"<<timeout>>"
+    except ConnectionResetError:   # the answer, if any, came before the reset
+        pass
     s.close()
     return out, time.time() - t0
 
