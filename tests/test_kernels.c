@@ -552,6 +552,90 @@ static void test_attention(void) {
     vlm_pool_free(pool);
 }
 
+/* Per-query key spans and soft-capping (Gemma 3's sliding windows and image blocks) against a
+ * direct double-precision reference, every kernel table, blocked and row paths, 16-bit KV. */
+static void ref_spans(float *out, const float *q, int n_q, const float *k, const float *v, int n_kv, int nh,
+                      int nkh, int hd, size_t stride, float scale, const int32_t *lo, const int32_t *hi, float cap) {
+    for (int i = 0; i < n_q; i++)
+        for (int h = 0; h < nh; h++) {
+            int g = h / (nh / nkh);
+            double mx = -INFINITY, sum = 0, o[512] = {0};
+            double *s = vlm_malloc(sizeof(double) * (size_t)n_kv);
+            for (int j = 0; j < n_kv; j++) {
+                s[j] = -INFINITY;
+                if (j < lo[i] || j >= hi[i]) continue;
+                double d = 0;
+                for (int t = 0; t < hd; t++)
+                    d += (double)q[((size_t)i * nh + h) * hd + t] * k[(size_t)j * stride + (size_t)g * hd + t];
+                d *= scale;
+                if (cap > 0) d = cap * tanh(d / cap);
+                s[j] = d;
+                mx = fmax(mx, d);
+            }
+            for (int j = 0; j < n_kv; j++) {
+                if (s[j] == -INFINITY) continue;
+                double e = exp(s[j] - mx);
+                sum += e;
+                for (int t = 0; t < hd; t++) o[t] += e * v[(size_t)j * stride + (size_t)g * hd + t];
+            }
+            for (int t = 0; t < hd; t++) out[((size_t)i * nh + h) * hd + t] = sum > 0 ? (float)(o[t] / sum) : 0.0f;
+            vlm_free(s);
+        }
+}
+
+static void test_attention_spans(void) {
+    struct vlm_pool *pool = vlm_pool_new(2);
+    struct { int n_q, n_kv, nh, nkh, hd, window, img0, img1; float cap; } cs[] = {
+        {1, 40, 4, 2, 16, 8, -1, -1, 0},          /* decode, sliding window */
+        {1, 40, 4, 2, 16, 0, -1, -1, 30.0f},      /* decode, full, soft-capped */
+        {12, 12, 2, 1, 32, 5, 3, 9, 0},           /* row path: window + an image block */
+        {70, 90, 4, 2, 64, 16, 40, 66, 0},        /* blocked path: chunk after 20 cached */
+        {70, 90, 4, 2, 64, 0, 30, 60, 50.0f},     /* blocked, full attention, image, cap */
+        {200, 200, 2, 2, 256, 33, 10, 150, 0},    /* head_dim 256 (Gemma 3), long image block */
+    };
+    for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+        int nq = cs[c].n_q, nkv = cs[c].n_kv, nh = cs[c].nh, nkh = cs[c].nkh, hd = cs[c].hd;
+        size_t stride = (size_t)nkh * hd, nkvs = (size_t)nkv * stride;
+        float *q = vlm_malloc((size_t)nq * nh * hd * 4), *k = vlm_malloc(nkvs * 4), *v = vlm_malloc(nkvs * 4),
+              *o = vlm_malloc((size_t)nq * nh * hd * 4), *r = vlm_malloc((size_t)nq * nh * hd * 4),
+              *kr = vlm_malloc(nkvs * 4), *vr = vlm_malloc(nkvs * 4);
+        uint16_t *k16 = vlm_malloc(nkvs * 2), *v16 = vlm_malloc(nkvs * 2);
+        int32_t *lo = vlm_malloc(sizeof(int32_t) * (size_t)nq), *hi = vlm_malloc(sizeof(int32_t) * (size_t)nq);
+        fill(q, (size_t)nq * nh * hd, 2.0f); fill(k, nkvs, 2.0f); fill(v, nkvs, 1.0f);
+        for (int i = 0; i < nq; i++) {   /* queries are the last n_q positions */
+            int p = nkv - nq + i;
+            lo[i] = cs[c].window > 0 && p - cs[c].window + 1 > 0 ? p - cs[c].window + 1 : 0;
+            hi[i] = p >= cs[c].img0 && p < cs[c].img1 ? cs[c].img1 : p + 1;
+        }
+        struct vlm_attn_spans sp = {lo, hi, cs[c].cap};
+        float scale = 1.0f / sqrtf((float)hd);
+        static const enum vlm_dtype kvt[] = {VLM_DT_F32, VLM_DT_BF16};
+        for (int t = 0; t < 2; t++) {
+            const void *ka = k, *va = v;
+            const float *kref = k, *vref = v;
+            if (t) {
+                vlm_f32_to_bf16_row(k16, k, nkvs); vlm_f32_to_bf16_row(v16, v, nkvs);
+                vlm_bf16_to_f32_row(kr, k16, nkvs); vlm_bf16_to_f32_row(vr, v16, nkvs);
+                ka = k16; va = v16; kref = kr; vref = vr;
+            }
+            ref_spans(r, q, nq, kref, vref, nkv, nh, nkh, hd, stride, scale, lo, hi, cs[c].cap);
+            for (int p = 0; p < 2 * VLM_KERNELS_N_VARIANTS; p++) {
+                const struct vlm_kernels *kt = vlm_kernels_variant(p / 2);
+                if (!kt) continue;
+                vlm_attention_spans_with(kt, p % 2 ? pool : NULL, o, q, nq, ka, va, kvt[t], nkv, nh, nkh, hd,
+                                         stride, scale, &sp);
+                double me = 0;
+                for (size_t i = 0; i < (size_t)nq * nh * hd; i++) me = fmax(me, fabs(o[i] - r[i]));
+                CHECK_MSG(me < 2e-5, "attention spans %s kv %s case %zu pool %d: max err %g", kt->name,
+                          vlm_dtype_name(kvt[t]), c, p % 2, me);
+            }
+        }
+        vlm_free(q); vlm_free(k); vlm_free(v); vlm_free(o); vlm_free(r); vlm_free(kr); vlm_free(vr);
+        vlm_free(k16); vlm_free(v16); vlm_free(lo); vlm_free(hi);
+    }
+    vlm_pool_free(pool);
+}
+
 /* ---- RoPE ---- */
 
 static void test_rope(void) {
@@ -772,6 +856,7 @@ int main(int argc, char **argv) {
     test_matmul();
     test_rowops();
     test_attention();
+    test_attention_spans();
     test_rope();
     test_vision_helpers();
     TEST_MAIN_END();

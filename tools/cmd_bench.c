@@ -315,7 +315,9 @@ int cmd_bench(int argc, char **argv) {
     printf("limits         %d thread(s): memory bandwidth %.2f GB/s, peak FMA %.1f GFLOP/s (probes)\n",
            nt, bw / 1e9, peak / 1e9);
     int rc = 0;
-    if (!no_image && !image && costs.image_size <= 0)
+    if (!no_image && m->info.image_token_id < 0)
+        printf("image encode   skipped: this model takes no images\n");
+    else if (!no_image && !image && costs.image_size <= 0)
         printf("image encode   skipped: this model's images are tiled by their size; pass --image FILE\n");
     else if (!no_image) rc |= bench_image(m, pool, image, peak, &costs);
     vlm_pool_free(pool);

@@ -135,6 +135,15 @@ int vlm_ctx_seq_state_tokens(const struct vlm_ctx *c, int s) {
     return (s < 0 || s >= c->kv.n_seq) ? 0 : (int)c->kv.seq[s].state_tokens;
 }
 
+int vlm_prefill_take(const struct vlm_model_info *mi, const float *const *rows, size_t at, size_t remaining,
+                     int budget) {
+    if (budget <= 0) return 0;
+    int k = remaining < (size_t)budget ? (int)remaining : budget;
+    if (!mi->image_rows_whole || !rows || (size_t)k == remaining) return k;
+    while (k > 0 && rows[at + (size_t)k - 1] && rows[at + (size_t)k]) k--;   /* not between two image rows */
+    return k;
+}
+
 /* Checks ids, seq ids and that each sequence's rows continue it in order. */
 static int validate(struct vlm_ctx *c, const struct vlm_batch *b, struct vlm_error *err) {
     const struct vlm_model_info *mi = &c->model->info;

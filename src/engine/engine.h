@@ -56,6 +56,9 @@ struct vlm_model_info {
     int max_images;              /* images one sequence may hold; 0 = no limit of the model's own */
     int cross_image_tokens;      /* KV-cache tokens one image's cross-attention K/V take (counted in
                                     the KV capacity; any KV dtype); 0 when images are spliced */
+    int image_rows_whole;        /* 0, or the rows of one image when they attend to each other
+                                    both ways (Gemma 3: mm_tokens_per_image): a prefill step must
+                                    then not end inside an image (vlm_prefill_take) */
     int32_t bos_id;              /* -1 if none */
     int32_t eos_ids[VLM_MAX_EOS];/* from generation_config.json, else config.json, else tokenizer */
     int n_eos;
@@ -111,6 +114,14 @@ enum vlm_kv_dtype vlm_ctx_kv_dtype(const struct vlm_ctx *ctx);   /* resolved (ne
  * VLM_E_TOO_LARGE when a sequence would pass n_ctx, VLM_E_NOMEM when the KV pool is full (the
  * step then changed no sequence: the caller may clear a sequence and retry). */
 int vlm_ctx_decode(struct vlm_ctx *ctx, const struct vlm_batch *b, struct vlm_error *err);
+
+/* How many of a prompt's next rows one prefill step may take: at most budget of the remaining
+ * rows [at, at + remaining), fewer when the model needs each image's rows in one step
+ * (image_rows_whole) and the cut would fall between two image rows (rows[i] != NULL marks an
+ * image row; NULL rows means no images). Returns 0 when no cut fits in budget (an image at
+ * `at` longer than budget): the step should take none of this prompt's rows now. */
+int vlm_prefill_take(const struct vlm_model_info *mi, const float *const *rows, size_t at, size_t remaining,
+                     int budget);
 
 /* Logits (n_vocab floats) of the j-th row that wanted logits in the last decode; NULL if out
  * of range. Valid until the next decode on this context. */

@@ -61,18 +61,23 @@ static int prefill(struct gen *g, struct vlm_error *err) {
     int32_t pos[GEN_CHUNK], seq[GEN_CHUNK];
     const float *rows[GEN_CHUNK];
     int rc = VLM_OK;
-    for (size_t at = 0; at < pr->n_ids && rc == VLM_OK; at += GEN_CHUNK) {
-        int n = (int)(pr->n_ids - at < GEN_CHUNK ? pr->n_ids - at : GEN_CHUNK);
-        for (int i = 0; i < n; i++) {
-            size_t k = at + (size_t)i;
-            pos[i] = (int32_t)k;
+    const float **all = vlm_malloc(sizeof *all * (pr->n_ids ? pr->n_ids : 1));
+    if (!all) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+    for (size_t k = 0; k < pr->n_ids; k++)
+        all[k] = pr->image_of[k] >= 0 && !g->m->info.cross_image_rows   /* cross-attention: <|image|> stays a token */
+            ? g->emb[pr->image_of[k]] + (size_t)pr->row_of[k] * g->m->info.d_model : NULL;
+    for (size_t at = 0, n = 0; at < pr->n_ids && rc == VLM_OK; at += n) {
+        n = (size_t)vlm_prefill_take(&g->m->info, all, at, pr->n_ids - at, GEN_CHUNK);
+        if (n == 0) { rc = vlm_error_set(err, VLM_E_TOO_LARGE, "an image has more than %d tokens", GEN_CHUNK); break; }
+        for (size_t i = 0; i < n; i++) {
+            pos[i] = (int32_t)(at + i);
             seq[i] = 0;
-            rows[i] = pr->image_of[k] >= 0 && !g->m->info.cross_image_rows
-                ? g->emb[pr->image_of[k]] + (size_t)pr->row_of[k] * g->m->info.d_model : NULL;
+            rows[i] = all[at + i];
         }
-        struct vlm_batch b = {n, pr->ids + at, rows, pos, seq, NULL};
+        struct vlm_batch b = {(int)n, pr->ids + at, rows, pos, seq, NULL};
         rc = vlm_ctx_decode(g->ctx, &b, err);
     }
+    vlm_free(all);
     return rc;
 }
 

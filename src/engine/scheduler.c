@@ -394,6 +394,10 @@ static int build_batch(struct vlm_sched *s, int *n_logits) {
             size_t remaining = q->n_len - q->n_past;
             if ((pass == 0) != (remaining == 1) || remaining == 0) continue;
             int k = remaining < (size_t)budget ? (int)remaining : budget;
+            if (pass == 1 && q->embd && q->n_past < q->n_prompt && (size_t)k < q->n_prompt - q->n_past)
+                k = vlm_prefill_take(vlm_model_get_info(vlm_ctx_model(s->ctx)), q->embd, q->n_past,
+                                     q->n_prompt - q->n_past, k);   /* not inside an image (Gemma 3) */
+            if (k == 0) continue;
             for (int j = 0; j < k; j++) {
                 size_t pos = q->n_past + (size_t)j;
                 s->b_tok[rows] = q->ids[pos];
@@ -542,6 +546,8 @@ int vlm_sched_new(const struct vlm_model *m, const struct vlm_sched_params *p,
     s->m = m;
     s->max_seqs = p->max_num_seqs > 0 ? p->max_num_seqs : 16;
     s->chunk = p->prefill_chunk > 0 ? p->prefill_chunk : 256;
+    if (s->chunk < vlm_model_get_info(m)->image_rows_whole)   /* an image's rows come in one step */
+        s->chunk = vlm_model_get_info(m)->image_rows_whole;
     s->n_batch = s->chunk + s->max_seqs;
     s->job_budget = p->job_budget > 0 ? p->job_budget : 2048;
     struct vlm_ctx_params cp = vlm_ctx_default_params();

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "models/gguf_family.h"
+#include "models/gemma3.h"
 #include "models/idefics3.h"
 #include "models/llava.h"
 #include "models/mllama.h"
@@ -20,6 +21,8 @@ static const struct {
     {"LlavaForConditionalGeneration", &vlm_family_llava},
     {"LlavaNextForConditionalGeneration", &vlm_family_llava},
     {"MllamaForConditionalGeneration", &vlm_family_mllama},
+    {"Gemma3ForConditionalGeneration", &vlm_family_gemma3},
+    {"Gemma3ForCausalLM", &vlm_family_gemma3},
 };
 
 const struct vlm_family *vlm_family_find(const char *arch) {

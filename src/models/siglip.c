@@ -36,6 +36,7 @@ int vlm_siglip_hparams_read(const struct vlm_config *c, json_t *v, struct vlm_si
     else return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: vision hidden_act \"%s\" is not supported", c->path, act);
     hp->d_model = (int)d; hp->d_ff = (int)ff; hp->n_layer = (int)nl; hp->n_head = (int)nh;
     hp->n_channels = (int)ch; hp->image_size = (int)is; hp->patch_size = (int)ps; hp->ln_eps = (float)eps;
+    hp->plain_positions = 0;
     return VLM_OK;
 }
 
@@ -172,7 +173,16 @@ int vlm_siglip_forward(const struct vlm_siglip *s, struct vlm_pool *pool, const 
             pm[(size_t)i * gw + j] = (uint8_t)real;
             all_real &= real;
         }
-    vlm_siglip_position_ids(nps, pm, gh, gw, ids);
+    if (hp->plain_positions) {
+        if (n != nps * nps || pixel_mask) {
+            vlm_free(buf); vlm_free(pm); vlm_free(ids);
+            return vlm_error_set(err, VLM_E_INVALID, "tile %dx%d: this vision tower takes %dx%d images without padding",
+                                 W, H, hp->image_size, hp->image_size);
+        }
+        for (int i = 0; i < n; i++) ids[i] = i;
+    } else {
+        vlm_siglip_position_ids(nps, pm, gh, gw, ids);
+    }
     vlm_conv2d_patch(pool, x, img, C, H, W, p, s->patch_w, s->patch_b, cols);
     float *row = xb;
     for (int i = 0; i < n; i++) {

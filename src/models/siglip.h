@@ -19,6 +19,8 @@ struct vlm_siglip_hparams {
     int   d_model, d_ff, n_layer, n_head, n_channels, image_size, patch_size;
     float ln_eps;
     int   gelu_tanh;          /* gelu_pytorch_tanh (1) or exact gelu (0) */
+    int   plain_positions;    /* 1: position ids 0..n-1 (SiglipVisionModel at its image size, as
+                                 Gemma 3 runs it), 0: Idefics3's bucketed ids; read sets 0 */
 };
 
 struct vlm_siglip_layer {

@@ -26,6 +26,8 @@ struct att_job {
     int blocked, qblock;   /* blocked path and its query rows per task */
     size_t stride;
     float scale;
+    const int32_t *lo, *hi;  /* per-query visible key range [lo, hi) (spans), else NULL */
+    float softcap;           /* > 0: scores become softcap * tanh(score / softcap) */
 };
 
 /* Row `row` of a K or V array (kh/vh already point at the head's columns). */
@@ -45,7 +47,9 @@ static void att_row(const struct att_job *j, const float *qr, const void *kh, co
         float bmx = -INFINITY;
         kt->dots(s, qr, kv_at(j, kh, b0), j->kv_type, j->stride, nb, j->hd);
         for (int t = 0; t < nb; t++) {
-            s[t] = j->mask && !j->mask[b0 + t] ? -INFINITY : s[t] * j->scale;
+            float sc = s[t] * j->scale;
+            if (j->softcap > 0.0f) sc = j->softcap * tanhf(sc / j->softcap);
+            s[t] = j->mask && !j->mask[b0 + t] ? -INFINITY : sc;
             if (s[t] > bmx) bmx = s[t];
         }
         if (bmx == -INFINITY) continue;          /* the whole block is masked */
@@ -102,8 +106,18 @@ static void att_block(const struct att_job *j, int h, int i0, int i1, const void
     }
     memset(O, 0, (size_t)rows * hd * sizeof *O);
     long last = j->causal ? (long)j->q_pos0 + i1 : j->n_kv;   /* keys < last may be visible */
+    int first = 0;
+    if (j->lo) {   /* spans: the union of the rows' ranges */
+        long f = j->n_kv, l = 0;
+        for (int r = i0; r < i1; r++) {
+            if (j->lo[r] < f) f = j->lo[r];
+            if (j->hi[r] > l) l = j->hi[r];
+        }
+        first = f < 0 ? 0 : (int)f;
+        last = l;
+    }
     int n_vis = last < j->n_kv ? (last < 0 ? 0 : (int)last) : j->n_kv;
-    for (int k0 = 0; k0 < n_vis; k0 += bk) {
+    for (int k0 = first; k0 < n_vis; k0 += bk) {
         int nk = n_vis - k0 < bk ? n_vis - k0 : bk;
         const float *kb = conv ? Kb : (const float *)kh + (size_t)k0 * j->stride;
         const float *vb = conv ? Vb : (const float *)vh + (size_t)k0 * j->stride;
@@ -114,11 +128,16 @@ static void att_block(const struct att_job *j, int h, int i0, int i1, const void
         }
         /* St (nk, rows) = K_blk (nk, hd) @ Qt (hd, rows) */
         kt->gemm_f32(nk, rows, hd, kb, ldkv, 1, Qt, (size_t)rows, St, (size_t)rows, 0);
+        if (j->softcap > 0.0f)
+            for (size_t e = 0; e < (size_t)nk * rows; e++) St[e] = j->softcap * tanhf(St[e] / j->softcap);
         /* masks: a hidden key hides its whole row; causal hides queries before the key */
         for (int t = 0; t < nk; t++) {
             int key = k0 + t;
             float *st = St + (size_t)t * rows;
-            if (j->mask && !j->mask[key]) {
+            if (j->lo) {
+                for (int r = 0; r < rows; r++)
+                    if (key < j->lo[i0 + r] || key >= j->hi[i0 + r]) st[r] = -INFINITY;
+            } else if (j->mask && !j->mask[key]) {
                 for (int r = 0; r < rows; r++) st[r] = -INFINITY;
             } else if (j->causal) {
                 long first_vis = (long)key - j->q_pos0 - i0;   /* first query row seeing key */
@@ -160,7 +179,13 @@ static void att_task(void *ctx, int task, int thread) {
         att_block(j, h, qb * j->qblock, i1, kh, vh);
         return;
     }
-    for (int i = qb * j->qblock; i < i1; i++) {
+    for (int i = qb * j->qblock; i < i1 && j->lo; i++) {   /* spans: keys [lo, hi) */
+        int lo = j->lo[i] < 0 ? 0 : j->lo[i], hi = j->hi[i] < j->n_kv ? j->hi[i] : j->n_kv;
+        const float *qr = j->q + ((size_t)i * j->n_head + h) * j->hd;
+        float *orow = j->out + ((size_t)i * j->n_head + h) * j->hd;
+        att_row(j, qr, kv_at(j, kh, lo), kv_at(j, vh, lo), hi > lo ? hi - lo : 0, orow);
+    }
+    for (int i = qb * j->qblock; i < i1 && !j->lo; i++) {
         int n_vis = j->n_kv;
         if (j->causal) {
             long last = (long)j->q_pos0 + i + 1;
@@ -188,10 +213,11 @@ void vlm_attention_kv(struct vlm_pool *pool, float *out, const float *q, int n_q
                        head_dim, kv_row_stride, scale, causal, q_pos0, kv_mask);
 }
 
-void vlm_attention_with(const struct vlm_kernels *kt, struct vlm_pool *pool, float *out,
-                        const float *q, int n_q, const void *k, const void *v, enum vlm_dtype kv_type,
-                        int n_kv, int n_head, int n_kv_head, int head_dim, size_t kv_row_stride,
-                        float scale, int causal, int q_pos0, const uint8_t *kv_mask) {
+static void attention_run(const struct vlm_kernels *kt, struct vlm_pool *pool, float *out,
+                          const float *q, int n_q, const void *k, const void *v, enum vlm_dtype kv_type,
+                          int n_kv, int n_head, int n_kv_head, int head_dim, size_t kv_row_stride,
+                          float scale, int causal, int q_pos0, const uint8_t *kv_mask,
+                          const struct vlm_attn_spans *sp) {
     if (n_q <= 0 || n_head <= 0) return;
     if (n_kv_head <= 0 || n_head % n_kv_head || head_dim > ATT_MAXD || head_dim <= 0 ||
         (kv_type != VLM_DT_F32 && kv_type != VLM_DT_F16 && kv_type != VLM_DT_BF16)) {
@@ -203,10 +229,35 @@ void vlm_attention_with(const struct vlm_kernels *kt, struct vlm_pool *pool, flo
                         .kv_es = vlm_dtype_size(kv_type),
                         .mask = kv_mask, .n_q = n_q, .n_kv = n_kv, .n_head = n_head,
                         .n_kv_head = n_kv_head, .hd = head_dim, .causal = causal,
-                        .q_pos0 = q_pos0, .stride = kv_row_stride, .scale = scale};
+                        .q_pos0 = q_pos0, .stride = kv_row_stride, .scale = scale,
+                        .lo = sp ? sp->lo : NULL, .hi = sp ? sp->hi : NULL,
+                        .softcap = sp ? sp->softcap : 0.0f};
     /* Blocked when a task has enough query rows to fill the matmul's register tile. */
     j.blocked = n_q >= 16 && head_dim <= 256;
     j.qblock = j.blocked ? (BQ * 64 / head_dim < BQ ? BQ * 64 / head_dim : BQ) : ATT_QB;
     j.n_qblocks = (n_q + j.qblock - 1) / j.qblock;
     vlm_pool_run(pool, n_head * j.n_qblocks, att_task, &j);
+}
+
+void vlm_attention_with(const struct vlm_kernels *kt, struct vlm_pool *pool, float *out,
+                        const float *q, int n_q, const void *k, const void *v, enum vlm_dtype kv_type,
+                        int n_kv, int n_head, int n_kv_head, int head_dim, size_t kv_row_stride,
+                        float scale, int causal, int q_pos0, const uint8_t *kv_mask) {
+    attention_run(kt, pool, out, q, n_q, k, v, kv_type, n_kv, n_head, n_kv_head, head_dim, kv_row_stride,
+                  scale, causal, q_pos0, kv_mask, NULL);
+}
+
+void vlm_attention_spans_with(const struct vlm_kernels *kt, struct vlm_pool *pool, float *out,
+                              const float *q, int n_q, const void *k, const void *v, enum vlm_dtype kv_type,
+                              int n_kv, int n_head, int n_kv_head, int head_dim, size_t kv_row_stride,
+                              float scale, const struct vlm_attn_spans *sp) {
+    attention_run(kt, pool, out, q, n_q, k, v, kv_type, n_kv, n_head, n_kv_head, head_dim, kv_row_stride,
+                  scale, 0, 0, NULL, sp);
+}
+
+void vlm_attention_spans(struct vlm_pool *pool, float *out, const float *q, int n_q, const void *k,
+                         const void *v, enum vlm_dtype kv_type, int n_kv, int n_head, int n_kv_head,
+                         int head_dim, size_t kv_row_stride, float scale, const struct vlm_attn_spans *sp) {
+    attention_run(vlm_kernels(), pool, out, q, n_q, k, v, kv_type, n_kv, n_head, n_kv_head, head_dim,
+                  kv_row_stride, scale, 0, 0, NULL, sp);
 }

@@ -115,6 +115,11 @@ void vlm_attention_with(const struct vlm_kernels *kt, struct vlm_pool *pool, flo
                         const float *q, int n_q, const void *k, const void *v, enum vlm_dtype kv_type,
                         int n_kv, int n_head, int n_kv_head, int head_dim, size_t kv_row_stride,
                         float scale, int causal, int q_pos0, const uint8_t *kv_mask);
+struct vlm_attn_spans;
+void vlm_attention_spans_with(const struct vlm_kernels *kt, struct vlm_pool *pool, float *out,
+                              const float *q, int n_q, const void *k, const void *v, enum vlm_dtype kv_type,
+                              int n_kv, int n_head, int n_kv_head, int head_dim, size_t kv_row_stride,
+                              float scale, const struct vlm_attn_spans *sp);
 
 /* Scalar helpers shared by the variants (kernels_generic.c). */
 float vlm_gelu_erf_1(float x);

@@ -165,6 +165,18 @@ void vlm_attention_kv(struct vlm_pool *pool, float *out, const float *q, int n_q
                       int head_dim, size_t kv_row_stride, float scale, int causal, int q_pos0,
                       const uint8_t *kv_mask);
 
+/* Attention where each query has its own range of visible keys and scores may be soft-capped
+ * (Gemma 2/3: sliding windows, image tokens that see their whole image). Query i sees keys
+ * [lo[i], hi[i]) (clipped to [0, n_kv)); an empty range gives zeros. softcap > 0 turns each
+ * scaled score s into softcap * tanh(s / softcap) before the softmax; 0 leaves it. */
+struct vlm_attn_spans {
+    const int32_t *lo, *hi;   /* (n_q) each */
+    float softcap;
+};
+void vlm_attention_spans(struct vlm_pool *pool, float *out, const float *q, int n_q, const void *k,
+                         const void *v, enum vlm_dtype kv_type, int n_kv, int n_head, int n_kv_head,
+                         int head_dim, size_t kv_row_stride, float scale, const struct vlm_attn_spans *sp);
+
 /* ---- vision helpers ---- */
 
 /* Patch embedding input: img (C, H, W) f32 planar -> cols (n_patches, C*p*p), patches in
