@@ -5,6 +5,7 @@
 #include "test.h"
 
 #include "tensor/kernels.h"
+#include "tensor/quant.h"
 #include "tensor/probe.h"
 #include "tensor/tensor.h"
 #include "util/alloc.h"
@@ -176,6 +177,17 @@ static void test_convert(void) {
 static void *make_weights(enum vlm_dtype wt, int n, int k, float **wf) {
     size_t cnt = (size_t)n * k;
     float *f = vlm_malloc(cnt * sizeof *f);
+    if (vlm_dtype_block_elems(wt) > 1) {   /* block types: quantized, f = dequantized */
+        size_t rb = vlm_dtype_row_bytes(wt, k);
+        uint8_t *q = vlm_malloc(rb * n);
+        fill(f, cnt, 0.5f);
+        for (int j = 0; j < n; j++) {
+            vlm_quantize_row(wt, f + (size_t)j * k, k, q + rb * j);
+            vlm_dequantize_row(wt, q + rb * j, f + (size_t)j * k, k);
+        }
+        *wf = f;
+        return q;
+    }
     void *w = vlm_malloc(cnt * (wt == VLM_DT_F32 ? 4 : 2));
     fill(f, cnt, 0.5f);
     for (size_t i = 0; i < cnt; i++) {
@@ -642,7 +654,7 @@ static int cmp_double(const void *a, const void *b) {
  * them from memory, as a real decode step does. */
 static void perf_matmul(struct vlm_pool *pool, const char *what, enum vlm_dtype wt, int m, int n,
                         int k, double peak, double bw) {
-    double wbytes = (double)n * k * vlm_dtype_size(wt), flops = 2.0 * m * n * k;
+    double wbytes = (double)n * vlm_dtype_row_bytes(wt, k), flops = 2.0 * m * n * k;
     int ncopy = (int)(128e6 / wbytes) + 1;
     if (ncopy > 64) ncopy = 64;
     void *w[64];
@@ -688,8 +700,10 @@ static int perf_main(int argc, char **argv) {
            vlm_kernels()->name, vlm_pool_size(pool));
     double bw = vlm_probe_mem_bandwidth(pool), peak = vlm_probe_peak_flops(pool);
     printf("probe: memory bandwidth %.1f GB/s, peak f32 FMA %.1f GFLOP/s\n", bw * 1e-9, peak * 1e-9);
+    /* `--perf THREADS quant`: only the block-type section */
+    int only_q = argc > 2 && !strcmp(argv[2], "quant");
     enum vlm_dtype dts[] = {VLM_DT_BF16, VLM_DT_F16, VLM_DT_F32};
-    for (int d = 0; d < 3; d++) {
+    for (int d = 0; d < 3 && !only_q; d++) {
         /* SmolVLM-256M text shapes: hidden 576, MLP 1536, vocab 49280 */
         perf_matmul(pool, "decode q/o proj", dts[d], 1, 576, 576, peak, bw);
         perf_matmul(pool, "decode mlp gate+up", dts[d], 1, 3072, 576, peak, bw);
@@ -700,6 +714,19 @@ static int perf_main(int argc, char **argv) {
         perf_matmul(pool, "vision mlp fc1", dts[d], 1024, 3072, 768, peak, bw);
         perf_matmul(pool, "prefill mlp", dts[d], 128, 1536, 576, peak, bw);
     }
+    /* block types at SmolVLM-256M text shapes (n x k): decode (m = 1) and prefill (m = 256);
+     * K-quants need k % 256 == 0, so only the MLP down projection (k = 1536) has them */
+    enum vlm_dtype qts[] = {VLM_DT_Q8_0, VLM_DT_Q4_0, VLM_DT_Q4_1, VLM_DT_Q5_0, VLM_DT_Q5_1,
+                            VLM_DT_Q4_K, VLM_DT_Q5_K, VLM_DT_Q6_K, VLM_DT_BF16};
+    static const int qshape[][2] = {{576, 1536}, {1536, 576}, {49280, 576}};
+    for (int mi = 0; mi < 2; mi++)
+        for (size_t d = 0; d < sizeof qts / sizeof *qts; d++)
+            for (int s = 0; s < 3; s++) {
+                if (qshape[s][1] % vlm_dtype_block_elems(qts[d])) continue;
+                if (mi && s == 2) continue;   /* no prefill through the LM head */
+                perf_matmul(pool, mi ? "prefill" : "decode", qts[d], mi ? 256 : 1, qshape[s][0],
+                            qshape[s][1], peak, bw);
+            }
     /* thread-pool round trip: an empty parallel-for, the fixed cost of each threaded op */
     {
         static struct pool_ctx pc;

@@ -30,6 +30,15 @@ static int cpu_has_avx512bf16(void) {
 }
 #endif
 
+static int cpu_has_avx512vnni(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}
+
 static void choose(void) {
     vlm_kernels_init_generic(&tables[0]);
     supported[0] = 1;
@@ -43,6 +52,7 @@ static void choose(void) {
         if (cpu_has_avx512()) {
             tables[2] = tables[1];
             vlm_kernels_init_avx512(&tables[2]);
+            vlm_kernels_init_q_avx512(&tables[2], cpu_has_avx512vnni() && !getenv("VLM_NO_VNNI"));
             supported[2] = 1;
             chosen = 2;
             if (cpu_has_avx512bf16()) {

@@ -9,6 +9,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Activations quantized for the integer dot products with block-type weights (llama.cpp
+ * quantizes them to q8_0 / q8_K blocks; here the scale stays f32 and is per 32 elements for
+ * every weight type). Row i of k elements (k a multiple of 32): int8 q at q + i*k; per 32
+ * elements d at d + i*k/32, x ~= d*q with d = amax/127 and q = x*(1/d) rounded half to even;
+ * per 16 elements the sum of q at s + i*k/16 (the weight types with an offset or a min need
+ * it). Made by vlm_q8_act_quantize, the same bytes whatever the kernel table. */
+struct vlm_q8_act {
+    int8_t  *q;
+    float   *d;
+    int16_t *s;
+    int      k;
+};
+
 struct vlm_kernels {
     const char *name;   /* "generic", "avx2", "avx512" */
     /* y[i*ldy + j] = sum_t x[i*ldx + t] * W[j*ldw + t] (+ bias[j]) for i < m, n0 <= j < n1.
@@ -16,6 +29,14 @@ struct vlm_kernels {
      * many-row (prefill, vision) case; the caller splits the work over threads. */
     void (*matmul)(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w,
                    size_t ldw, int n0, int n1, const float *bias, float *y, int ldy);
+    /* Block-type weights: y[i*ldy + j] = sum over t of xa row (i0+i)[t] * W[j][t] (+ bias[j])
+     * for i < m, n0 <= j < n1, W rows of type wt (Q8_0 .. Q6_K) ldw bytes apart, k = xa->k.
+     * Each y element is computed by the same operations whatever m, n0, n1 (so whatever the
+     * thread split): block by block, integer dot products of the levels with q scaled per 16
+     * or 32 elements in f32. */
+    void (*matmul_q)(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dtype wt,
+                     const void *w, size_t ldw, int n0, int n1, const float *bias, float *y,
+                     int ldy);
     /* C (m, n) = A (m, k) @ B (k, n) (acc = 0) or C += A @ B (acc = 1), all f32.
      * A(i, t) at a[i*a_rs + t*a_ks] (fast when a_ks == 1 or a_rs == 1), B(t, j) at
      * b[t*ldb + j], C(i, j) at c[i*ldc + j]. Single-threaded (attention's blocks). */
@@ -66,9 +87,16 @@ const struct vlm_kernels *vlm_kernels_variant(int i);
 /* The variant tables (kernels_<isa>.c). Each starts as a copy of the generic one and overrides
  * what it has: vlm_kernels_init_<isa>(&table). */
 void vlm_kernels_init_generic(struct vlm_kernels *k);
+void vlm_kernels_init_q_generic(struct vlm_kernels *k);    /* matmul_q (kernels_q_generic.c) */
 void vlm_kernels_init_avx2(struct vlm_kernels *k);
 void vlm_kernels_init_avx512(struct vlm_kernels *k);
 void vlm_kernels_init_avx512bf16(struct vlm_kernels *k);
+/* matmul_q of the AVX-512 table, with vpdpbusd when vnni (kernels_q_avx512.c). */
+void vlm_kernels_init_q_avx512(struct vlm_kernels *k, int vnni);
+
+/* xa rows [r0, r1) = x rows [r0, r1) (row i at x + i*ldx) quantized as struct vlm_q8_act
+ * says (scalar, identical for every table). */
+void vlm_q8_act_quantize(const struct vlm_q8_act *xa, const float *x, int ldx, int r0, int r1);
 
 /* vlm_attention with a given table (tests run every variant). */
 struct vlm_pool;

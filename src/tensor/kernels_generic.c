@@ -202,4 +202,5 @@ void vlm_kernels_init_generic(struct vlm_kernels *k) {
     k->bf16_to_f32 = bf16_to_f32_generic;
     k->f16_to_f32 = f16_to_f32_generic;
     k->fma_loop = fma_loop_generic;
+    vlm_kernels_init_q_generic(k);
 }

@@ -4,6 +4,7 @@
 #include "tensor/tensor.h"
 
 #include "tensor/kernels.h"
+#include "tensor/quant.h"
 #include "util/alloc.h"
 #include "util/threadpool.h"
 
@@ -55,7 +56,7 @@ size_t vlm_dtype_row_bytes(enum vlm_dtype t, int64_t n) {
 }
 
 int vlm_matmul_supported(enum vlm_dtype t) {
-    return t == VLM_DT_F32 || t == VLM_DT_F16 || t == VLM_DT_BF16;
+    return (unsigned)t < VLM_DT_COUNT;
 }
 
 /* ---- conversions ---- */
@@ -127,7 +128,7 @@ void vlm_tensor_row_f32(const struct vlm_tensor *w, int64_t r, float *dst) {
     case VLM_DT_F32: memcpy(dst, base + (size_t)r * n * 4, (size_t)n * 4); break;
     case VLM_DT_F16: vlm_f16_to_f32_row(dst, (const uint16_t *)(base + (size_t)r * n * 2), (size_t)n); break;
     case VLM_DT_BF16: vlm_bf16_to_f32_row(dst, (const uint16_t *)(base + (size_t)r * n * 2), (size_t)n); break;
-    default: memset(dst, 0, (size_t)n * sizeof *dst); break;
+    default: vlm_dequantize_row(w->type, base + (size_t)r * vlm_dtype_row_bytes(w->type, n), dst, n); break;
     }
 }
 
@@ -140,6 +141,7 @@ void vlm_tensor_row_f32(const struct vlm_tensor *w, int64_t r, float *dst) {
 
 struct mm_job {
     const struct vlm_kernels *kt;
+    const struct vlm_q8_act *xa;   /* block-type weights: the quantized activations */
     const float *x;
     int ldx, m, k, n, ldy;
     enum vlm_dtype wt;
@@ -157,23 +159,86 @@ static void mm_task(void *ctx, int task, int thread) {
     int n0 = nb * j->n_chunk, n1 = n0 + j->n_chunk < j->n ? n0 + j->n_chunk : j->n;
     int m0 = mb * j->m_chunk, m1 = m0 + j->m_chunk < j->m ? m0 + j->m_chunk : j->m;
     if (n0 >= n1 || m0 >= m1) return;
+    if (j->xa) {
+        j->kt->matmul_q(j->xa, m0, m1 - m0, j->wt, j->w, j->ldw, n0, n1, j->bias,
+                        j->y + (size_t)m0 * j->ldy, j->ldy);
+        return;
+    }
     j->kt->matmul(j->x + (size_t)m0 * j->ldx, j->ldx, m1 - m0, j->k, j->wt, j->w, j->ldw, n0, n1,
                   j->bias, j->y + (size_t)m0 * j->ldy, j->ldy);
 }
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
+struct q8_job {
+    const struct vlm_q8_act *xa;
+    const float *x;
+    int ldx, m, per;
+};
+
+static void q8_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const struct q8_job *j = ctx;
+    int r0 = task * j->per, r1 = r0 + j->per < j->m ? r0 + j->per : j->m;
+    if (r0 < r1) vlm_q8_act_quantize(j->xa, j->x, j->ldx, r0, r1);
+}
+
+static void fill_nan(float *y, int m, int n, int ldy) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) y[(size_t)i * ldy + j] = NAN;
+}
+
+static void mm_run(struct vlm_pool *pool, struct mm_job *j);
+
+/* Block-type weights: quantize x once (over the pool when it is big), then the kernels. */
+static void matmul_blocks(struct vlm_pool *pool, struct mm_job *j) {
+    int k = j->k;
+    size_t mk = (size_t)j->m * (size_t)k;
+    if (k % 32 || vlm_dtype_row_bytes(j->wt, k) == 0) {
+        fill_nan(j->y, j->m, j->n, j->ldy);
+        return;
+    }
+    char *buf = vlm_malloc(mk + mk / 32 * sizeof(float) + mk / 16 * sizeof(int16_t));
+    if (!buf) {
+        fill_nan(j->y, j->m, j->n, j->ldy);
+        return;
+    }
+    struct vlm_q8_act xa = {.q = (int8_t *)buf, .d = (float *)(buf + mk),
+                            .s = (int16_t *)(buf + mk + mk / 32 * sizeof(float)), .k = k};
+    int T = vlm_pool_size(pool);
+    if (T > 1 && mk >= 65536) {
+        struct q8_job q = {.xa = &xa, .x = j->x, .ldx = j->ldx, .m = j->m, .per = (j->m + T - 1) / T};
+        vlm_pool_run(pool, T, q8_task, &q);
+    } else {
+        vlm_q8_act_quantize(&xa, j->x, j->ldx, 0, j->m);
+    }
+    j->xa = &xa;
+    j->ldw = vlm_dtype_row_bytes(j->wt, (int64_t)j->ldw);
+    mm_run(pool, j);
+    vlm_free(buf);
+}
+
 void vlm_matmul_strided(struct vlm_pool *pool, const float *x, int ldx, int m, int k,
                         enum vlm_dtype wt, const void *w, size_t ldw, int n,
                         const float *bias, float *y, int ldy) {
     if (m <= 0 || n <= 0) return;
     if (!vlm_matmul_supported(wt)) {
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++) y[(size_t)i * ldy + j] = NAN;
+        fill_nan(y, m, n, ldy);
         return;
     }
     struct mm_job j = {.kt = vlm_kernels(), .x = x, .ldx = ldx, .m = m, .k = k, .n = n,
                        .ldy = ldy, .wt = wt, .w = w, .ldw = ldw, .bias = bias, .y = y};
+    if (vlm_dtype_block_elems(wt) > 1) {
+        matmul_blocks(pool, &j);
+        return;
+    }
+    mm_run(pool, &j);
+}
+
+/* Splits j over the pool: few rows by output columns, many rows in column x row tiles. */
+static void mm_run(struct vlm_pool *pool, struct mm_job *jp) {
+    struct mm_job j = *jp;
+    int m = j.m, n = j.n;
     int T = vlm_pool_size(pool);
     if (m <= MM_SMALL_M) {
         /* ~4 chunks per thread for balance, each a multiple of 16 rows of W. */

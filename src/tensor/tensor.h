@@ -57,8 +57,8 @@ void vlm_silu(float *x, size_t n);
 void vlm_silu_mul(float *gate, const float *up, size_t n);   /* gate = silu(gate) * up */
 void vlm_add(float *y, const float *x, size_t n);            /* y += x */
 
-/* Converts a tensor row (f32, f16 or bf16) to f32: dst (n,) = row r of W (rows, n).
- * The embedding lookup. Quantized types are not handled yet (dst is zero-filled). */
+/* Converts a tensor row of any dtype to f32: dst (n,) = row r of W (rows, n), block types
+ * dequantized exactly as gguf-py does (tensor/quant.h). The embedding lookup. */
 void vlm_tensor_row_f32(const struct vlm_tensor *w, int64_t r, float *dst);
 
 /* Bytes of one element for f32/f16/bf16, 0 for block types (use vlm_dtype_row_bytes). */

@@ -1,0 +1,219 @@
+/* kernels_q_avx512_body.h — the AVX-512 block-type matmul, included twice by
+ * kernels_q_avx512.c: once with VNNI (vpdpbusd) and once without (vpmaddubsw + vpmaddwd),
+ * QF(name) naming each copy. Weights are unpacked once per block to unsigned bytes (levels
+ * 0..63, or |w| with the sign moved onto x for Q8_0) and dotted with the int8 activations of
+ * up to 4 rows; the 32-bit lane sums are scaled per 16/32 elements in f32. Every output row
+ * goes through the same operations whatever the number of rows beside it. */
+
+/* u8 x s8 dot products summed in groups of 4 into 16 int32 lanes (zero-initialised). */
+static inline __attribute__((always_inline)) __m512i QF(dp)(__m512i u, __m512i s) {
+#if QVNNI
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
+#else
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1));
+#endif
+}
+
+/* Q8_0: 2 blocks (64 elements) per step, the last odd block with the upper half zero. */
+static inline __attribute__((always_inline)) void
+QF(rows_q8_0)(const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const int NR, float *out) {
+    int k = xa->k, nb = k / 32;
+    __m512 acc[4];
+    const __m512i idx01 = _mm512_loadu_si512(q_idx_pair);
+    for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b += 2) {
+        const uint8_t *p = wr + (size_t)b * 34;
+        int two = b + 1 < nb;
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + 2));
+        __m256i w1 = two ? _mm256_loadu_si256((const __m256i *)(p + 36)) : _mm256_setzero_si256();
+        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(w0), w1, 1);
+        __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(q_h2f(p)), _mm256_set1_ps(two ? q_h2f(p + 34) : 0.0f), 1);
+        __m512i uw = _mm512_abs_epi8(w);
+        __mmask64 neg = _mm512_movepi8_mask(w);
+        __mmask64 lm = two ? ~(__mmask64)0 : 0xffffffffull;
+        for (int r = 0; r < NR; r++) {
+            size_t row = r0 + (size_t)r;
+            __m512i x = _mm512_maskz_loadu_epi8(lm, xa->q + row * k + 32 * b);
+            x = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
+            const float *d = xa->d + row * nb + b;
+            __m128 d2 = two ? _mm_castpd_ps(_mm_load_sd((const double *)d)) : _mm_load_ss(d);
+            __m512 dx = _mm512_permutexvar_ps(idx01, _mm512_castps128_ps512(d2));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(QF(dp)(uw, x)), _mm512_mul_ps(dw, dx), acc[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+/* Q4_0, Q4_1, Q5_0, Q5_1: 2 blocks per step; levels 0..15 (0..31) scaled by d, plus a per-block
+ * offset (-8d, -16d or the stored min) times the activation block's sum. */
+static inline __attribute__((always_inline)) void
+QF(rows_q4_0)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0,
+              const int NR, float *out) {
+    int k = xa->k, nb = k / 32;
+    const int five = wt == VLM_DT_Q5_0 || wt == VLM_DT_Q5_1, has_min = wt == VLM_DT_Q4_1 || wt == VLM_DT_Q5_1;
+    const int bb = wt == VLM_DT_Q4_0 ? 18 : wt == VLM_DT_Q4_1 ? 20 : wt == VLM_DT_Q5_0 ? 22 : 24;
+    const int hoff = has_min ? 4 : 2, qoff = hoff + (five ? 4 : 0);
+    const float off = wt == VLM_DT_Q4_0 ? -8.0f : -16.0f;
+    const __m512i idx01 = _mm512_loadu_si512(q_idx_pair);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m512 acc[4];
+    float bacc[4];
+    for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps(), bacc[r] = 0.0f;
+    for (int b = 0; b < nb; b += 2) {
+        const uint8_t *p0 = wr + (size_t)b * bb, *p1 = p0 + bb;
+        int two = b + 1 < nb;
+        __m128i q0 = _mm_loadu_si128((const __m128i *)(p0 + qoff));
+        __m128i q1 = two ? _mm_loadu_si128((const __m128i *)(p1 + qoff)) : _mm_setzero_si128();
+        __m256i a = _mm256_inserti128_si256(_mm256_castsi128_si256(q0), q1, 1);
+        __m256i lo = _mm256_and_si256(a, m4), hi = _mm256_and_si256(_mm256_srli_epi16(a, 4), m4);
+        __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        z = _mm512_shuffle_i64x2(z, z, 0xD8);   /* [b0 lo, b0 hi, b1 lo, b1 hi] */
+        if (five) {
+            uint64_t h = q_rd32(p0 + hoff) | (two ? (uint64_t)q_rd32(p1 + hoff) << 32 : 0);
+            z = _mm512_mask_add_epi8(z, (__mmask64)h, z, _mm512_set1_epi8(0x10));
+        }
+        float d0 = q_h2f(p0), d1 = two ? q_h2f(p1) : 0.0f;
+        float c0 = has_min ? q_h2f(p0 + 2) : off * d0, c1 = two ? (has_min ? q_h2f(p1 + 2) : off * d1) : 0.0f;
+        __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(d0), _mm256_set1_ps(d1), 1);
+        __mmask64 lm = two ? ~(__mmask64)0 : 0xffffffffull;
+        for (int r = 0; r < NR; r++) {
+            size_t row = r0 + (size_t)r;
+            __m512i x = _mm512_maskz_loadu_epi8(lm, xa->q + row * k + 32 * b);
+            const float *d = xa->d + row * nb + b;
+            const int16_t *s = xa->s + row * (k / 16) + 2 * b;
+            __m128 d2 = two ? _mm_castpd_ps(_mm_load_sd((const double *)d)) : _mm_load_ss(d);
+            __m512 dx = _mm512_permutexvar_ps(idx01, _mm512_castps128_ps512(d2));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(QF(dp)(z, x)), _mm512_mul_ps(dw, dx), acc[r]);
+            bacc[r] += c0 * d[0] * (float)(s[0] + s[1]);
+            if (two) bacc[r] += c1 * d[1] * (float)(s[2] + s[3]);
+        }
+    }
+    for (int r = 0; r < NR; r++) out[r] = _mm512_reduce_add_ps(acc[r]) + bacc[r];
+}
+
+/* Q4_K / Q5_K: per 256, levels 0..15 (0..31) in 4 vectors of 64, scale d*sc[j] and min
+ * dmin*m[j] per 32. */
+static inline __attribute__((always_inline)) void
+QF(rows_q4_k)(int five, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const int NR,
+              float *out) {
+    int k = xa->k, nsb = k / 256;
+    const size_t bb = five ? 176 : 144;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[4];
+    __m256 macc[4];
+    for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps(), macc[r] = _mm256_setzero_ps();
+    for (int sb = 0; sb < nsb; sb++) {
+        const uint8_t *p = wr + (size_t)sb * bb, *qs = p + (five ? 48 : 16);
+        uint32_t s0 = q_rd32(p + 4), s1 = q_rd32(p + 8), s2 = q_rd32(p + 12);
+        /* scales: bytes 0-3 low 6 bits (j<4); j>=4: low nibble of bytes 8-11, top 2 bits of 0-3.
+         * mins: bytes 4-7 low 6 bits; j>=4: high nibble of bytes 8-11, top 2 bits of 4-7. */
+        uint64_t sc = (uint64_t)(s0 & 0x3f3f3f3fu) |
+                      (uint64_t)((s2 & 0x0f0f0f0fu) | ((s0 >> 6) & 0x03030303u) << 4) << 32;
+        uint64_t mn = (uint64_t)(s1 & 0x3f3f3f3fu) |
+                      (uint64_t)(((s2 >> 4) & 0x0f0f0f0fu) | ((s1 >> 6) & 0x03030303u) << 4) << 32;
+        __m256 scv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc))),
+                                   _mm256_set1_ps(q_h2f(p)));
+        __m256 mnv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))),
+                                   _mm256_set1_ps(q_h2f(p + 2)));
+        __m512i v0 = _mm512_loadu_si512(qs), v1 = _mm512_loadu_si512(qs + 64);
+        __m512i lo0 = _mm512_and_si512(v0, m4), hi0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
+        __m512i lo1 = _mm512_and_si512(v1, m4), hi1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
+        __m512i W[4] = {_mm512_shuffle_i64x2(lo0, hi0, 0x44), _mm512_shuffle_i64x2(lo0, hi0, 0xEE),
+                        _mm512_shuffle_i64x2(lo1, hi1, 0x44), _mm512_shuffle_i64x2(lo1, hi1, 0xEE)};
+        if (five) {
+            __m512i H = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16)));
+            for (int c = 0; c < 4; c++) {
+                __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * c))),
+                                                 _mm256_set1_epi8((char)(1 << (2 * c + 1))), 1);
+                W[c] = _mm512_mask_add_epi8(W[c], _mm512_test_epi8_mask(H, sel), W[c], _mm512_set1_epi8(0x10));
+            }
+        }
+        for (int r = 0; r < NR; r++) {
+            size_t row = r0 + (size_t)r;
+            const int8_t *x = xa->q + row * k + 256 * sb;
+            __m256 dx = _mm256_loadu_ps(xa->d + row * (k / 32) + 8 * sb);
+            __m512 f = _mm512_castps256_ps512(_mm256_mul_ps(scv, dx));
+            for (int c = 0; c < 4; c++) {
+                __m512 fc = _mm512_permutexvar_ps(_mm512_loadu_si512(q_idx_sub32[c]), f);
+                __m512i pr = QF(dp)(W[c], _mm512_loadu_si512(x + 64 * c));
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), fc, acc[r]);
+            }
+            __m256i s16 = _mm256_loadu_si256((const __m256i *)(xa->s + row * (k / 16) + 16 * sb));
+            __m256 s32 = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
+            macc[r] = _mm256_fmadd_ps(_mm256_mul_ps(mnv, dx), s32, macc[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) out[r] = _mm512_reduce_add_ps(acc[r]) - q_hsum256(macc[r]);
+}
+
+/* Q6_K: per 256, levels 0..63 (low nibbles of ql, 2 bits of qh) in 4 vectors of 64, scale
+ * d*sc[g] per 16, offset -32 per level. */
+static inline __attribute__((always_inline)) void
+QF(rows_q6_k)(const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const int NR, float *out) {
+    int k = xa->k, nsb = k / 256;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
+    const __m512i sh_lo = _mm512_loadu_si512(q_sh6[0]), sh_hi = _mm512_loadu_si512(q_sh6[1]);
+    const __m512i dup = _mm512_loadu_si512(q_idx_dup);
+    __m512 acc[4], oacc[4];
+    for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps(), oacc[r] = _mm512_setzero_ps();
+    for (int sb = 0; sb < nsb; sb++) {
+        const uint8_t *p = wr + (size_t)sb * 210;
+        __m512 a16 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 192)))),
+                                   _mm512_set1_ps(q_h2f(p + 208)));
+        __m512i W[4];
+        for (int h = 0; h < 2; h++) {
+            __m512i L = _mm512_loadu_si512(p + 64 * h);
+            __m512i Q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h)));
+            __m512i tlo = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(Q, sh_lo), m2), 4);
+            __m512i thi = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(Q, sh_hi), m2), 4);
+            W[2 * h] = _mm512_or_si512(_mm512_and_si512(L, m4), tlo);
+            W[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4), thi);
+        }
+        for (int r = 0; r < NR; r++) {
+            size_t row = r0 + (size_t)r;
+            const int8_t *x = xa->q + row * k + 256 * sb;
+            __m512 dx = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_loadu_ps(xa->d + row * (k / 32) + 8 * sb)));
+            __m512 f = _mm512_mul_ps(a16, dx);
+            for (int c = 0; c < 4; c++) {
+                __m512 fc = _mm512_permutexvar_ps(_mm512_loadu_si512(q_idx_sub16[c]), f);
+                __m512i pr = QF(dp)(W[c], _mm512_loadu_si512(x + 64 * c));
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), fc, acc[r]);
+            }
+            __m512 s = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(xa->s + row * (k / 16) + 16 * sb))));
+            oacc[r] = _mm512_fmadd_ps(f, s, oacc[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) out[r] = _mm512_reduce_add_ps(acc[r]) - 32.0f * _mm512_reduce_add_ps(oacc[r]);
+}
+
+static inline __attribute__((always_inline)) void
+QF(rows)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const int NR, float *out) {
+    switch (wt) {
+    case VLM_DT_Q8_0: QF(rows_q8_0)(wr, xa, r0, NR, out); break;
+    case VLM_DT_Q4_K: QF(rows_q4_k)(0, wr, xa, r0, NR, out); break;
+    case VLM_DT_Q5_K: QF(rows_q4_k)(1, wr, xa, r0, NR, out); break;
+    case VLM_DT_Q6_K: QF(rows_q6_k)(wr, xa, r0, NR, out); break;
+    default: QF(rows_q4_0)(wt, wr, xa, r0, NR, out); break;
+    }
+}
+
+static void QF(rows1)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, float *out) { QF(rows)(wt, wr, xa, r0, 1, out); }
+static void QF(rows2)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, float *out) { QF(rows)(wt, wr, xa, r0, 2, out); }
+static void QF(rows3)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, float *out) { QF(rows)(wt, wr, xa, r0, 3, out); }
+static void QF(rows4)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, float *out) { QF(rows)(wt, wr, xa, r0, 4, out); }
+
+static void QF(matmul_q)(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dtype wt,
+                         const void *w, size_t ldw, int n0, int n1, const float *bias, float *y,
+                         int ldy) {
+    static void (*const fn[4])(enum vlm_dtype, const uint8_t *, const struct vlm_q8_act *, size_t, float *) = {
+        QF(rows1), QF(rows2), QF(rows3), QF(rows4)};
+    for (int i = 0; i < m; i += 4) {
+        int nr = m - i < 4 ? m - i : 4;
+        for (int j = n0; j < n1; j++) {
+            float out[4];
+            const uint8_t *wr = (const uint8_t *)w + (size_t)j * ldw;
+            fn[nr - 1](wt, wr, xa, (size_t)(i0 + i), out);
+            for (int r = 0; r < nr; r++) y[(size_t)(i + r) * ldy + j] = bias ? out[r] + bias[j] : out[r];
+        }
+    }
+}

@@ -1,0 +1,181 @@
+/* test_kernels_q.c — the block-type matmul (Q8_0 .. Q6_K): every kernel table (and AVX-512
+ * with and without VNNI) against the scalar reference on random shapes with odd row counts
+ * and block-count tails; the reference against f32 math on the dequantized weights within the
+ * bound that quantizing the activations allows; the threaded driver identical for 1, 2 and 3
+ * threads and whatever the number of rows in the call. */
+#include "test.h"
+
+#include <stdint.h>
+
+#include "tensor/kernels.h"
+#include "tensor/quant.h"
+#include "tensor/tensor.h"
+#include "util/alloc.h"
+#include "util/threadpool.h"
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+static float frand(void) {   /* uniform in [-1, 1) */
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng_state >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+static void fill(float *x, size_t n, float amp) {
+    for (size_t i = 0; i < n; i++) x[i] = frand() * amp * (i % 53 == 0 ? 6.0f : 1.0f);
+}
+
+static const enum vlm_dtype qtypes[] = {VLM_DT_Q8_0, VLM_DT_Q4_0, VLM_DT_Q4_1, VLM_DT_Q5_0,
+                                        VLM_DT_Q5_1, VLM_DT_Q4_K, VLM_DT_Q5_K, VLM_DT_Q6_K};
+#define N_QT (int)(sizeof qtypes / sizeof *qtypes)
+
+/* (n, k) weights of type t from random floats; *wf gets them dequantized (n*k floats). */
+static uint8_t *make_qweights(enum vlm_dtype t, int n, int k, float **wf) {
+    size_t rb = vlm_dtype_row_bytes(t, k);
+    uint8_t *w = vlm_malloc(rb * n);
+    float *f = vlm_malloc((size_t)n * k * sizeof *f);
+    fill(f, (size_t)n * k, 0.05f);
+    for (int j = 0; j < n; j++) {
+        vlm_quantize_row(t, f + (size_t)j * k, k, w + rb * j);
+        vlm_dequantize_row(t, w + rb * j, f + (size_t)j * k, k);
+    }
+    *wf = f;
+    return w;
+}
+
+struct act {
+    struct vlm_q8_act a;
+    void *buf;
+};
+static void act_make(struct act *A, const float *x, int m, int k) {
+    size_t mk = (size_t)m * k;
+    A->buf = vlm_malloc(mk + mk / 32 * 4 + mk / 16 * 2);
+    A->a = (struct vlm_q8_act){.q = A->buf, .d = (float *)((char *)A->buf + mk),
+                               .s = (int16_t *)((char *)A->buf + mk + mk / 32 * 4), .k = k};
+    vlm_q8_act_quantize(&A->a, x, k, 0, m);
+}
+
+/* The tables to check: every variant, plus AVX-512 without VNNI when the CPU has VNNI. */
+static int tables(const struct vlm_kernels **out, struct vlm_kernels *novnni) {
+    int n = 0;
+    for (int v = 0; v < VLM_KERNELS_N_VARIANTS; v++)
+        if (vlm_kernels_variant(v)) out[n++] = vlm_kernels_variant(v);
+    if (vlm_kernels_variant(2)) {
+        *novnni = *vlm_kernels_variant(2);
+        vlm_kernels_init_q_avx512(novnni, 0);
+        novnni->name = "avx512-novnni";
+        out[n++] = novnni;
+    }
+    return n;
+}
+
+/* One shape: kernel vs reference (float reordering only: 2e-6 per block of sum |terms|), and
+ * reference vs f32 math on the dequantized weights. The activation rounding moves each x by at
+ * most d/2 (d = its block's amax/127), so |ref - exact| <= sum_t |w_t| d_t / 2, plus f32
+ * rounding of the sums (1e-5 of sum |x w|). */
+static void check_case(const struct vlm_kernels **tb, int ntb, enum vlm_dtype t, int m, int n, int k) {
+    float *wf, *x = vlm_malloc((size_t)m * k * sizeof *x), *bias = vlm_malloc((size_t)n * sizeof *bias);
+    uint8_t *w = make_qweights(t, n, k, &wf);
+    fill(x, (size_t)m * k, 1.0f);
+    fill(bias, (size_t)n, 0.5f);
+    struct act A;
+    act_make(&A, x, m, k);
+    size_t rb = vlm_dtype_row_bytes(t, k);
+    int ldy = n + 3, n0 = n > 2 ? 1 : 0;
+    float *ref = vlm_malloc((size_t)m * ldy * sizeof *ref), *got = vlm_malloc((size_t)m * ldy * sizeof *got);
+    vlm_kernels_variant(0)->matmul_q(&A.a, 0, m, t, w, rb, n0, n, bias, ref, ldy);
+    double worst_exact = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = n0; j < n; j++) {
+            double exact = bias[j], bound = 0, mag = 0;
+            for (int e = 0; e < k; e++) {
+                double wv = wf[(size_t)j * k + e], xv = x[(size_t)i * k + e];
+                exact += wv * xv;
+                mag += fabs(wv * xv);
+                bound += fabs(wv) * A.a.d[(size_t)i * (k / 32) + e / 32] * 0.5;
+            }
+            double err = fabs(ref[(size_t)i * ldy + j] - exact), lim = bound * 1.0001 + 1e-5 * mag + 1e-6 * fabs(bias[j]);
+            if (err / (lim + 1e-30) > worst_exact) worst_exact = err / (lim + 1e-30);
+        }
+    CHECK_MSG(worst_exact <= 1.0, "reference %s m=%d n=%d k=%d: error %.3g of the bound", vlm_dtype_name(t), m, n, k, worst_exact);
+    for (int v = 1; v < ntb; v++) {
+        for (size_t i = 0; i < (size_t)m * ldy; i++) got[i] = 1234.5f;
+        tb[v]->matmul_q(&A.a, 0, m, t, w, rb, n0, n, bias, got, ldy);
+        double worst = 0;
+        int sentinel = 1;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < ldy; j++) {
+                float g = got[(size_t)i * ldy + j];
+                if (j < n0 || j >= n) {
+                    sentinel &= g == 1234.5f;
+                    continue;
+                }
+                double mag = fabs(bias[j]);
+                for (int e = 0; e < k; e++) mag += fabs((double)wf[(size_t)j * k + e] * x[(size_t)i * k + e]);
+                double e = fabs(g - ref[(size_t)i * ldy + j]) / (mag + 1e-30);
+                if (e > worst) worst = e;
+            }
+        double tol = 2e-6 * (k / 32 + 4);
+        CHECK_MSG(worst <= tol && sentinel, "%s %s m=%d n=%d k=%d: rel err %g (tol %g) sentinel %d", tb[v]->name,
+                  vlm_dtype_name(t), m, n, k, worst, tol, sentinel);
+    }
+    vlm_free(A.buf); vlm_free(w); vlm_free(wf); vlm_free(x); vlm_free(bias); vlm_free(ref); vlm_free(got);
+}
+
+static void test_kernels_vs_reference(void) {
+    const struct vlm_kernels *tb[8];
+    struct vlm_kernels novnni;
+    int ntb = tables(tb, &novnni);
+    static const int ms[] = {1, 2, 3, 4, 5, 7, 9};
+    static const int ns[] = {1, 3, 17};
+    static const int k32[] = {32, 64, 96, 288, 576}, k256[] = {256, 512, 1536};
+    for (int q = 0; q < N_QT; q++) {
+        int kq = vlm_dtype_block_elems(qtypes[q]) == 256;
+        const int *ks = kq ? k256 : k32;
+        int nk = kq ? 3 : 5;
+        for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+            for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
+                for (int c = 0; c < nk; c++) {
+                    if ((a + b + c + q) % (test_quick() ? 6 : 2)) continue;
+                    check_case(tb, ntb, qtypes[q], ms[a], ns[b], ks[c]);
+                }
+    }
+}
+
+/* vlm_matmul over pools of 1, 2 and 3 threads, and row r computed alone (m = 1) or within
+ * m = 37 rows: all bit-identical. Also against the generic table's result (tolerance). */
+static void test_driver(void) {
+    struct vlm_pool *pools[3] = {vlm_pool_new(1), vlm_pool_new(2), vlm_pool_new(3)};
+    static const int shapes[][2] = {{300, 576}, {77, 1536}};
+    for (int q = 0; q < N_QT; q++)
+        for (int s = 0; s < 2; s++) {
+            int n = shapes[s][0], k = shapes[s][1], m = 37;
+            if (k % vlm_dtype_block_elems(qtypes[q])) continue;
+            if (test_quick() && (q + s) % 2) continue;
+            float *wf, *x = vlm_malloc((size_t)m * k * 4), *y[3], *one = vlm_malloc((size_t)n * 4);
+            uint8_t *w = make_qweights(qtypes[q], n, k, &wf);
+            fill(x, (size_t)m * k, 1.0f);
+            struct vlm_tensor t = {.type = qtypes[q], .n_dims = 2, .ne = {n, k}, .data = w,
+                                   .nbytes = vlm_dtype_row_bytes(qtypes[q], k) * n};
+            for (int p = 0; p < 3; p++) {
+                y[p] = vlm_malloc((size_t)m * n * 4);
+                vlm_matmul(pools[p], x, m, &t, NULL, y[p]);
+            }
+            CHECK_MSG(!memcmp(y[0], y[1], (size_t)m * n * 4) && !memcmp(y[0], y[2], (size_t)m * n * 4),
+                      "%s n=%d k=%d: results differ between 1, 2 and 3 threads", vlm_dtype_name(qtypes[q]), n, k);
+            int same = 1;
+            for (int r = 0; r < m; r += 6) {
+                vlm_matmul(pools[1], x + (size_t)r * k, 1, &t, NULL, one);
+                same &= !memcmp(one, y[0] + (size_t)r * n, (size_t)n * 4);
+            }
+            CHECK_MSG(same, "%s n=%d k=%d: a row alone differs from the same row among 37", vlm_dtype_name(qtypes[q]), n, k);
+            for (int p = 0; p < 3; p++) vlm_free(y[p]);
+            vlm_free(w); vlm_free(wf); vlm_free(x); vlm_free(one);
+        }
+    for (int p = 0; p < 3; p++) vlm_pool_free(pools[p]);
+    CHECK(vlm_matmul_supported(VLM_DT_Q4_K) && vlm_matmul_supported(VLM_DT_Q6_K) && !vlm_matmul_supported(VLM_DT_COUNT));
+}
+
+int main(void) {
+    printf("in use: %s\n", vlm_kernels()->name);
+    test_kernels_vs_reference();
+    test_driver();
+    TEST_MAIN_END();
+}
