@@ -79,13 +79,16 @@ struct vlm_model_params {
     int n_threads;          /* threads for vlm_generate; 0 = all cores */
     int load_tokenizer;     /* 1 (default): load tokenizer, chat template and processor too;
                                0: weights and config only (parity tests, inspection) */
+    const char *mmproj;     /* GGUF only: the vision mmproj file beside a text .gguf (NULL:
+                               the one in the model's folder, or none); borrowed for the call */
 };
 
 /* Defaults: all cores, everything loaded. */
 VLM_API struct vlm_model_params vlm_model_default_params(void);
 
 /* Loads a Hugging Face model folder (config.json, *.safetensors, tokenizer and processor
- * files). On success *out owns the model (free with vlm_model_free); on failure *out is NULL
+ * files), or llama.cpp GGUF files: `dir` a text .gguf (its vision tower in params->mmproj) or
+ * a folder holding a text .gguf and its mmproj .gguf and no config.json. On success *out owns the model (free with vlm_model_free); on failure *out is NULL
  * and vlm_last_error() names the file and tensor or key at fault. params may be NULL. */
 VLM_API int vlm_model_load(const char *dir, const struct vlm_model_params *params,
                            struct vlm_model **out);

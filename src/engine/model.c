@@ -1,10 +1,11 @@
 /* model.c — loading a model folder: config.json -> family (registry) -> safetensors weight map
  * -> the family's load (shape checks) -> generation_config.json's EOS ids and defaults ->
- * tokenizer, chat template and image processor. */
+ * tokenizer, chat template and image processor. GGUF files go to model_gguf.c. */
 #include <string.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/model_gguf.h"
 #include "formats/safetensors.h"
 #include "models/model.h"
 #include "models/processor.h"
@@ -143,6 +144,11 @@ static int model_load(const char *dir, const struct vlm_model_params *p, struct 
     vlm_weights_init(&m->weights);
     int rc;
     if (!(m->dir = vlm_strdup(dir))) { rc = vlm_error_set(err, VLM_E_NOMEM, "out of memory"); goto fail; }
+    if (vlm_model_is_gguf(dir) || p->mmproj) {
+        if ((rc = vlm_model_load_gguf(m, dir, p->mmproj, p->load_tokenizer, err)) != VLM_OK) goto fail;
+        *out = m;
+        return VLM_OK;
+    }
     if (!vlm_dir_exists(dir)) { rc = vlm_error_set(err, VLM_E_NOT_FOUND, "%s: not a model folder", dir); goto fail; }
     if ((rc = vlm_config_load(dir, &m->cfg, err)) != VLM_OK) goto fail;
     m->family = vlm_family_find(m->cfg.arch);

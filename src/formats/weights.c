@@ -130,6 +130,22 @@ int vlm_weights_add(struct vlm_weights *w, const char *name, size_t name_len,
     return VLM_OK;
 }
 
+int vlm_weights_add_owned(struct vlm_weights *w, const char *name, size_t name_len,
+                          const struct vlm_tensor *t, int file, void *owned, struct vlm_error *err) {
+    int rc = vlm_weights_add(w, name, name_len, t, file, err);
+    if (rc != VLM_OK) {
+        vlm_free(owned);
+        return rc;
+    }
+    struct vlm_weight *e = &w->w[w->n - 1];
+    if (e->owned) {   /* add copied it (owned buffers are malloc-aligned, so this is rare) */
+        vlm_free(owned);
+        return VLM_OK;
+    }
+    e->owned = owned;
+    return VLM_OK;
+}
+
 const struct vlm_tensor *vlm_weights_get(const struct vlm_weights *w, const char *name) {
     long i = find(w, name, strlen(name));
     return i < 0 ? NULL : &w->w[i].t;

@@ -44,6 +44,12 @@ int vlm_weights_add_file(struct vlm_weights *w, const char *path, struct vlm_mma
 int vlm_weights_add(struct vlm_weights *w, const char *name, size_t name_len,
                     const struct vlm_tensor *t, int file, struct vlm_error *err);
 
+/* Same as vlm_weights_add for a tensor whose bytes live in `owned` (vlm_malloc'd; t->data
+ * points into it): the map takes ownership of owned, also on failure. For tensors a reader
+ * rearranges (GGUF's permuted Q/K rows). */
+int vlm_weights_add_owned(struct vlm_weights *w, const char *name, size_t name_len,
+                          const struct vlm_tensor *t, int file, void *owned, struct vlm_error *err);
+
 /* NULL when absent. */
 const struct vlm_tensor *vlm_weights_get(const struct vlm_weights *w, const char *name);
 /* File path of a tensor (for messages); "" when unknown. */

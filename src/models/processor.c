@@ -126,8 +126,16 @@ int vlm_processor_load(const char *dir, struct vlm_processor **out, struct vlm_e
     int rc = load_json(dir, "preprocessor_config.json", 1, &pre, err);
     if (rc) return rc;
     rc = load_json(dir, "processor_config.json", 0, &proc, err);
-    if (rc) { json_decref(pre); return rc; }
+    if (!rc) rc = vlm_processor_load_json(dir, pre, proc, out, err);
+    json_decref(pre);
+    json_decref(proc);
+    return rc;
+}
 
+int vlm_processor_load_json(const char *dir, json_t *pre, json_t *proc, struct vlm_processor **out,
+                            struct vlm_error *err) {
+    *out = NULL;
+    int rc = VLM_OK;
     char tb[128], cb[128];
     json_t *t = json_object_get(pre, "image_processor_type");
     json_t *c = json_object_get(pre, "processor_class");
@@ -147,8 +155,6 @@ int vlm_processor_load(const char *dir, struct vlm_processor **out, struct vlm_e
         else if ((rc = ops->load(dir, pre, proc, &p->state, err)) != VLM_OK) vlm_free(p);
         else { p->ops = ops; *out = p; }
     }
-    json_decref(pre);
-    json_decref(proc);
     return rc;
 }
 

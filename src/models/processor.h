@@ -39,6 +39,11 @@ struct vlm_processor;        /* opaque: the family's parsed preprocessor/process
 /* Loads preprocessor_config.json (+ processor_config.json) from dir, choosing the family by
  * "image_processor_type"/"processor_class". */
 int  vlm_processor_load(const char *dir, struct vlm_processor **out, struct vlm_error *err);
+/* Same from already parsed objects (pre: preprocessor_config.json, proc: processor_config.json
+ * or NULL), e.g. built from GGUF metadata; dir is where relative files would be (may be ""). */
+struct json_t;
+int  vlm_processor_load_json(const char *dir, struct json_t *pre, struct json_t *proc,
+                             struct vlm_processor **out, struct vlm_error *err);
 void vlm_processor_free(struct vlm_processor *p);
 /* Runs the processor on one image; ov may be NULL. */
 int  vlm_processor_run(const struct vlm_processor *p, const struct vlm_image *img,

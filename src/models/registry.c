@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "models/gguf_family.h"
 #include "models/idefics3.h"
+#include "models/idefics3_gguf.h"
 #include "models/model.h"
 
 static const struct {
@@ -26,6 +28,34 @@ void vlm_family_names(char *buf, size_t size) {
     if (size) buf[0] = '\0';
     for (size_t i = 0; i < sizeof rows / sizeof rows[0] && used < size; i++) {
         int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", rows[i].arch);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
+}
+
+/* GGUF: (text file architecture, mmproj projector type) -> the family's GGUF mapping. */
+static const struct vlm_gguf_family *const gguf_rows[] = {
+    &vlm_gguf_idefics3,
+};
+
+const struct vlm_gguf_family *vlm_gguf_family_find(const char *text_arch, const char *projector) {
+    for (size_t i = 0; i < sizeof gguf_rows / sizeof gguf_rows[0]; i++) {
+        const struct vlm_gguf_family *f = gguf_rows[i];
+        if (!text_arch || strcmp(text_arch, f->text_arch)) continue;
+        if ((projector == NULL) != (f->projector == NULL)) continue;
+        if (projector && strcmp(projector, f->projector)) continue;
+        return f;
+    }
+    return NULL;
+}
+
+void vlm_gguf_family_names(char *buf, size_t size) {
+    size_t used = 0;
+    if (size) buf[0] = '\0';
+    for (size_t i = 0; i < sizeof gguf_rows / sizeof gguf_rows[0] && used < size; i++) {
+        const struct vlm_gguf_family *f = gguf_rows[i];
+        int n = snprintf(buf + used, size - used, "%s%s%s%s", i ? ", " : "", f->text_arch,
+                         f->projector ? " + mmproj " : "", f->projector ? f->projector : "");
         if (n < 0) break;
         used += (size_t)n;
     }

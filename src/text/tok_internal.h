@@ -14,6 +14,7 @@
 #include "util/alloc.h"
 
 struct vlm_error;
+struct json_t;
 
 /* Growable id list. */
 struct tok_ids { int32_t *v; size_t n, cap; };
@@ -137,6 +138,9 @@ struct vlm_tokenizer {
 };
 
 /* Loader pieces (tokenizer.c / tok_json.c). */
+/* Builds a tokenizer from a parsed tokenizer.json root and tokenizer_config.json object (cfg
+ * may be NULL): what the file loaders and the GGUF builder (tok_gguf.c) share. */
+int  tok_load_json(struct json_t *root, struct json_t *cfg, struct vlm_tokenizer **out, struct vlm_error *err);
 uint64_t tok_hash(const void *p, size_t n);
 int  tok_strmap_build(struct tok_strmap *m, const char *const *keys, const uint32_t *lens,
                       size_t n, struct vlm_error *err);

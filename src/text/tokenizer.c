@@ -410,6 +410,16 @@ static int load_root(struct vlm_tokenizer *t, json_t *root, json_t *cfg, struct 
     return tok_added_normalize_build(t, err);
 }
 
+int tok_load_json(json_t *root, json_t *cfg, struct vlm_tokenizer **out, struct vlm_error *err) {
+    *out = NULL;
+    struct vlm_tokenizer *t = vlm_calloc(1, sizeof *t);
+    if (!t) return nomem(err);
+    int rc = load_root(t, root, cfg, err);
+    if (rc) { vlm_tokenizer_free(t); return rc; }
+    *out = t;
+    return VLM_OK;
+}
+
 int vlm_tokenizer_load_mem(const char *json, size_t json_len, const char *config, size_t config_len,
                            struct vlm_tokenizer **out, struct vlm_error *err) {
     *out = NULL;

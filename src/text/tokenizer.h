@@ -33,6 +33,15 @@ int vlm_tokenizer_load_mem(const char *json, size_t json_len, const char *config
 int vlm_tokenizer_load_dir(const char *dir, struct vlm_tokenizer **out, struct vlm_error *err);
 void vlm_tokenizer_free(struct vlm_tokenizer *tok);
 
+struct vlm_gguf;
+/* Builds the tokenizer a GGUF file's metadata describes (tokenizer.ggml.*: model "gpt2",
+ * tokens, token_type, merges, bos/eos ids, add_bos_token/add_eos_token, and the pre-tokenizer
+ * named by tokenizer.ggml.pre, e.g. "smollm", "llama-bpe", "qwen2", "gpt2") with the ids the
+ * model's Hugging Face tokenizer gives. CONTROL and USER_DEFINED tokens become added tokens
+ * (CONTROL ones special). Errors name the file and key; an unknown pre-tokenizer or tokenizer
+ * model is VLM_E_UNSUPPORTED. (tok_gguf.c) */
+int vlm_tokenizer_from_gguf(const struct vlm_gguf *g, struct vlm_tokenizer **out, struct vlm_error *err);
+
 /* Encodes text[0..len) into *ids (vlm_malloc'd, caller frees) with *n_ids entries.
  * Invalid UTF-8 is first repaired to U+FFFD per maximal invalid subpart (Python's
  * bytes.decode("utf-8", "replace")). Non-special added tokens are always matched; special
