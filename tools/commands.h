@@ -24,6 +24,7 @@ int vlm_bench_tokenizer(int argc, char **argv);
 int cmd_bench_tokenizer(int argc, char **argv);
 int cmd_generate(int argc, char **argv);   /* tools/cmd_generate.c */
 int cmd_inspect(int argc, char **argv);    /* tools/cmd_inspect.c */
+int cmd_quantize(int argc, char **argv);   /* tools/cmd_quantize.c */
 int cmd_bench(int argc, char **argv);      /* tools/cmd_bench.c (dispatches --tokenizer) */
 /* Each subcommand adds its prototype here and a row in tools/vlm.c's table. */
 

@@ -15,6 +15,7 @@ static const struct vlm_command commands[] = {
     {"tokenize", "print the token ids and pieces of a text (like llama-tokenize)", cmd_tokenize},
     {"chat-template", "render a model's chat template for a conversation (exact prompt text)", cmd_chat_template},
     {"inspect", "architecture, sizes, tensors and dtypes of a model folder", cmd_inspect},
+    {"quantize", "write a model folder as llama.cpp's GGUF pair (vlm quantize SRC OUT.gguf --type q4_k_m)", cmd_quantize},
     {"bench", "image encode, prefill and decode speed beside the machine's limits", cmd_bench},
     {"bench-tokenizer", "tokenizer encoding speed (same as `vlm bench --tokenizer`)", cmd_bench_tokenizer},
     /* one row per subcommand, in the order users meet them */
