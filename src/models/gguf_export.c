@@ -281,6 +281,12 @@ int vlm_gguf_export(const struct vlm_gguf_export_params *prm, struct vlm_error *
     vlm_weights_init(&w);
     int ft = prm->ftype;
     if (!strcmp(vlm_gguf_ftype_name(ft), "?")) { rc = vlm_error_set(err, VLM_E_INVALID, "unknown file type %d", ft); goto out; }
+    int quant = ft == VLM_FTYPE_Q4_0 || ft == VLM_FTYPE_Q4_K_M || ft == VLM_FTYPE_Q5_K_M || ft == VLM_FTYPE_Q8_0;
+    int mft = prm->mmproj_ftype >= 0 ? prm->mmproj_ftype : ft == VLM_FTYPE_Q8_0 || !quant ? ft : VLM_FTYPE_F16;
+    if (prm->mmproj_out && mft != VLM_FTYPE_F32 && mft != VLM_FTYPE_F16 && mft != VLM_FTYPE_BF16 && mft != VLM_FTYPE_Q8_0) {
+        rc = vlm_error_set(err, VLM_E_INVALID, "mmproj type %s: the converter writes f32, f16, bf16 or q8_0 vision files", vlm_gguf_ftype_name(mft));
+        goto out;
+    }
     CHK(vlm_config_load(prm->src_dir, &cfg, err));
     const struct vlm_gguf_export_family *fam = NULL;
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
@@ -304,7 +310,6 @@ int vlm_gguf_export(const struct vlm_gguf_export_params *prm, struct vlm_error *
         if (strstr(text.p[i].name, "attn_v.weight") || strstr(text.p[i].name, "attn_qkv.weight")) mx.n_attn_v++;
         if (!strcmp(text.p[i].name, "output.weight")) mx.tied = 0;
     }
-    int quant = ft == VLM_FTYPE_Q4_0 || ft == VLM_FTYPE_Q4_K_M || ft == VLM_FTYPE_Q5_K_M || ft == VLM_FTYPE_Q8_0;
     for (size_t i = 0; i < text.n; i++) {
         /* the converter's file llama-quantize starts from: bf16 for a bf16 checkpoint, else f16 */
         enum vlm_dtype base = converter_type(&text.p[i], text.p[i].src->type == VLM_DT_BF16 ? VLM_FTYPE_BF16 : VLM_FTYPE_F16, 0);
@@ -315,11 +320,6 @@ int vlm_gguf_export(const struct vlm_gguf_export_params *prm, struct vlm_error *
     CHK(write_file(prm->out, fam, 0, &ctx, &text, pool, prm, err));
 
     if (prm->mmproj_out) {
-        int mft = prm->mmproj_ftype >= 0 ? prm->mmproj_ftype : ft == VLM_FTYPE_Q8_0 || !quant ? ft : VLM_FTYPE_F16;
-        if (mft != VLM_FTYPE_F32 && mft != VLM_FTYPE_F16 && mft != VLM_FTYPE_BF16 && mft != VLM_FTYPE_Q8_0) {
-            rc = vlm_error_set(err, VLM_E_INVALID, "mmproj type %s: the converter writes f32, f16, bf16 or q8_0 vision files", vlm_gguf_ftype_name(mft));
-            goto out;
-        }
         ctx.ftype = mft;
         CHK(plan_names(&vis, &w, names->vision_names, info.n_layer_vision, 0, 0, NULL, err));
         qsort(vis.p, vis.n, sizeof *vis.p, plan_cmp);
