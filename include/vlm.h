@@ -81,6 +81,15 @@ struct vlm_model_params {
                                0: weights and config only (parity tests, inspection) */
     const char *mmproj;     /* GGUF only: the vision mmproj file beside a text .gguf (NULL:
                                the one in the model's folder, or none); borrowed for the call */
+    const char *dtype;      /* vLLM's --dtype: NULL or "auto" (a bf16 checkpoint is computed with
+                               bf16 products and f32 sums, others in f32), "float32"/"float"
+                               (exact f32 arithmetic), "bfloat16", "float16"/"half"; anything
+                               else fails the load with VLM_E_INVALID. Borrowed for the call. */
+    const char *quantization; /* vLLM's --quantization, applied on load to a safetensors model:
+                               NULL (none), "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k",
+                               "q5_k", "q6_k": every 2-D weight but position embeddings is
+                               quantized (llama.cpp's fallbacks where a width does not fit the
+                               block; q4_k/q5_k keep the head and token embedding in Q6_K). */
 };
 
 /* Defaults: all cores, everything loaded. */

@@ -17,7 +17,7 @@ one 512x512 image without splitting. That folder is ~0.5 GB and is not committed
 Usage: /work/venv/bin/python scripts/make_model_fixtures.py [--out tests/fixtures/models]
        [--big /work/models-big/smolvlm-256m-random]
 """
-import argparse
+import argparse, copy
 import json
 import lzma
 import os
@@ -115,6 +115,15 @@ def greedy(model, input_ids, pixel_values, pixel_mask, n):
     return logits0, toks, min(gaps)
 
 
+def bf16_run_logits(model, input_ids, pixel_values, pixel_mask):
+    """Prompt logits of the model computed in bfloat16 by transformers (what --dtype auto
+    approximates: bf16 products; transformers also rounds every activation to bf16)."""
+    mb = copy.deepcopy(model).to(torch.bfloat16)
+    with torch.no_grad():
+        out = mb(input_ids=input_ids, pixel_values=pixel_values.to(torch.bfloat16), pixel_attention_mask=pixel_mask)
+    return [float(x) for x in out.logits[0, -1].float()]
+
+
 def write_ref(d, input_ids, pv, pm, n_tiles, n_image_tokens, logits, toks, extra):
     pv.astype("<f4").tofile(os.path.join(d, "pixel_values.f32"))
     pm.astype(np.uint8).tofile(os.path.join(d, "pixel_mask.u8"))
@@ -173,6 +182,9 @@ def build_tiny(out, name, vis, txt, ex, seed):
         extra = dict(dtype="bf16" if dtype == torch.bfloat16 else "f32", min_greedy_gap=gap)
         if ref_logits is not None:
             extra["logits_f32_model"] = [float(x) for x in ref_logits]
+        if dtype == torch.bfloat16:
+            extra["logits_bf16_run"] = bf16_run_logits(m, input_ids, torch.from_numpy(pv)[None],
+                                                       torch.from_numpy(pm)[None].bool())
         else:
             ref_logits = logits
         m.to(dtype).save_pretrained(d, safe_serialization=True)
@@ -211,7 +223,9 @@ def build_big(d, seed=0):
     pv, pm = inp["pixel_values"][0].numpy(), inp["pixel_attention_mask"][0].numpy()
     seq = int((cfg.vision_config.image_size // cfg.vision_config.patch_size) ** 2 // cfg.scale_factor ** 2)
     write_ref(d, inp["input_ids"][0].tolist(), pv, pm, [int(pv.shape[0])], [int(pv.shape[0] * seq)], logits, toks,
-              dict(dtype="bf16", min_greedy_gap=gap, prompt_text=text, do_image_splitting=False))
+              dict(dtype="bf16", min_greedy_gap=gap, prompt_text=text, do_image_splitting=False,
+                   logits_bf16_run=bf16_run_logits(model, inp["input_ids"], inp["pixel_values"],
+                                                   inp["pixel_attention_mask"])))
     print(f"big: {inp['input_ids'].shape[1]} ids, tiles {pv.shape[0]}, greedy {toks[:6]}..., min gap {gap:.4f}")
 
 

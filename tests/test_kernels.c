@@ -211,7 +211,8 @@ static void check_matmul_case(const struct vlm_kernels *kt, enum vlm_dtype wt, i
     for (size_t i = 0; i < (size_t)m * ldy; i++) y[i] = 1234.5f;  /* sentinel for untouched cells */
     /* columns [n0, n1) only, to test partial ranges */
     int n0 = n > 3 ? 1 : 0, n1 = n;
-    kt->matmul(x, ldx, m, k, wt, w, (size_t)k, n0, n1, use_bias ? bias : NULL, y, ldy);
+    kt->matmul(x, ldx, m, k, wt, w, (size_t)k, n0, n1, use_bias ? bias : NULL, y, ldy, m,
+               !strcmp(kt->name, "avx512bf16"));
     double maxerr = 0;
     int sentinel_ok = 1;
     for (int i = 0; i < m; i++) {
@@ -294,7 +295,7 @@ static void test_matmul(void) {
             fill(x, (size_t)m * k, 1.0f);
             struct vlm_tensor t = {.type = dts[d], .n_dims = 2, .ne = {n, k}, .data = w};
             vlm_matmul(pool, x, m, &t, NULL, y);
-            vlm_kernels_variant(0)->matmul(x, k, m, k, dts[d], w, (size_t)k, 0, n, NULL, r, n);
+            vlm_kernels_variant(0)->matmul(x, k, m, k, dts[d], w, (size_t)k, 0, n, NULL, r, n, m, 0);
             double me = 0;
             for (size_t i = 0; i < (size_t)m * n; i++) me = fmax(me, fabs(y[i] - r[i]));
             CHECK_MSG(me < 1e-4, "threaded matmul %s m=%d n=%d k=%d err %g", vlm_dtype_name(dts[d]), m, n, k, me);

@@ -16,6 +16,8 @@
 #include "engine/sampler.h"
 #include "formats/safetensors.h"
 #include "formats/weights.h"
+#include "formats/weights_prepare.h"
+#include "tensor/quant.h"
 #include "models/model.h"
 #include "models/processor.h"
 #include "util/alloc.h"
@@ -151,6 +153,7 @@ static void check_model_kv(const char *dir, double tol, int n_threads, enum vlm_
     struct vlm_model_params mp = vlm_model_default_params();
     mp.load_tokenizer = 0;
     mp.n_threads = n_threads;
+    mp.dtype = "float32";   /* exact f32 arithmetic, the parity reference's */
     struct vlm_model *m = NULL;
     int rc = vlm_model_load(dir, &mp, &m);
     CHECK_MSG(rc == VLM_OK, "%s: %s", dir, vlm_last_error());
@@ -625,6 +628,156 @@ static void test_kv_cap(void) {
     vlm_model_free(m);
 }
 
+/* ---- --dtype and --quantization ---- */
+
+/* Prompt logits and 8 greedy steps' logits (9 x n_vocab, caller frees) of dir loaded with
+ * dtype / quantization, on n_threads threads; NULL on failure. */
+struct fake_quant {
+    enum vlm_dtype q;
+    void *bufs[4096];
+    int n;
+};
+
+/* Replaces every matrix --quantization q would quantize by f32 holding its dequantized values
+ * (the loader's rule: 2-D, not a position embedding, tensor type from vlm_quant_type_for). */
+static void fake_quantize(struct vlm_model *m, struct fake_quant *fq) {
+    for (size_t i = 0; i < m->weights.n && fq->n < 4096; i++) {
+        struct vlm_weight *e = &m->weights.w[i];
+        if (e->t.n_dims != 2 || strstr(e->name, "position_embedding")) continue;
+        int64_t rows = e->t.ne[0], k = e->t.ne[1];
+        enum vlm_dtype t = vlm_quant_type_for(fq->q, e->name, k);
+        if (t == VLM_DT_COUNT) continue;
+        size_t rb = vlm_dtype_row_bytes(t, k);
+        uint8_t *q = vlm_malloc(rb * (size_t)rows);
+        float *f = vlm_malloc(sizeof(float) * (size_t)(rows * k));
+        vlm_quantize_rows(NULL, t, q, e->t.type, e->t.data, rows, k);
+        for (int64_t r = 0; r < rows; r++) vlm_dequantize_row(t, q + rb * (size_t)r, f + r * k, k);
+        vlm_free(q);
+        e->t.type = VLM_DT_F32;
+        e->t.data = f;
+        e->t.nbytes = sizeof(float) * (size_t)(rows * k);
+        e->t.compute = VLM_COMPUTE_F32;
+        fq->bufs[fq->n++] = f;
+    }
+}
+
+static float *run_steps_fq(const char *dir, struct ref *r, const char *dtype, const char *quant, int n_threads,
+                           struct fake_quant *fq);
+static float *run_steps(const char *dir, struct ref *r, const char *dtype, const char *quant, int n_threads) {
+    return run_steps_fq(dir, r, dtype, quant, n_threads, NULL);
+}
+
+static float *run_steps_fq(const char *dir, struct ref *r, const char *dtype, const char *quant, int n_threads,
+                           struct fake_quant *fq) {
+    struct vlm_model_params mp = vlm_model_default_params();
+    mp.load_tokenizer = 0;
+    mp.n_threads = n_threads;
+    mp.dtype = dtype;
+    mp.quantization = quant;
+    struct vlm_model *m = NULL;
+    if (vlm_model_load(dir, &mp, &m) != VLM_OK) {
+        CHECK_MSG(0, "%s (%s, %s): %s", dir, dtype ? dtype : "auto", quant ? quant : "-", vlm_last_error());
+        return NULL;
+    }
+    if (fq) fake_quantize(m, fq);
+    struct vlm_ctx_params cp = vlm_ctx_default_params();
+    cp.n_batch_max = r->n_ids + 8;
+    cp.n_ctx = r->n_ids + 32;
+    cp.n_threads = n_threads;
+    struct vlm_ctx *ctx = NULL;
+    struct vlm_error err;
+    float *out = NULL;
+    if (vlm_ctx_new(m, &cp, &ctx, &err) == VLM_OK) {
+        const float **rows;
+        float **emb = encode_all(m, ctx, r, &rows);
+        out = vlm_malloc(sizeof(float) * 9 * (size_t)r->n_vocab);
+        int ok = prefill(ctx, 0, r, rows, 0, r->n_ids) == VLM_OK;
+        for (int i = 0; ok && i < 9; i++) {
+            memcpy(out + (size_t)i * r->n_vocab, vlm_ctx_logits(ctx, 0), sizeof(float) * (size_t)r->n_vocab);
+            int32_t tok = vlm_argmax(out + (size_t)i * r->n_vocab, r->n_vocab), pos = r->n_ids + i, seq = 0;
+            struct vlm_batch b = {1, &tok, NULL, &pos, &seq, NULL};
+            if (i < 8) ok = vlm_ctx_decode(ctx, &b, &err) == VLM_OK;
+        }
+        CHECK_MSG(ok, "%s: decode failed", dir);
+        free_emb(emb, r->n_images);
+        vlm_free(rows);
+        vlm_ctx_free(ctx);
+    }
+    vlm_model_free(m);
+    return out;
+}
+
+/* --dtype auto on a bf16 checkpoint: bf16 products, within 5e-2 of transformers' own bf16 run
+ * (ref key logits_bf16_run), and every logit of the prompt and 8 greedy steps bit-identical
+ * for 1 and 2 threads. */
+static void check_dtype_auto(const char *dir) {
+    struct ref r;
+    if (ref_load(dir, &r) != 0) {
+        CHECK_MSG(0, "%s: reference files unreadable", dir);
+        return;
+    }
+    json_t *b = json_object_get(r.j, "logits_bf16_run");
+    CHECK_MSG(json_array_size(b) == (size_t)r.n_vocab, "%s: ref.json has no logits_bf16_run", dir);
+    float *one = run_steps(dir, &r, NULL, NULL, 1), *two = run_steps(dir, &r, "auto", NULL, 2);
+    if (one && two && json_array_size(b) == (size_t)r.n_vocab) {
+        double d = 0, df = max_abs_diff(one, r.logits, r.n_vocab);
+        for (int i = 0; i < r.n_vocab; i++) d = fmax(d, fabs(one[i] - json_number_value(json_array_get(b, (size_t)i))));
+        printf("  %s --dtype auto: logits vs transformers bf16 run %.3g (bound 5e-2), vs f32 math %.3g\n", dir, d, df);
+        CHECK(d <= 5e-2);
+        CHECK_MSG(!memcmp(one, two, sizeof(float) * 9 * (size_t)r.n_vocab), "%s: --dtype auto differs between 1 and 2 threads", dir);
+    }
+    vlm_free(one);
+    vlm_free(two);
+    ref_free(&r);
+}
+
+/* --quantization on load, against f32 math on the same dequantized weights (the model with
+ * each matrix replaced by the f32 values of its quantized blocks): the two differ only by the
+ * int8 rounding of the activations (each x moved by at most 1/254 of its block's largest
+ * magnitude), so prompt and greedy-step logits agree within tol; and against the unquantized
+ * model's logits within the weight rounding's own effect, loose_tol. Identical for 1 and 2
+ * threads. */
+static void check_quantized(const char *dir, const char *q, double tol, double loose_tol) {
+    struct ref r;
+    if (ref_load(dir, &r) != 0) return;
+    struct fake_quant fq = {.n = 0};
+    CHECK_EQ_INT(vlm_quant_param_parse(q, &fq.q, NULL), VLM_OK);
+    float *one = run_steps(dir, &r, NULL, q, 1), *two = run_steps(dir, &r, NULL, q, 2),
+          *fake = run_steps_fq(dir, &r, "float32", NULL, 1, &fq);
+    if (one && two && fake) {
+        double d = 0, dl = max_abs_diff(one, r.logits, r.n_vocab);
+        int same_greedy = 1;
+        for (int s = 0; s < 9; s++) {
+            const float *a = one + (size_t)s * r.n_vocab, *b = fake + (size_t)s * r.n_vocab;
+            d = fmax(d, max_abs_diff(a, b, r.n_vocab));
+            if (s < 8) same_greedy &= vlm_argmax(a, r.n_vocab) == vlm_argmax(b, r.n_vocab);
+        }
+        printf("  %s --quantization %s: vs f32 math on the dequantized weights %.3g (bound %g), greedy %s;"
+               " vs the unquantized model %.3g (bound %g)\n", dir, q, d, tol, same_greedy ? "same" : "differs", dl, loose_tol);
+        CHECK_MSG(d <= tol, "%s %s: logits differ from dequantized f32 math by %g", dir, q, d);
+        CHECK_MSG(dl <= loose_tol, "%s %s: logits differ from the unquantized model by %g", dir, q, dl);
+        CHECK_MSG(!memcmp(one, two, sizeof(float) * 9 * (size_t)r.n_vocab), "%s %s: differs between 1 and 2 threads", dir, q);
+    }
+    for (int i = 0; i < fq.n; i++) vlm_free(fq.bufs[i]);
+    vlm_free(one);
+    vlm_free(two);
+    vlm_free(fake);
+    ref_free(&r);
+}
+
+static void test_bad_dtype(const char *dir) {
+    struct vlm_model_params mp = vlm_model_default_params();
+    mp.load_tokenizer = 0;
+    struct vlm_model *m = NULL;
+    mp.dtype = "foo";
+    CHECK_EQ_INT(vlm_model_load(dir, &mp, &m), VLM_E_INVALID);
+    CHECK(m == NULL && strstr(vlm_last_error(), "foo"));
+    mp.dtype = "bfloat16";
+    mp.quantization = "q3_k";
+    CHECK_EQ_INT(vlm_model_load(dir, &mp, &m), VLM_E_INVALID);
+    CHECK(strstr(vlm_last_error(), "q3_k") != NULL);
+}
+
 static const char *big_model_dir(void) {
     const char *e = getenv("VLM_BIG_MODEL");
     return e && *e ? e : "/work/models-big/smolvlm-256m-random";
@@ -662,12 +815,21 @@ int main(void) {
             ref_free(&r);
         }
     }
+    check_dtype_auto(test_path("tests/fixtures/models/split-gqa-untied-bf16"));
+    /* measured: q8_0 5.3e-2 vs dequantized f32 math, 4.7e-2 vs the f32 model; q4_k (Q5_0 and
+       Q8_0 fallbacks at these widths) 5.8e-2 and 0.30; logits' spread (std) is 0.88 */
+    check_quantized(test_path("tests/fixtures/models/split-gqa-untied"), "q8_0", 1e-1, 1.5e-1);
+    check_quantized(test_path("tests/fixtures/models/split-gqa-untied-bf16"), "q4_k", 1e-1, 6e-1);
+    test_bad_dtype(test_path("tests/fixtures/models/split-gqa-untied"));
     char path[1024];
     snprintf(path, sizeof path, "%s/ref.json", big_model_dir());
     if (!vlm_file_exists(path)) printf("SKIP: SmolVLM-256M-shaped model: %s not found (scripts/make_model_fixtures.py --big DIR)\n", big_model_dir());
     else {
         if (test_quick()) printf("SKIP: SmolVLM-256M-shaped model parity under VLM_TEST_QUICK (prompt checks run)\n");
-        else check_model(big_model_dir(), 1e-3, 2);
+        else {
+            check_model(big_model_dir(), 1e-3, 2);
+            check_dtype_auto(big_model_dir());
+        }
         test_prompt(big_model_dir());
     }
     TEST_MAIN_END();

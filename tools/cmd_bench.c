@@ -47,6 +47,7 @@ static void print_owned(double wall, double cpu, int nt) {
 static void usage(FILE *f) {
     fprintf(f, "usage: vlm bench [MODEL_DIR] [--image FILE] [--threads N] [--prompt-tokens N]\n"
                "                 [--tokens N] [--batch B] [--no-image] [--kv-cache-dtype T]\n"
+               "                 [--dtype T] [--quantization Q]\n"
                "       vlm bench --tokenizer MODEL_DIR|tokenizer.json --file TEXT   (tokenizer speed)\n\n"
                "Measures image encoding (ms per tile; one synthetic full tile without --image), prompt\n"
                "prefill and one-token decode on MODEL_DIR (default: the demo model), and prints each\n"
@@ -55,7 +56,9 @@ static void usage(FILE *f) {
                "  --prompt-tokens N  prefill length (default 256)    --tokens N  decode steps (default 32)\n"
                "  --batch B          also decode B sequences per step (continuous batching) and print\n"
                "                     the aggregate tokens/s\n"
-               "  --kv-cache-dtype T auto (float32), float16 or bfloat16: the KV cache's element type\n");
+               "  --kv-cache-dtype T auto (float32), float16 or bfloat16: the KV cache's element type\n"
+               "  --dtype T          auto (bf16 products for a bf16 checkpoint), float32, bfloat16, float16\n"
+               "  --quantization Q   quantize on load: q8_0, q4_k, q5_k, q6_k, q4_0, q4_1, q5_0, q5_1\n");
 }
 
 static size_t text_weight_bytes(const struct vlm_llama *l) {
@@ -258,6 +261,7 @@ int cmd_bench(int argc, char **argv) {
     const char *dir = NULL, *image = NULL;
     int threads = 0, n_prompt = 256, n_tok = 32, batch = 1, no_image = 0;
     enum vlm_kv_dtype kv = VLM_KV_AUTO;
+    const char *dtype = NULL, *quant = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -269,6 +273,8 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--tokens") && has) n_tok = (int)strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--batch") && has) batch = (int)strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--no-image")) no_image = 1;
+        else if (!strcmp(a, "--dtype") && has) dtype = argv[++i];
+        else if ((!strcmp(a, "--quantization") || !strcmp(a, "-q")) && has) quant = argv[++i];
         else if (!strcmp(a, "--kv-cache-dtype") && has) {
             if (vlm_kv_dtype_parse(argv[++i], &kv) != 0) {
                 fprintf(stderr, "vlm bench: --kv-cache-dtype %s: use auto, float32, float16 or bfloat16\n", argv[i]);
@@ -283,8 +289,13 @@ int cmd_bench(int argc, char **argv) {
     struct vlm_model_params mp = vlm_model_default_params();
     mp.n_threads = threads;
     mp.load_tokenizer = image != NULL;
+    mp.dtype = dtype;
+    mp.quantization = quant;
     struct vlm_model *m;
+    struct timespec l0, l1;
+    clock_gettime(CLOCK_MONOTONIC, &l0);
     if (vlm_model_load(dir, &mp, &m) != VLM_OK) { fprintf(stderr, "vlm bench: %s\n", vlm_last_error()); return 1; }
+    clock_gettime(CLOCK_MONOTONIC, &l1);
     if (m->family != &vlm_family_idefics3) {
         fprintf(stderr, "vlm bench: %s is not handled by the benchmark yet\n", m->info.arch);
         vlm_model_free(m);
@@ -294,7 +305,9 @@ int cmd_bench(int argc, char **argv) {
     probe_limits(threads, &bw, &peak);
     struct vlm_pool *pool = vlm_pool_new(threads);
     int nt = vlm_pool_size(pool);
-    printf("model          %s (%s), weights %.1f MiB\n", dir, m->info.arch, m->info.weight_bytes / 1048576.0);
+    printf("model          %s (%s), weights %.1f MiB, --dtype %s, --quantization %s, loaded in %.3f s\n", dir,
+           m->info.arch, m->info.weight_bytes / 1048576.0, dtype ? dtype : "auto", quant ? quant : "none",
+           (double)(l1.tv_sec - l0.tv_sec) + (l1.tv_nsec - l0.tv_nsec) * 1e-9);
     printf("limits         %d thread(s): memory bandwidth %.2f GB/s, peak FMA %.1f GFLOP/s (probes)\n",
            nt, bw / 1e9, peak / 1e9);
     int rc = 0;

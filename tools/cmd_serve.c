@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include "engine/engine.h"
+#include "formats/weights_prepare.h"
 #include "server/server.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -44,6 +45,11 @@ static void serve_help(FILE *f) {
 "  --generation-config auto|vllm  sampling defaults from the model's generation_config.json (auto,\n"
 "                                 the default) or vLLM's neutral defaults (vllm)\n"
 "  --threads N                    compute threads (default: all cores)\n"
+"  --dtype T                      auto (default: a bf16 checkpoint is computed with bf16 products\n"
+"                                 and f32 sums, others in f32), float32 (exact f32 arithmetic),\n"
+"                                 bfloat16, float16 (weights converted on load)\n"
+"  --quantization Q, -q Q         quantize the weights on load: q8_0, q4_k, q5_k, q6_k, q4_0,\n"
+"                                 q4_1, q5_0, q5_1 (llama.cpp's block types and fallbacks)\n"
 "\n"
 "vlm.c flags:\n"
 "  --allow-private-media-urls     let image URLs reach loopback/private addresses (refused by\n"
@@ -66,7 +72,7 @@ static void serve_help(FILE *f) {
 "those pauses.\n"
 "\n"
 "Also accepted: vLLM flags that have\n"
-"no effect on this engine (--gpu-memory-utilization, --tensor-parallel-size, --dtype,\n"
+"no effect on this engine (--gpu-memory-utilization, --tensor-parallel-size,\n"
 "--trust-remote-code, --enforce-eager, --disable-log-requests, ...), so job scripts run unchanged.\n"
 "\n"
 "Environment (as vLLM): VLLM_IMAGE_FETCH_TIMEOUT (seconds, default 5), VLLM_MAX_IMAGE_PIXELS,\n"
@@ -108,7 +114,7 @@ static int image_limit(json_t *j, int *out) {
  * scripts run unchanged. The second field says whether the flag takes a value. */
 static const struct { const char *name; int has_value; } vllm_ignored[] = {
     {"--gpu-memory-utilization", 1}, {"--tensor-parallel-size", 1}, {"--pipeline-parallel-size", 1},
-    {"--dtype", 1}, {"--trust-remote-code", 0}, {"--enforce-eager", 0}, {"--disable-log-requests", 0},
+    {"--trust-remote-code", 0}, {"--enforce-eager", 0}, {"--disable-log-requests", 0},
     {"--disable-log-stats", 0}, {"--uvicorn-log-level", 1}, {"--seed", 1}, {"--download-dir", 1},
     {"--swap-space", 1}, {"--enable-prefix-caching", 0}, {"--enable-chunked-prefill", 0},
     {"--max-log-len", 1}, {"--disable-frontend-multiprocessing", 0},
@@ -172,6 +178,19 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-model-len")) { NEED_VAL(); if (parse_long(val, 16, 1 << 24, &v)) BAD_VAL(); c.max_model_len = (int)v; }
         else if (!strcmp(a, "--max-num-seqs")) { NEED_VAL(); if (parse_long(val, 1, 1024, &v)) BAD_VAL(); c.max_num_seqs = (int)v; }
         else if (!strcmp(a, "--threads")) { NEED_VAL(); if (parse_long(val, 0, 1024, &v)) BAD_VAL(); c.threads = (int)v; }
+        else if (!strcmp(a, "--dtype") || !strcmp(a, "--quantization") || !strcmp(a, "-q")) {
+            NEED_VAL();   /* checked here so that a typo fails before the model loads */
+            struct vlm_error e = {0};
+            enum vlm_dtype_param dp;
+            enum vlm_dtype qt;
+            int bad = a[2] == 'd' ? vlm_dtype_param_parse(val, &dp, &e) : vlm_quant_param_parse(val, &qt, &e);
+            if (bad) {
+                fprintf(stderr, "vlm serve: %s\n", e.msg);
+                goto out;
+            }
+            if (a[2] == 'd') c.dtype = val;
+            else c.quantization = val;
+        }
         else if (!strcmp(a, "--limit-mm-per-prompt")) {
             NEED_VAL();
             json_decref(limit);

@@ -7,6 +7,7 @@
 #include "engine/engine.h"
 #include "engine/model_gguf.h"
 #include "formats/safetensors.h"
+#include "formats/weights_prepare.h"
 #include "models/model.h"
 #include "models/processor.h"
 #include "text/chat_template.h"
@@ -14,6 +15,7 @@
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/threadpool.h"
 
 struct vlm_model_params vlm_model_default_params(void) {
     struct vlm_model_params p;
@@ -134,6 +136,20 @@ static int load_text_parts(struct vlm_model *m, struct vlm_error *err) {
     return rc;
 }
 
+/* --dtype and --quantization (formats/weights_prepare.h), with a pool for the conversions. */
+static int prepare_weights(struct vlm_model *m, const struct vlm_model_params *p, struct vlm_error *err) {
+    enum vlm_dtype_param dt;
+    enum vlm_dtype q;
+    int rc = vlm_dtype_param_parse(p->dtype, &dt, err);
+    if (rc == VLM_OK) rc = vlm_quant_param_parse(p->quantization, &q, err);
+    if (rc != VLM_OK) return rc;
+    struct vlm_pool *pool = q != VLM_DT_COUNT || dt == VLM_DTYPE_BFLOAT16 || dt == VLM_DTYPE_FLOAT16
+                                ? vlm_pool_new(m->n_threads) : NULL;
+    rc = vlm_weights_prepare(&m->weights, dt, q, pool, err);
+    vlm_pool_free(pool);
+    return rc;
+}
+
 static int model_load(const char *dir, const struct vlm_model_params *p, struct vlm_model **out,
                       struct vlm_error *err) {
     struct vlm_model *m = vlm_calloc(1, sizeof *m);
@@ -160,6 +176,7 @@ static int model_load(const char *dir, const struct vlm_model_params *p, struct 
         goto fail;
     }
     if ((rc = vlm_safetensors_load_dir(dir, &m->weights, err)) != VLM_OK) goto fail;
+    if ((rc = prepare_weights(m, p, err)) != VLM_OK) goto fail;
     if ((rc = m->family->load(m, err)) != VLM_OK) goto fail;
     m->info.arch = m->cfg.arch;
     m->info.dir = m->dir;

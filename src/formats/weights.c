@@ -186,7 +186,7 @@ int vlm_weights_require(const struct vlm_weights *w, const char *name, int n_dim
         return vlm_error_set(err, VLM_E_FORMAT, "%s: tensor '%s' has shape %s, expected %s",
                              vlm_weights_file_of(w, name), name, got, want);
     }
-    if (t->type != VLM_DT_F32 && t->type != VLM_DT_F16 && t->type != VLM_DT_BF16)
+    if (!vlm_matmul_supported(t->type))
         return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: tensor '%s' has dtype %s, not supported yet",
                              vlm_weights_file_of(w, name), name, vlm_dtype_name(t->type));
     *out = t;

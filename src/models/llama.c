@@ -215,47 +215,10 @@ void vlm_llama_scratch_free(void *p) {
     vlm_free(s);
 }
 
-/* Several matrix products of the same x in ONE pool run (q, k, v; gate, up): for the few-row
- * decode case each run ends in a barrier, and on a shared machine a barrier waits for the
- * slowest thread, so fewer runs per layer is faster. Many-row batches use vlm_matmul. */
-#define MULTI_MAX_M 16
-struct mm_part { const struct vlm_tensor *w; const float *bias; float *y; int n, first; };
-struct mm_multi {
-    const struct vlm_kernels *kt;
-    const float *x;
-    int m, k, chunk, np;
-    struct mm_part p[3];
-};
-
-static void multi_task(void *ctx, int task, int thread) {
-    (void)thread;
-    const struct mm_multi *j = ctx;
-    int i = j->np - 1;
-    while (i > 0 && task < j->p[i].first) i--;
-    const struct mm_part *p = &j->p[i];
-    int n0 = (task - p->first) * j->chunk, n1 = n0 + j->chunk < p->n ? n0 + j->chunk : p->n;
-    if (n0 < n1)
-        j->kt->matmul(j->x, j->k, j->m, j->k, p->w->type, p->w->data, (size_t)j->k, n0, n1, p->bias,
-                      p->y, p->n);
-}
-
+/* Several matrix products of the same x in one pool run (q, k, v; gate, up): tensor.h. */
 static void matmul_multi(struct vlm_pool *pool, const float *x, int m, int np, const struct vlm_tensor *const *w,
                          const float *const *bias, float *const *y) {
-    if (m > MULTI_MAX_M) {
-        for (int i = 0; i < np; i++) vlm_matmul(pool, x, m, w[i], bias[i], y[i]);
-        return;
-    }
-    struct mm_multi j = {.kt = vlm_kernels(), .x = x, .m = m, .k = (int)w[0]->ne[1], .np = np};
-    int total = 0, T = vlm_pool_size(pool);
-    for (int i = 0; i < np; i++) total += (int)w[i]->ne[0];
-    int chunk = (total + 4 * T - 1) / (4 * T);
-    j.chunk = ((chunk < 16 ? 16 : chunk) + 15) / 16 * 16;
-    int tasks = 0;
-    for (int i = 0; i < np; i++) {
-        j.p[i] = (struct mm_part){w[i], bias[i], y[i], (int)w[i]->ne[0], tasks};
-        tasks += (j.p[i].n + j.chunk - 1) / j.chunk;
-    }
-    vlm_pool_run(pool, tasks, multi_task, &j);
+    vlm_matmul_multi(pool, x, m, np, w, bias, y);
 }
 
 /* Groups the batch rows by sequence, once per step. */

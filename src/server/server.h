@@ -22,6 +22,8 @@ struct vlm_server_config {
     int         max_model_len;        /* 0 = the model's */
     int         max_num_seqs;         /* default 16 */
     int         threads;              /* 0 = all cores */
+    const char *dtype;                /* --dtype (vlm_model_params.dtype); NULL = auto */
+    const char *quantization;         /* --quantization on load; NULL = none */
     int         max_num_batched_tokens; /* image tokens encoded between two steps (0 = 2048) */
     int         limit_images;         /* --limit-mm-per-prompt image (default 999) */
     struct vlm_media_policy media;

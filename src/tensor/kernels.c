@@ -58,7 +58,8 @@ static void choose(void) {
             if (cpu_has_avx512bf16()) {
                 tables[3] = tables[2];
                 vlm_kernels_init_avx512bf16(&tables[3]);
-                supported[3] = 1;   /* not chosen by default: less exact than f32 */
+                supported[3] = 1;   /* bf16 dot products only where VLM_COMPUTE_BF16 asks */
+                chosen = 3;
             }
         }
     }

@@ -26,9 +26,13 @@ struct vlm_kernels {
     const char *name;   /* "generic", "avx2", "avx512" */
     /* y[i*ldy + j] = sum_t x[i*ldx + t] * W[j*ldw + t] (+ bias[j]) for i < m, n0 <= j < n1.
      * wt is F32, F16 or BF16; ldw in elements. Handles both the few-row (decode) case and the
-     * many-row (prefill, vision) case; the caller splits the work over threads. */
+     * many-row (prefill, vision) case; the caller splits the work over threads and passes the
+     * whole call's row count m_total (>= m), from which alone the path is chosen, so a split
+     * never changes a result. bf16: x already holds bf16 values (VLM_COMPUTE_BF16) and W is
+     * BF16, so a table may use bf16 dot-product instructions (exact products, f32 sums). */
     void (*matmul)(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w,
-                   size_t ldw, int n0, int n1, const float *bias, float *y, int ldy);
+                   size_t ldw, int n0, int n1, const float *bias, float *y, int ldy,
+                   int m_total, int bf16);
     /* Block-type weights: y[i*ldy + j] = sum over t of xa row (i0+i)[t] * W[j][t] (+ bias[j])
      * for i < m, n0 <= j < n1, W rows of type wt (Q8_0 .. Q6_K) ldw bytes apart, k = xa->k.
      * Each y element is computed by the same operations whatever m, n0, n1 (so whatever the
@@ -79,8 +83,8 @@ struct vlm_kernels {
 const struct vlm_kernels *vlm_kernels(void);
 
 /* Variant i (0 generic, 1 avx2, 2 avx512, 3 avx512bf16) if this CPU runs it, else NULL; i past
- * the last returns NULL. For tests and benchmarks. avx512bf16 (bf16 dot products for
- * bf16-weight GEMMs of >= 128 rows, activations rounded to bf16) is never chosen by default. */
+ * the last returns NULL. For tests and benchmarks. avx512bf16 differs from avx512 only where
+ * the driver asks for bf16 arithmetic (vdpbf16ps for bf16-weight GEMMs of >= 128 rows). */
 const struct vlm_kernels *vlm_kernels_variant(int i);
 #define VLM_KERNELS_N_VARIANTS 4
 

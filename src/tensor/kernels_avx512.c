@@ -520,13 +520,15 @@ static void gemm_avx512(const float *x, int ldx, int m, int k, enum vlm_dtype wt
 }
 
 static void matmul_avx512(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w,
-                          size_t ldw, int n0, int n1, const float *bias, float *y, int ldy) {
+                          size_t ldw, int n0, int n1, const float *bias, float *y, int ldy,
+                          int m_total, int bf16) {
+    (void)bf16;
     if (k <= 0) {
         for (int i = 0; i < m; i++)
             for (int j = n0; j < n1; j++) y[(size_t)i * ldy + j] = bias ? bias[j] : 0.0f;
         return;
     }
-    if (m < GEMV_MAX_M) {
+    if (m_total < GEMV_MAX_M) {
         if (wt == VLM_DT_BF16) gemv_bf16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
         else if (wt == VLM_DT_F16) gemv_f16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
         else gemv_f32(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);

@@ -1,8 +1,9 @@
 /* kernels_bf16_avx512.c — the "avx512bf16" table: the AVX-512 one with bf16-weight GEMMs of
- * many rows (vision encoder, prefill) done by vdpbf16ps, activations rounded to bf16 (RNE) and
- * products summed in f32: twice the FLOPs per instruction of f32 FMA, relative error about
- * 2^-9 per product (the precision transformers itself computes in for bf16 models). Chosen
- * only on request (VLM_KERNELS=avx512bf16), since it is less exact than the f32 path. */
+ * many rows (vision encoder, prefill) done by vdpbf16ps when the driver asks for bf16
+ * arithmetic (VLM_COMPUTE_BF16: activations already rounded to bf16, so the products are the
+ * exact ones the f32 path would form from them, summed in f32 in another order): twice the
+ * FLOPs per instruction of f32 FMA. Chosen by default where the CPU has AVX512_BF16; with
+ * VLM_COMPUTE_F32 it is the AVX-512 table. */
 #include "tensor/kernels.h"
 
 #include <immintrin.h>
@@ -123,12 +124,12 @@ static void gemm_bf16dot(const float *x, int ldx, int m, int k, const uint16_t *
 
 static void matmul_bf16dot(const float *x, int ldx, int m, int k, enum vlm_dtype wt,
                            const void *w, size_t ldw, int n0, int n1, const float *bias, float *y,
-                           int ldy) {
-    if (wt == VLM_DT_BF16 && m >= 128 && k > 0) {
+                           int ldy, int m_total, int bf16) {
+    if (bf16 && wt == VLM_DT_BF16 && m_total >= 128 && k > 0) {
         gemm_bf16dot(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
         return;
     }
-    vlm_kernels_variant(2)->matmul(x, ldx, m, k, wt, w, ldw, n0, n1, bias, y, ldy);
+    vlm_kernels_variant(2)->matmul(x, ldx, m, k, wt, w, ldw, n0, n1, bias, y, ldy, m_total, bf16);
 }
 
 void vlm_kernels_init_avx512bf16(struct vlm_kernels *k) {

@@ -16,7 +16,9 @@ static float load_w(enum vlm_dtype wt, const void *w, size_t idx) {
 
 static void matmul_generic(const float *x, int ldx, int m, int k, enum vlm_dtype wt,
                            const void *w, size_t ldw, int n0, int n1, const float *bias,
-                           float *y, int ldy) {
+                           float *y, int ldy, int m_total, int bf16) {
+    (void)m_total;
+    (void)bf16;
     for (int i = 0; i < m; i++) {
         const float *xi = x + (size_t)i * ldx;
         for (int j = n0; j < n1; j++) {

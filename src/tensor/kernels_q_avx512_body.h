@@ -73,19 +73,28 @@ QF(rows_q4_0)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa,
             z = _mm512_mask_add_epi8(z, (__mmask64)h, z, _mm512_set1_epi8(0x10));
         }
         float d0 = q_h2f(p0), d1 = two ? q_h2f(p1) : 0.0f;
-        float c0 = has_min ? q_h2f(p0 + 2) : off * d0, c1 = two ? (has_min ? q_h2f(p1 + 2) : off * d1) : 0.0f;
         __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(d0), _mm256_set1_ps(d1), 1);
         __mmask64 lm = two ? ~(__mmask64)0 : 0xffffffffull;
+        __mmask64 neg = 0;
+        if (!has_min) {   /* levels minus 8 (16), signed: |w| against x with w's sign */
+            z = _mm512_sub_epi8(z, _mm512_set1_epi8((char)-off));
+            neg = _mm512_movepi8_mask(z);
+            z = _mm512_abs_epi8(z);
+        }
+        float c0 = has_min ? q_h2f(p0 + 2) : 0.0f, c1 = has_min && two ? q_h2f(p1 + 2) : 0.0f;
         for (int r = 0; r < NR; r++) {
             size_t row = r0 + (size_t)r;
             __m512i x = _mm512_maskz_loadu_epi8(lm, xa->q + row * k + 32 * b);
+            if (!has_min) x = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
             const float *d = xa->d + row * nb + b;
-            const int16_t *s = xa->s + row * (k / 16) + 2 * b;
             __m128 d2 = two ? _mm_castpd_ps(_mm_load_sd((const double *)d)) : _mm_load_ss(d);
             __m512 dx = _mm512_permutexvar_ps(idx01, _mm512_castps128_ps512(d2));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(QF(dp)(z, x)), _mm512_mul_ps(dw, dx), acc[r]);
-            bacc[r] += c0 * d[0] * (float)(s[0] + s[1]);
-            if (two) bacc[r] += c1 * d[1] * (float)(s[2] + s[3]);
+            if (has_min) {
+                const int16_t *s = xa->s + row * (k / 16) + 2 * b;
+                bacc[r] += c0 * d[0] * (float)(s[0] + s[1]);
+                if (two) bacc[r] += c1 * d[1] * (float)(s[2] + s[3]);
+            }
         }
     }
     for (int r = 0; r < NR; r++) out[r] = _mm512_reduce_add_ps(acc[r]) + bacc[r];
@@ -197,23 +206,43 @@ QF(rows)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size
     }
 }
 
-static void QF(rows1)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, float *out) { QF(rows)(wt, wr, xa, r0, 1, out); }
-static void QF(rows2)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, float *out) { QF(rows)(wt, wr, xa, r0, 2, out); }
-static void QF(rows3)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, float *out) { QF(rows)(wt, wr, xa, r0, 3, out); }
-static void QF(rows4)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, float *out) { QF(rows)(wt, wr, xa, r0, 4, out); }
+/* One weight type x up to 4 activation rows, over columns [n0, n1): the type and row count
+ * are constants inside, so each instance is straight-line code. */
+#define QF_COLS(T, NR)                                                                               \
+    static void QF(cols_##T##_##NR)(const struct vlm_q8_act *xa, size_t r0, const uint8_t *w,        \
+                                    size_t ldw, int n0, int n1, const float *bias, float *y, int ldy) { \
+        for (int j = n0; j < n1; j++) {                                                              \
+            float out[4];                                                                            \
+            QF(rows)(T, (const uint8_t *)w + (size_t)j * ldw, xa, r0, NR, out);                     \
+            for (int r = 0; r < NR; r++) y[(size_t)r * ldy + j] = bias ? out[r] + bias[j] : out[r];  \
+        }                                                                                            \
+    }
+#define QF_COLS4(T) QF_COLS(T, 1) QF_COLS(T, 2) QF_COLS(T, 3) QF_COLS(T, 4)
+QF_COLS4(VLM_DT_Q8_0)
+QF_COLS4(VLM_DT_Q4_0)
+QF_COLS4(VLM_DT_Q4_1)
+QF_COLS4(VLM_DT_Q5_0)
+QF_COLS4(VLM_DT_Q5_1)
+QF_COLS4(VLM_DT_Q4_K)
+QF_COLS4(VLM_DT_Q5_K)
+QF_COLS4(VLM_DT_Q6_K)
+#undef QF_COLS4
+#undef QF_COLS
+
+typedef void (*QF(cols_fn))(const struct vlm_q8_act *, size_t, const uint8_t *, size_t, int, int,
+                            const float *, float *, int);
+#define QF_ROW(T) {QF(cols_##T##_1), QF(cols_##T##_2), QF(cols_##T##_3), QF(cols_##T##_4)}
 
 static void QF(matmul_q)(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dtype wt,
                          const void *w, size_t ldw, int n0, int n1, const float *bias, float *y,
                          int ldy) {
-    static void (*const fn[4])(enum vlm_dtype, const uint8_t *, const struct vlm_q8_act *, size_t, float *) = {
-        QF(rows1), QF(rows2), QF(rows3), QF(rows4)};
+    static const QF(cols_fn) fn[8][4] = {QF_ROW(VLM_DT_Q8_0), QF_ROW(VLM_DT_Q4_0), QF_ROW(VLM_DT_Q4_1),
+                                         QF_ROW(VLM_DT_Q5_0), QF_ROW(VLM_DT_Q5_1), QF_ROW(VLM_DT_Q4_K),
+                                         QF_ROW(VLM_DT_Q5_K), QF_ROW(VLM_DT_Q6_K)};
+    if (wt < VLM_DT_Q8_0 || wt > VLM_DT_Q6_K) return;
     for (int i = 0; i < m; i += 4) {
         int nr = m - i < 4 ? m - i : 4;
-        for (int j = n0; j < n1; j++) {
-            float out[4];
-            const uint8_t *wr = (const uint8_t *)w + (size_t)j * ldw;
-            fn[nr - 1](wt, wr, xa, (size_t)(i0 + i), out);
-            for (int r = 0; r < nr; r++) y[(size_t)(i + r) * ldy + j] = bias ? out[r] + bias[j] : out[r];
-        }
+        fn[wt - VLM_DT_Q8_0][nr - 1](xa, (size_t)(i0 + i), w, ldw, n0, n1, bias, y + (size_t)i * ldy, ldy);
     }
 }
+#undef QF_ROW

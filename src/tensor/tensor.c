@@ -55,10 +55,6 @@ size_t vlm_dtype_row_bytes(enum vlm_dtype t, int64_t n) {
     return r;
 }
 
-int vlm_matmul_supported(enum vlm_dtype t) {
-    return (unsigned)t < VLM_DT_COUNT;
-}
-
 /* ---- conversions ---- */
 
 float vlm_bf16_to_f32(uint16_t h) {
@@ -130,140 +126,6 @@ void vlm_tensor_row_f32(const struct vlm_tensor *w, int64_t r, float *dst) {
     case VLM_DT_BF16: vlm_bf16_to_f32_row(dst, (const uint16_t *)(base + (size_t)r * n * 2), (size_t)n); break;
     default: vlm_dequantize_row(w->type, base + (size_t)r * vlm_dtype_row_bytes(w->type, n), dst, n); break;
     }
-}
-
-/* ---- matmul driver ---- */
-
-/* Few rows: the weights are streamed once per call, split by output rows. Many rows: tiles of
- * NC output columns times a share of the rows, so each tile's weights stay in L2. */
-#define MM_SMALL_M 8
-#define MM_NC      128
-
-struct mm_job {
-    const struct vlm_kernels *kt;
-    const struct vlm_q8_act *xa;   /* block-type weights: the quantized activations */
-    const float *x;
-    int ldx, m, k, n, ldy;
-    enum vlm_dtype wt;
-    const void *w;
-    size_t ldw;
-    const float *bias;
-    float *y;
-    int n_chunk, m_chunk, n_nblocks;
-};
-
-static void mm_task(void *ctx, int task, int thread) {
-    (void)thread;
-    const struct mm_job *j = ctx;
-    int nb = task % j->n_nblocks, mb = task / j->n_nblocks;
-    int n0 = nb * j->n_chunk, n1 = n0 + j->n_chunk < j->n ? n0 + j->n_chunk : j->n;
-    int m0 = mb * j->m_chunk, m1 = m0 + j->m_chunk < j->m ? m0 + j->m_chunk : j->m;
-    if (n0 >= n1 || m0 >= m1) return;
-    if (j->xa) {
-        j->kt->matmul_q(j->xa, m0, m1 - m0, j->wt, j->w, j->ldw, n0, n1, j->bias,
-                        j->y + (size_t)m0 * j->ldy, j->ldy);
-        return;
-    }
-    j->kt->matmul(j->x + (size_t)m0 * j->ldx, j->ldx, m1 - m0, j->k, j->wt, j->w, j->ldw, n0, n1,
-                  j->bias, j->y + (size_t)m0 * j->ldy, j->ldy);
-}
-
-static int ceil_div(int a, int b) { return (a + b - 1) / b; }
-
-struct q8_job {
-    const struct vlm_q8_act *xa;
-    const float *x;
-    int ldx, m, per;
-};
-
-static void q8_task(void *ctx, int task, int thread) {
-    (void)thread;
-    const struct q8_job *j = ctx;
-    int r0 = task * j->per, r1 = r0 + j->per < j->m ? r0 + j->per : j->m;
-    if (r0 < r1) vlm_q8_act_quantize(j->xa, j->x, j->ldx, r0, r1);
-}
-
-static void fill_nan(float *y, int m, int n, int ldy) {
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) y[(size_t)i * ldy + j] = NAN;
-}
-
-static void mm_run(struct vlm_pool *pool, struct mm_job *j);
-
-/* Block-type weights: quantize x once (over the pool when it is big), then the kernels. */
-static void matmul_blocks(struct vlm_pool *pool, struct mm_job *j) {
-    int k = j->k;
-    size_t mk = (size_t)j->m * (size_t)k;
-    if (k % 32 || vlm_dtype_row_bytes(j->wt, k) == 0) {
-        fill_nan(j->y, j->m, j->n, j->ldy);
-        return;
-    }
-    char *buf = vlm_malloc(mk + mk / 32 * sizeof(float) + mk / 16 * sizeof(int16_t));
-    if (!buf) {
-        fill_nan(j->y, j->m, j->n, j->ldy);
-        return;
-    }
-    struct vlm_q8_act xa = {.q = (int8_t *)buf, .d = (float *)(buf + mk),
-                            .s = (int16_t *)(buf + mk + mk / 32 * sizeof(float)), .k = k};
-    int T = vlm_pool_size(pool);
-    if (T > 1 && mk >= 65536) {
-        struct q8_job q = {.xa = &xa, .x = j->x, .ldx = j->ldx, .m = j->m, .per = (j->m + T - 1) / T};
-        vlm_pool_run(pool, T, q8_task, &q);
-    } else {
-        vlm_q8_act_quantize(&xa, j->x, j->ldx, 0, j->m);
-    }
-    j->xa = &xa;
-    j->ldw = vlm_dtype_row_bytes(j->wt, (int64_t)j->ldw);
-    mm_run(pool, j);
-    vlm_free(buf);
-}
-
-void vlm_matmul_strided(struct vlm_pool *pool, const float *x, int ldx, int m, int k,
-                        enum vlm_dtype wt, const void *w, size_t ldw, int n,
-                        const float *bias, float *y, int ldy) {
-    if (m <= 0 || n <= 0) return;
-    if (!vlm_matmul_supported(wt)) {
-        fill_nan(y, m, n, ldy);
-        return;
-    }
-    struct mm_job j = {.kt = vlm_kernels(), .x = x, .ldx = ldx, .m = m, .k = k, .n = n,
-                       .ldy = ldy, .wt = wt, .w = w, .ldw = ldw, .bias = bias, .y = y};
-    if (vlm_dtype_block_elems(wt) > 1) {
-        matmul_blocks(pool, &j);
-        return;
-    }
-    mm_run(pool, &j);
-}
-
-/* Splits j over the pool: few rows by output columns, many rows in column x row tiles. */
-static void mm_run(struct vlm_pool *pool, struct mm_job *jp) {
-    struct mm_job j = *jp;
-    int m = j.m, n = j.n;
-    int T = vlm_pool_size(pool);
-    if (m <= MM_SMALL_M) {
-        /* ~4 chunks per thread for balance, each a multiple of 16 rows of W. */
-        int chunk = ceil_div(n, 4 * T);
-        chunk = ceil_div(chunk < 16 ? 16 : chunk, 16) * 16;
-        j.n_chunk = chunk;
-        j.m_chunk = m;
-    } else {
-        j.n_chunk = n < MM_NC ? n : MM_NC;
-        int nblocks = ceil_div(n, j.n_chunk);
-        int mparts = ceil_div(4 * T, nblocks);
-        int mchunk = ceil_div(m, mparts);
-        mchunk = ceil_div(mchunk < 16 ? 16 : mchunk, 16) * 16;
-        j.m_chunk = mchunk;
-    }
-    j.n_nblocks = ceil_div(n, j.n_chunk);
-    int tasks = j.n_nblocks * ceil_div(m, j.m_chunk);
-    if (T == 1) tasks = 1, j.n_chunk = n, j.m_chunk = m, j.n_nblocks = 1;
-    vlm_pool_run(pool, tasks, mm_task, &j);
-}
-
-void vlm_matmul(struct vlm_pool *pool, const float *x, int m, const struct vlm_tensor *w,
-                const float *bias, float *y) {
-    int n = (int)w->ne[0], k = (int)w->ne[w->n_dims - 1];
-    vlm_matmul_strided(pool, x, k, m, k, w->type, w->data, (size_t)k, n, bias, y, n);
 }
 
 /* ---- row-wise and elementwise ops ---- */
@@ -374,10 +236,12 @@ void vlm_im2col_patches(float *cols, const float *img, int C, int H, int W, int 
 
 void vlm_conv2d_patch(struct vlm_pool *pool, float *out, const float *img, int C, int H, int W,
                       int p, const struct vlm_tensor *w, const float *bias, float *scratch) {
-    int n_patches = (H / p) * (W / p), k = C * p * p, d = (int)w->ne[0];
+    int n_patches = (H / p) * (W / p), k = C * p * p;
     vlm_im2col_patches(scratch, img, C, H, W, p);
-    vlm_matmul_strided(pool, scratch, k, n_patches, k, w->type, w->data, (size_t)k, d, bias,
-                       out, d);
+    struct vlm_tensor w2 = *w;   /* (d, C, p, p) as (d, C*p*p), compute mode kept */
+    w2.n_dims = 2;
+    w2.ne[1] = k;
+    vlm_matmul(pool, scratch, n_patches, &w2, bias, out);
 }
 
 void vlm_pixel_shuffle(float *y, const float *x, int seq, int d, int s) {

@@ -24,6 +24,15 @@ enum vlm_dtype {
     VLM_DT_COUNT
 };
 
+/* How vlm_matmul multiplies f32 activations by a weight (what vLLM's --dtype decides):
+ * F32: exact f32 products (bf16/f16 weights widened); BF16: activations rounded to bf16 (RNE),
+ * bf16 x bf16 products (exact in f32) summed in f32, as transformers, vLLM and llama.cpp
+ * compute a bf16 checkpoint. Block-type weights always use int8 activations (kernels.h). */
+enum vlm_compute {
+    VLM_COMPUTE_F32 = 0,
+    VLM_COMPUTE_BF16
+};
+
 /* A view of n-dimensional data, row-major, shape as written in the file:
  * ne[0] is the outermost dimension, ne[n_dims-1] the innermost (contiguous) one.
  * A torch Linear weight (out_features, in_features) has ne = {out, in}. */
@@ -33,6 +42,7 @@ struct vlm_tensor {
     int64_t        ne[4];
     const void    *data;
     size_t         nbytes;
+    enum vlm_compute compute;   /* vlm_matmul's arithmetic; 0 (F32) unless the loader sets it */
 };
 
 const char *vlm_dtype_name(enum vlm_dtype t);
@@ -41,11 +51,19 @@ int64_t vlm_tensor_nelements(const struct vlm_tensor *t);
 
 struct vlm_pool;  /* thread pool (util/threadpool.h) */
 
-/* y (m, n) = x (m, k) @ W^T + bias, W a (n, k) tensor of any supported dtype, bias (n,) f32 or
- * NULL. Parallel over the pool (NULL = the calling thread only). The one GEMM/GEMV entry the
- * models use: m == 1 is the bandwidth-bound decode case, large m the compute-bound one. */
+/* y (m, n) = x (m, k) @ W^T + bias, W a (n, k) tensor of any dtype (block types included),
+ * computed as W->compute says, bias (n,) f32 or NULL. Parallel over the pool (NULL = the
+ * calling thread only); the result does not depend on the number of threads. The one
+ * GEMM/GEMV entry the models use: m == 1 is the bandwidth-bound decode case, large m the
+ * compute-bound one. On a failed scratch allocation (block types) y is filled with NaN. */
 void vlm_matmul(struct vlm_pool *pool, const float *x, int m, const struct vlm_tensor *w,
                 const float *bias, float *y);
+
+/* Several products of the same x (m, k) in one pool run (q, k, v; gate, up): y[i] = x @ W[i]^T
+ * + bias[i] for i < np (np <= 3), each exactly as vlm_matmul would compute it. For the
+ * few-row decode case each pool run ends in a barrier, so fewer runs per layer is faster. */
+void vlm_matmul_multi(struct vlm_pool *pool, const float *x, int m, int np,
+                      const struct vlm_tensor *const *w, const float *const *bias, float *const *y);
 
 /* Row-wise ops on x (rows, n), in place unless stated. */
 void vlm_rmsnorm(float *y, const float *x, const float *w, int rows, int n, float eps);      /* y = x/rms(x)*w */
@@ -68,12 +86,13 @@ int    vlm_dtype_block_elems(enum vlm_dtype t);
 size_t vlm_dtype_block_bytes(enum vlm_dtype t);
 /* Bytes of a row of n elements of t (0 if n does not fit t's block size or t is unknown). */
 size_t vlm_dtype_row_bytes(enum vlm_dtype t, int64_t n);
-/* Whether vlm_matmul accepts weights of dtype t (f32, f16, bf16 now). */
+/* Whether vlm_matmul accepts weights of dtype t (every vlm_dtype). */
 int vlm_matmul_supported(enum vlm_dtype t);
 
-/* Same as vlm_matmul with explicit row strides (in elements): x row i at x + i*ldx, W row j at
- * W + j*ldw elements (f32/f16/bf16 only), y row i at y + i*ldy. Lets a head of a packed QKV
- * projection or a KV-cache slice be used as a matrix. */
+/* Same as vlm_matmul (f32 arithmetic) with explicit row strides (in elements): x row i at
+ * x + i*ldx, W row j at row j*ldw elements in (for block types a multiple of the block size),
+ * y row i at y + i*ldy. Lets a head of a packed QKV projection or a KV-cache slice be used as a
+ * matrix. */
 void vlm_matmul_strided(struct vlm_pool *pool, const float *x, int ldx, int m, int k,
                         enum vlm_dtype wt, const void *w, size_t ldw, int n,
                         const float *bias, float *y, int ldy);

@@ -167,6 +167,17 @@ def test_kv_cache_dtype(start_server, vlm_env):
     assert bad.returncode == 2 and "--kv-cache-dtype fp8 is not supported" in bad.stderr
 
 
+def test_dtype_and_quantization(start_server, vlm_env):
+    """--dtype and --quantization (vLLM's flags) serve answers; unknown values are refused at start."""
+    import subprocess
+    for args in (("--dtype", "float32"), ("--quantization", "q8_0")):
+        s = start_server(*args)
+        assert isinstance(_ask(s, 0, False), str)
+    for flag, val in (("--dtype", "foo"), ("--quantization", "q3_x")):
+        bad = subprocess.run([vlm_env[0], "serve", flag, val], capture_output=True, text=True, timeout=30)
+        assert bad.returncode == 2 and f"unknown value '{val}'" in bad.stderr
+
+
 def test_stop_strings(server):
     """Text is cut before a stop string (or kept with include_stop_str_in_output), the same in
     streaming, with finish_reason "stop"."""
@@ -198,7 +209,7 @@ def test_serve_help_and_bad_model(vlm_env, tmp_path):
                  "--limit-mm-per-prompt", "--allowed-local-media-path", "--allowed-media-domains",
                  "--mm-processor-kwargs", "--media-io-kwargs", "--chat-template", "--trust-request-chat-template",
                  "--generation-config", "--threads", "--allow-private-media-urls", "--max-request-bytes",
-                 "--max-image-pixels", "--kv-cache-dtype", "--max-num-batched-tokens", "VLLM_IMAGE_FETCH_TIMEOUT", "VLLM_MAX_IMAGE_PIXELS",
+                 "--max-image-pixels", "--kv-cache-dtype", "--dtype", "--quantization", "--max-num-batched-tokens", "VLLM_IMAGE_FETCH_TIMEOUT", "VLLM_MAX_IMAGE_PIXELS",
                  "VLLM_MEDIA_URL_ALLOW_REDIRECTS", "VLLM_API_KEY"):
         assert flag in out.stdout, flag
     bad = subprocess.run([vlm_env[0], "serve", str(tmp_path / "nope"), "--port", "0"], capture_output=True,
