@@ -15,11 +15,18 @@ Also writes tiny-tokenizer.json: texts and the ids HF `tokenizers` gives for the
 tokenizer, and smolvlm-vocab.gguf.xz: the real SmolVLM-256M tokenizer + chat template as the
 converter writes them (--vocab-only), for the tokenizer parity test on the shared corpus.
 
+Also writes fuzz/regressions/gguf/*.gguf: one small file per class of GGUF reader bug that
+llama.cpp and Ollama have had CVEs for (huge tensor/metadata counts, a string length that
+overflows, a tensor offset past the end, a misaligned offset, dimensions whose product
+overflows, an unknown type, ...), each of which the reader must refuse with an error naming the
+file and offset (tests/test_gguf.c checks the message), and fuzz/corpus/gguf/ seeds.
+
 Needs llama.cpp's source (the llama-cpp-python sdist, unpacked). Usage:
   /work/venv/bin/python scripts/make_gguf_fixtures.py \
       [--llamacpp /work/llamacpp-src/x/llama_cpp_python-0.3.36/vendor/llama.cpp]
 """
 import argparse
+import struct
 import json
 import lzma
 import os
@@ -123,11 +130,96 @@ def smolvlm_vocab(llamacpp, tmp):
         g.write(f.read())
 
 
+REG = os.path.join(ROOT, "fuzz/regressions/gguf")
+CORPUS = os.path.join(ROOT, "fuzz/corpus/gguf")
+
+
+def gstr(s):
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack("<Q", len(b)) + b
+
+
+def kv_u32(k, v):
+    return gstr(k) + struct.pack("<II", 4, v)
+
+
+def kv_str(k, v):
+    return gstr(k) + struct.pack("<I", 8) + gstr(v)
+
+
+def tinfo(name, dims, ty, off):
+    return gstr(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims) + struct.pack("<IQ", ty, off)
+
+
+def gguf(kvs, tensors, data=b"", n_t=None, n_kv=None, version=3, align=32):
+    head = b"GGUF" + struct.pack("<IQQ", version, len(tensors) if n_t is None else n_t, len(kvs) if n_kv is None else n_kv)
+    body = head + b"".join(kvs) + b"".join(tensors)
+    if tensors:
+        body += b"\0" * ((align - len(body) % align) % align)
+    return body + data
+
+
+def regressions():
+    """name -> (bytes, substring the error must hold)."""
+    arch = kv_str("general.architecture", "llama")
+    ok_t = tinfo("a", [8], 0, 0)
+    f32x8 = struct.pack("<8f", *range(8))
+    return {
+        "ok-minimal": (gguf([arch], [ok_t], f32x8), ""),
+        "huge-n-tensors": (gguf([arch], [ok_t], f32x8, n_t=(1 << 63) + 5), "tensor count"),
+        "huge-n-kv": (gguf([arch], [ok_t], f32x8, n_kv=0xFFFFFFFFFFFFFFFF), "metadata count"),
+        "string-len-overflow": (gguf([gstr("k") + struct.pack("<I", 8) + struct.pack("<Q", 0xFFFFFFFFFFFFFFF0) + b"x"], [], b""), "length"),
+        "key-len-past-end": (gguf([struct.pack("<Q", 1000) + b"general"], [], b""), "truncated"),
+        "array-count-overflow": (gguf([gstr("a") + struct.pack("<IIQ", 9, 6, 0x4000000000000001)], []), "array"),
+        "array-of-strings-past-end": (gguf([gstr("a") + struct.pack("<IIQ", 9, 8, 3) + gstr("x") + struct.pack("<Q", 99)], []), "truncated"),
+        "nested-array": (gguf([gstr("a") + struct.pack("<IIQ", 9, 9, 1) + struct.pack("<IQ", 4, 0)], []), "nested"),
+        "unknown-value-type": (gguf([gstr("k") + struct.pack("<II", 13, 0)], []), "value type"),
+        "bool-not-0-1": (gguf([gstr("k") + struct.pack("<IB", 7, 2)], []), "bool"),
+        "duplicate-key": (gguf([arch, arch], [ok_t], f32x8), "twice"),
+        "duplicate-tensor": (gguf([arch], [ok_t, tinfo("a", [8], 0, 32)], f32x8 * 2), "twice"),
+        "offset-past-end": (gguf([arch], [tinfo("a", [8], 0, 1 << 40)], f32x8), "past the end"),
+        "offset-plus-size-wraps": (gguf([arch], [tinfo("a", [8], 0, 0xFFFFFFFFFFFFFFE0)], f32x8), "past the end"),
+        "misaligned-offset": (gguf([arch], [tinfo("a", [4], 0, 4)], f32x8), "alignment"),
+        "bad-alignment": (gguf([arch, kv_u32("general.alignment", 24)], [ok_t], f32x8, align=24), "alignment"),
+        "zero-alignment": (gguf([arch, kv_u32("general.alignment", 0)], [ok_t], f32x8), "alignment"),
+        "dims-overflow": (gguf([arch], [tinfo("a", [1 << 32, 1 << 32, 1 << 32], 0, 0)], f32x8), "overflow"),
+        "dim-above-int64": (gguf([arch], [tinfo("a", [1 << 63], 0, 0)], f32x8), "overflow"),
+        "zero-dims": (gguf([arch], [tinfo("a", [], 0, 0)], f32x8), "dimensions"),
+        "five-dims": (gguf([arch], [tinfo("a", [1, 1, 1, 1, 8], 0, 0)], f32x8), "dimensions"),
+        "unknown-tensor-type": (gguf([arch], [tinfo("a", [8], 99, 0)], f32x8), "unknown type"),
+        "row-not-block-multiple": (gguf([arch], [tinfo("a", [33], 8, 0)], b"\0" * 64), "block"),
+        "overlapping-tensors": (gguf([arch], [ok_t, tinfo("b", [8], 0, 0)], f32x8), "overlap"),
+        "truncated-data": (gguf([arch], [tinfo("a", [16], 0, 0)], f32x8), "past the end"),
+        "version-1": (gguf([arch], [], version=1), "version"),
+        "big-endian": (gguf([arch], [], version=3 << 24), "big-endian"),
+        "bad-magic": (b"GGUG" + gguf([arch], [])[4:], "magic"),
+        "nul-in-key": (gguf([gstr("a\0b") + struct.pack("<II", 4, 1)], []), "NUL"),
+    }
+
+
+def write_regressions():
+    os.makedirs(REG, exist_ok=True)
+    os.makedirs(CORPUS, exist_ok=True)
+    with open(os.path.join(REG, "expect.txt"), "w") as f:
+        for name, (data, want) in regressions().items():
+            with open(os.path.join(REG, name + ".gguf"), "wb") as g:
+                g.write(data)
+            f.write(f"{name}.gguf\t{want}\n")
+    for name in ["padded-tile-f16.gguf", "padded-tile-mmproj-f16.gguf"]:
+        shutil.copy(os.path.join(OUT, name), CORPUS)
+    with open(os.path.join(CORPUS, "minimal.gguf"), "wb") as g:
+        g.write(regressions()["ok-minimal"][0])
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--regressions-only", action="store_true")
     ap.add_argument("--llamacpp", default="/work/llamacpp-src/x/llama_cpp_python-0.3.36/vendor/llama.cpp")
     a = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
+    if a.regressions_only:
+        write_regressions()
+        return
     refs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in NAMES:
@@ -141,6 +233,7 @@ def main():
         with open(os.path.join(OUT, "tiny-tokenizer.json"), "w") as f:
             json.dump(refs, f, indent=1, ensure_ascii=False)
         smolvlm_vocab(a.llamacpp, tmp)
+    write_regressions()
 
 
 if __name__ == "__main__":

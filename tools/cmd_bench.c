@@ -46,7 +46,7 @@ static void print_owned(double wall, double cpu, int nt) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: vlm bench [MODEL_DIR] [--image FILE] [--threads N] [--prompt-tokens N]\n"
-               "                 [--tokens N] [--batch B] [--no-image] [--kv-cache-dtype T]\n"
+               "                 [--tokens N] [--batch B] [--no-image] [--kv-cache-dtype T] [--mmproj FILE]\n"
                "                 [--dtype T] [--quantization Q]\n"
                "       vlm bench --tokenizer MODEL_DIR|tokenizer.json --file TEXT   (tokenizer speed)\n\n"
                "Measures image encoding (ms per tile; one synthetic full tile without --image), prompt\n"
@@ -258,7 +258,7 @@ static void probe_limits(int threads, double *bw, double *peak) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *dir = NULL, *image = NULL;
+    const char *dir = NULL, *image = NULL, *mmproj = NULL;
     int threads = 0, n_prompt = 256, n_tok = 32, batch = 1, no_image = 0;
     enum vlm_kv_dtype kv = VLM_KV_AUTO;
     const char *dtype = NULL, *quant = NULL;
@@ -275,6 +275,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--no-image")) no_image = 1;
         else if (!strcmp(a, "--dtype") && has) dtype = argv[++i];
         else if ((!strcmp(a, "--quantization") || !strcmp(a, "-q")) && has) quant = argv[++i];
+        else if (!strcmp(a, "--mmproj") && has) mmproj = argv[++i];
         else if (!strcmp(a, "--kv-cache-dtype") && has) {
             if (vlm_kv_dtype_parse(argv[++i], &kv) != 0) {
                 fprintf(stderr, "vlm bench: --kv-cache-dtype %s: use auto, float32, float16 or bfloat16\n", argv[i]);
@@ -291,6 +292,7 @@ int cmd_bench(int argc, char **argv) {
     mp.load_tokenizer = image != NULL;
     mp.dtype = dtype;
     mp.quantization = quant;
+    mp.mmproj = mmproj;
     struct vlm_model *m;
     struct timespec l0, l1;
     clock_gettime(CLOCK_MONOTONIC, &l0);

@@ -23,7 +23,8 @@ static void serve_help(FILE *f) {
     fprintf(f,
 "usage: vlm serve [MODEL] [options]\n"
 "\n"
-"Serves MODEL (a local Hugging Face model folder; default: the bundled demo model) over an\n"
+"Serves MODEL (a local Hugging Face model folder, a llama.cpp .gguf file with --mmproj, or a\n"
+"folder of .gguf files; default: the bundled demo model) over an\n"
 "OpenAI-compatible HTTP API: /v1/chat/completions, /v1/completions, /v1/models, /health,\n"
 "/version, /metrics, /tokenize, /detokenize. Flags use vLLM's names and value formats.\n"
 "\n"
@@ -52,6 +53,7 @@ static void serve_help(FILE *f) {
 "                                 q4_1, q5_0, q5_1 (llama.cpp's block types and fallbacks)\n"
 "\n"
 "vlm.c flags:\n"
+"  --mmproj FILE                  the vision tower (llama.cpp's mmproj .gguf) of a .gguf MODEL\n"
 "  --allow-private-media-urls     let image URLs reach loopback/private addresses (refused by\n"
 "                                 default; cloud metadata addresses stay refused)\n"
 "  --max-request-bytes N          largest request body (default 67108864); larger gets 413\n"
@@ -237,6 +239,7 @@ int cmd_serve(int argc, char **argv) {
             c.kv_cache_dtype = (int)kt;
         }
         else if (!strcmp(a, "--kv-cache-tokens")) { NEED_VAL(); if (parse_long(val, 16, 1L << 30, &v)) BAD_VAL(); c.kv_cache_tokens = (int)v; }
+        else if (!strcmp(a, "--mmproj")) { NEED_VAL(); c.mmproj = val; }
         else if (!strcmp(a, "--prefill-chunk")) { NEED_VAL(); if (parse_long(val, 16, 8192, &v)) BAD_VAL(); c.prefill_chunk = (int)v; }
         else if (!strcmp(a, "--max-num-batched-tokens")) {
             NEED_VAL();   /* vLLM's per-step token budget: decode rows + the prefill chunk */

@@ -28,4 +28,7 @@ int cmd_quantize(int argc, char **argv);   /* tools/cmd_quantize.c */
 int cmd_bench(int argc, char **argv);      /* tools/cmd_bench.c (dispatches --tokenizer) */
 /* Each subcommand adds its prototype here and a row in tools/vlm.c's table. */
 
+/* inspect_gguf.c: lists a GGUF file's metadata and tensors; 0 or 1 (error printed). */
+int vlm_inspect_gguf(const char *path);
+
 #endif

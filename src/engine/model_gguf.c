@@ -98,17 +98,31 @@ static int special_tokens(const struct vlm_gguf *g, json_t **out, struct vlm_err
     return VLM_OK;
 }
 
-/* BOS, and EOS as llama.cpp stops: eos_token_id and eot_token_id. */
+/* Spellings llama.cpp ends generation on wherever the vocabulary has them (llama-vocab.cpp's
+ * end-of-generation list), besides eos_token_id / eot_token_id / eom_token_id. */
+static const char *const eog_spellings[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
+    "<|eom_id|>", "<EOT>", "<end_of_utterance>", "<eos>",
+};
+
+static void add_eos(struct vlm_model *m, long long id) {
+    if (id < 0 || id >= m->info.n_vocab || m->info.n_eos >= VLM_MAX_EOS) return;
+    for (int i = 0; i < m->info.n_eos; i++)
+        if (m->info.eos_ids[i] == id) return;
+    m->info.eos_ids[m->info.n_eos++] = (int32_t)id;
+}
+
+/* BOS, and the ids llama.cpp stops on: eos/eot/eom ids, then the end-of-generation spellings. */
 static int read_ids(struct vlm_model *m, const struct vlm_gguf *g, struct vlm_error *err) {
-    long long bos, eos, eot;
-    long long hi = m->info.n_vocab - 1;
+    static const char *const keys[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"};
+    long long bos, id, hi = m->info.n_vocab - 1;
     int rc = vlm_gguf_get_int(g, "tokenizer.ggml.bos_token_id", -1, -1, hi, &bos, err);
-    if (rc == VLM_OK) rc = vlm_gguf_get_int(g, "tokenizer.ggml.eos_token_id", -1, -1, hi, &eos, err);
-    if (rc == VLM_OK) rc = vlm_gguf_get_int(g, "tokenizer.ggml.eot_token_id", -1, -1, hi, &eot, err);
+    for (size_t k = 0; rc == VLM_OK && k < sizeof keys / sizeof keys[0]; k++)
+        if ((rc = vlm_gguf_get_int(g, keys[k], -1, -1, hi, &id, err)) == VLM_OK) add_eos(m, id);
     if (rc != VLM_OK) return rc;
+    for (size_t k = 0; k < sizeof eog_spellings / sizeof eog_spellings[0]; k++)
+        add_eos(m, vlm_gguf_token_id(g, eog_spellings[k]));
     m->info.bos_id = (int32_t)bos;
-    if (eos >= 0) m->info.eos_ids[m->info.n_eos++] = (int32_t)eos;
-    if (eot >= 0 && eot != eos) m->info.eos_ids[m->info.n_eos++] = (int32_t)eot;
     m->info.gen_temperature = 1.0f;
     m->info.gen_top_p = 1.0f;
     m->info.gen_repetition_penalty = 1.0f;

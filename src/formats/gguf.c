@@ -273,7 +273,9 @@ static int place_tensors(struct cur *c, struct vlm_gguf *g) {
     int rc = VLM_OK;
     for (size_t i = 1; i < g->n_tensors && rc == VLM_OK; i++)
         if (by[i]->nbytes && by[i - 1]->offset + by[i - 1]->nbytes > by[i]->offset)
-            rc = vlm_error_set(c->err, VLM_E_FORMAT, "%s: tensors '%.200s' and '%.200s' overlap", c->fname, by[i - 1]->name, by[i]->name);
+            rc = vlm_error_set(c->err, VLM_E_FORMAT, "%s: tensors '%.200s' (data offset %llu, %zu bytes) and '%.200s' (data offset %llu) overlap",
+                               c->fname, by[i - 1]->name, (unsigned long long)by[i - 1]->offset, by[i - 1]->nbytes,
+                               by[i]->name, (unsigned long long)by[i]->offset);
     vlm_free(by);
     return rc;
 }
@@ -286,9 +288,9 @@ static int parse_header(struct cur *c, struct vlm_gguf *g, uint64_t *n_t, uint64
         return vlm_error_set(c->err, VLM_E_FORMAT, "%s: not a GGUF file (no GGUF magic at offset 0)", c->fname);
     if ((rc = rd_u32(c, &g->version, "the version")) != VLM_OK) return rc;
     if (g->version == 0x02000000u || g->version == 0x03000000u)
-        return vlm_error_set(c->err, VLM_E_UNSUPPORTED, "%s: a big-endian GGUF file (only little-endian files are read)", c->fname);
+        return vlm_error_set(c->err, VLM_E_UNSUPPORTED, "%s: the version at offset 4 is byte-swapped: a big-endian GGUF file (only little-endian files are read)", c->fname);
     if (g->version != 2 && g->version != 3)
-        return vlm_error_set(c->err, VLM_E_UNSUPPORTED, "%s: GGUF version %u (versions 2 and 3 are read)", c->fname, g->version);
+        return vlm_error_set(c->err, VLM_E_UNSUPPORTED, "%s: GGUF version %u at offset 4 (versions 2 and 3 are read)", c->fname, g->version);
     if ((rc = rd_u64(c, n_t, "the tensor count")) != VLM_OK) return rc;
     if ((rc = rd_u64(c, n_kv, "the metadata count")) != VLM_OK) return rc;
     /* Each key/value takes at least 8 (length) + 4 (type) + 1 bytes, each tensor info at

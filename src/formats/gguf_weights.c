@@ -33,7 +33,7 @@ static int match(const char *p, const char *s, int *blk) {
 static int unpermute(const struct vlm_gguf *g, const struct vlm_gguf_tensor *gt, struct vlm_tensor *t,
                      int heads, void **owned, struct vlm_error *err) {
     int64_t rows = t->ne[0];
-    if (heads <= 0 || rows % heads || (rows / heads) % 2)
+    if (heads <= 0 || rows <= 0 || rows % heads || (rows / heads) % 2)
         return vlm_error_set(err, VLM_E_FORMAT, "%s: tensor '%s': %lld rows do not split into %d heads of an even size",
                              g->fname, gt->name, (long long)rows, heads);
     size_t rb = gt->nbytes / (size_t)rows;

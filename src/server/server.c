@@ -230,6 +230,7 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
     mp.n_threads = c->threads;
     mp.dtype = c->dtype;
     mp.quantization = c->quantization;
+    mp.mmproj = c->mmproj;
     if (rc == VLM_OK && vlm_model_load(c->model_dir, &mp, &s->model) != VLM_OK)
         rc = vlm_error_set(err, VLM_E_IO, "%s", vlm_last_error());
     if (rc == VLM_OK) {

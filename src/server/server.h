@@ -14,6 +14,7 @@ struct vlm_server;
 
 struct vlm_server_config {
     const char *model_dir;
+    const char *mmproj;               /* --mmproj: the vision file beside a text .gguf, or NULL */
     const char *host;                 /* default "0.0.0.0" as vLLM */
     int         port;                 /* default 8000; 0 = any free port */
     const char *const *served_names;  /* --served-model-name (first is reported); NULL = model_dir */
