@@ -167,8 +167,8 @@ static int logits_of(const char *path, const char *mmproj, const int32_t *ids, i
     return rc == VLM_OK ? nv : -1;
 }
 
-/* Quantized exports against the f32 safetensors: max |logit difference| over the logits' RMS
- * within tol (see the table in main for why each tolerance). */
+/* Quantized exports against the f32 safetensors: the RMS of the logit differences over the
+ * logits' RMS within tol (see main for why each tolerance). */
 static void logits_close(const char *type, double tol) {
     static const int32_t ids[] = {1, 45, 120, 7, 88, 230, 15, 99, 3, 250, 61, 300, 300, 12, 140, 77};
     int n = (int)(sizeof ids / sizeof ids[0]);
@@ -181,14 +181,16 @@ static void logits_close(const char *type, double tol) {
     int na = logits_of(test_path("tests/fixtures/models/padded-tile"), NULL, ids, n, &a);
     int nb = logits_of(out, mm, ids, n, &b);
     if (na > 0 && na == nb && a && b) {
-        double d = 0, rms = 0;
+        double d = 0, rms = 0, mx = 0;
         for (int i = 0; i < na; i++) {
             double e = fabs((double)a[i] - b[i]);
-            if (!(e <= d)) d = e;
+            if (!(e <= mx)) mx = e;
+            d += e * e;
             rms += (double)a[i] * a[i];
         }
         rms = sqrt(rms / na);
-        printf("  %s: max |logit diff| %.4g = %.3g of the logits' RMS %.4g (tol %.3g)\n", type, d, d / rms, rms, tol);
+        d = sqrt(d / na);
+        printf("  %s: logit diff RMS %.4g = %.3g of the logits' RMS %.4g (tol %.3g), max %.4g\n", type, d, d / rms, rms, tol, mx);
         CHECK_MSG(d / rms <= tol, "%s: logits differ by %.3g of their RMS", type, d / rms);
     }
     vlm_free(a);
@@ -243,13 +245,16 @@ int main(void) {
     vs_quantize("q4_k_m");
     vs_quantize("q5_k_m");
     /* Tolerances: a weight rounded to a step s has an error of RMS s/sqrt(12); relative to the
-     * weights' RMS that is about 0.4% for Q8_0 (s = amax/127), 3% for Q5_0 and 6% for Q4_0
-     * (amax/15, amax/7; padded-tile's rows of 32 and 48 make q4_k_m fall back to Q5_0/Q8_0/F16).
-     * Through 2 layers and the head these errors add up in the logits roughly in proportion;
-     * the bounds are about 3x what these files give. */
-    logits_close("q8_0", 0.05);
-    logits_close("q4_k_m", 0.3);
-    logits_close("q4_0", 0.6);
+     * weights' RMS (amax is ~2.5 RMS for 32 normal weights) that is about 0.6% for Q8_0
+     * (s = amax/127), 4.5% for Q5_0 (amax/16) and 9% for Q4_0 (amax/8); padded-tile's rows of
+     * 32 and 48 make q4_k_m fall back to Q5_0 (attn_v, the embedding: Q8_0; ffn_down: F16).
+     * About 7 independent quantized matmuls lie on the path to a logit (2 layers x q/k/v/o/ffn
+     * and the tied head), so the logits' relative error is about sqrt(7) = 2.6x the weights':
+     * 1.6%, 12%, 24%; activations rounded to int8 per block (as llama.cpp does) add ~0.6%.
+     * The bounds are those estimates with 50% headroom. */
+    logits_close("q8_0", 0.03);
+    logits_close("q4_k_m", 0.18);
+    logits_close("q4_0", 0.36);
     errors();
     cleanup();
     printf("%d passed, %d failed\n", test_pass, test_fail);
