@@ -8,6 +8,9 @@ the converter's files byte for byte.
 tests/fixtures/gguf-write/padded-tile-<type>.gguf: llama.cpp's own llama-quantize run on the
 converter's padded-tile-f32.gguf (q8_0, q4_0, q4_k_m, q5_k_m): the per-tensor type mix, fallbacks
 included, and the quantized bytes.
+tests/fixtures/gguf-write/padded-tile-conv-<type>.gguf and padded-tile-mmproj-conv-<type>.gguf: the
+converter's own --outtype bf16 and q8_0 files (text and mmproj), the types tests/fixtures/gguf
+does not hold.
 
 Usage: /work/venv/bin/python scripts/make_gguf_write_fixtures.py [--llama-quantize PATH]
 """
@@ -26,10 +29,19 @@ OUT = os.path.join(ROOT, "tests/fixtures/gguf-write")
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llama-quantize", default="/work/llamacpp-build/bin/llama-quantize")
+    ap.add_argument("--llamacpp", default="/work/llamacpp-src/llama_cpp_python-0.3.36/vendor/llama.cpp")
     a = ap.parse_args()
     tok = os.path.join(OUT, "tokenizer")
     os.makedirs(tok, exist_ok=True)
     make_gguf_fixtures.tiny_tokenizer(tok)
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        d = os.path.join(tmp, "padded-tile")
+        make_gguf_fixtures.prepare(os.path.join(make_gguf_fixtures.MODELS, "padded-tile"), d)
+        for ty in ["bf16", "q8_0"]:
+            make_gguf_fixtures.convert(a.llamacpp, "smollm", [d, "--outtype", ty, "--outfile", os.path.join(OUT, f"padded-tile-conv-{ty}.gguf")])
+            make_gguf_fixtures.convert(a.llamacpp, "smollm", [d, "--mmproj", "--outtype", ty,
+                                                             "--outfile", os.path.join(OUT, f"padded-tile-mmproj-conv-{ty}.gguf")])
     src = os.path.join(ROOT, "tests/fixtures/gguf/padded-tile-f32.gguf")
     for ty in ["q8_0", "q4_0", "q4_k_m", "q5_k_m"]:
         subprocess.run([a.llama_quantize, src, os.path.join(OUT, f"padded-tile-{ty}.gguf"), ty.upper(), "1"],

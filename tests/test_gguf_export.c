@@ -1,6 +1,7 @@
 /* test_gguf_export.c — `vlm quantize` (vlm_gguf_export) against llama.cpp's own tools: on the
  * tiny Idefics3 fixtures its f32/f16 text + mmproj files equal, key for key and tensor byte for
- * byte, what convert_hf_to_gguf.py wrote (tests/fixtures/gguf), and its q8_0/q4_0/q4_k_m/q5_k_m
+ * byte, what convert_hf_to_gguf.py wrote (tests/fixtures/gguf; bf16 and q8_0 in
+ * tests/fixtures/gguf-write), and its q8_0/q4_0/q4_k_m/q5_k_m
  * files equal what llama-quantize made of the converter's f32 file (tests/fixtures/gguf-write,
  * by scripts/make_gguf_write_fixtures.py); the quantized files load in vlm.c with logits near
  * the f32 safetensors run; bad folders fail with a message. */
@@ -114,14 +115,14 @@ static int export(const char *dir, const char *out, const char *mmproj, int ftyp
     return rc;
 }
 
-/* Against the converter: f32 and f16, text and mmproj. */
-static void vs_converter(const char *name, const char *type, int ftype) {
+/* Against the converter's text and mmproj files: ref_dir/<name>-<tag>.gguf and <name>-mmproj-<tag>.gguf. */
+static void vs_converter(const char *ref_dir, const char *name, const char *tag, int ftype) {
     char dir[300], out[400], mm[400], ref[600], refmm[600];
     snprintf(dir, sizeof dir, "%s/%s", tmp, name);
-    snprintf(out, sizeof out, "%s/%s-%s.gguf", tmp, name, type);
-    snprintf(mm, sizeof mm, "%s/%s-mmproj-%s.gguf", tmp, name, type);
-    snprintf(ref, sizeof ref, "%s/%s-%s.gguf", test_path("tests/fixtures/gguf"), name, type);
-    snprintf(refmm, sizeof refmm, "%s/%s-mmproj-%s.gguf", test_path("tests/fixtures/gguf"), name, type);
+    snprintf(out, sizeof out, "%s/%s-%s.gguf", tmp, name, tag);
+    snprintf(mm, sizeof mm, "%s/%s-mmproj-%s.gguf", tmp, name, tag);
+    snprintf(ref, sizeof ref, "%s/%s-%s.gguf", test_path(ref_dir), name, tag);
+    snprintf(refmm, sizeof refmm, "%s/%s-mmproj-%s.gguf", test_path(ref_dir), name, tag);
     if (export(dir, out, mm, ftype, -1) != VLM_OK) return;
     same_file(out, ref);
     same_file(mm, refmm);
@@ -236,10 +237,12 @@ int main(void) {
     mkdir(tmp, 0755);
     make_folder("padded-tile", dir, sizeof dir);
     make_folder("rope-linear", dir, sizeof dir);
-    vs_converter("padded-tile", "f32", VLM_FTYPE_F32);
-    vs_converter("padded-tile", "f16", VLM_FTYPE_F16);
-    vs_converter("rope-linear", "f32", VLM_FTYPE_F32);
-    vs_converter("rope-linear", "f16", VLM_FTYPE_F16);
+    vs_converter("tests/fixtures/gguf", "padded-tile", "f32", VLM_FTYPE_F32);
+    vs_converter("tests/fixtures/gguf", "padded-tile", "f16", VLM_FTYPE_F16);
+    vs_converter("tests/fixtures/gguf", "rope-linear", "f32", VLM_FTYPE_F32);
+    vs_converter("tests/fixtures/gguf", "rope-linear", "f16", VLM_FTYPE_F16);
+    vs_converter("tests/fixtures/gguf-write", "padded-tile", "conv-bf16", VLM_FTYPE_BF16);
+    vs_converter("tests/fixtures/gguf-write", "padded-tile", "conv-q8_0", VLM_FTYPE_Q8_0);
     vs_quantize("q8_0");
     vs_quantize("q4_0");
     vs_quantize("q4_k_m");
