@@ -708,8 +708,10 @@ static float *run_steps_fq(const char *dir, struct ref *r, const char *dtype, co
 }
 
 /* --dtype auto on a bf16 checkpoint: bf16 products, within 5e-2 of transformers' own bf16 run
- * (ref key logits_bf16_run), and every logit of the prompt and 8 greedy steps bit-identical
- * for 1 and 2 threads. */
+ * (ref key logits_bf16_run) or, where transformers' bf16 run is itself farther than that from
+ * exact f32 math (it rounds every activation to bf16: 0.133 on the SmolVLM-256M shape, where
+ * its argmax even differs), no farther from it than exact f32 math is; and every logit of the
+ * prompt and 8 greedy steps bit-identical for 1 and 2 threads. */
 static void check_dtype_auto(const char *dir) {
     struct ref r;
     if (ref_load(dir, &r) != 0) {
@@ -720,10 +722,16 @@ static void check_dtype_auto(const char *dir) {
     CHECK_MSG(json_array_size(b) == (size_t)r.n_vocab, "%s: ref.json has no logits_bf16_run", dir);
     float *one = run_steps(dir, &r, NULL, NULL, 1), *two = run_steps(dir, &r, "auto", NULL, 2);
     if (one && two && json_array_size(b) == (size_t)r.n_vocab) {
-        double d = 0, df = max_abs_diff(one, r.logits, r.n_vocab);
-        for (int i = 0; i < r.n_vocab; i++) d = fmax(d, fabs(one[i] - json_number_value(json_array_get(b, (size_t)i))));
-        printf("  %s --dtype auto: logits vs transformers bf16 run %.3g (bound 5e-2), vs f32 math %.3g\n", dir, d, df);
-        CHECK(d <= 5e-2);
+        double d = 0, df = max_abs_diff(one, r.logits, r.n_vocab), dr = 0;
+        for (int i = 0; i < r.n_vocab; i++) {
+            double v = json_number_value(json_array_get(b, (size_t)i));
+            d = fmax(d, fabs(one[i] - v));
+            dr = fmax(dr, fabs(r.logits[i] - v));
+        }
+        double bound = fmax(5e-2, dr);
+        printf("  %s --dtype auto: logits vs transformers bf16 run %.3g (bound %.3g), vs f32 math %.3g;"
+               " f32 math vs the bf16 run %.3g\n", dir, d, bound, df, dr);
+        CHECK(d <= bound);
         CHECK_MSG(!memcmp(one, two, sizeof(float) * 9 * (size_t)r.n_vocab), "%s: --dtype auto differs between 1 and 2 threads", dir);
     }
     vlm_free(one);

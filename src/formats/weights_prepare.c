@@ -5,6 +5,8 @@
 
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "tensor/quant.h"
 #include "util/alloc.h"
@@ -68,6 +70,16 @@ static int is_matrix(const struct vlm_weight *e) {
            (e->t.type == VLM_DT_F32 || e->t.type == VLM_DT_F16 || e->t.type == VLM_DT_BF16);
 }
 
+/* The pages wholly inside a converted tensor's file bytes are not needed any more: dropping
+ * them from this process (they stay in the page cache; a later touch refaults them from the
+ * file, the mapping being read-only) keeps RSS at the converted size. */
+static void drop_pages(const void *data, size_t n) {
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0) return;
+    uintptr_t a = ((uintptr_t)data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), b = ((uintptr_t)data + n) & ~((uintptr_t)pg - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 /* Replaces e's data by a (rows, k) copy as type t, made over the pool. */
 static int convert(struct vlm_weights *w, struct vlm_weight *e, enum vlm_dtype t, struct vlm_pool *pool,
                    struct vlm_error *err) {
@@ -83,6 +95,7 @@ static int convert(struct vlm_weights *w, struct vlm_weight *e, enum vlm_dtype t
         return vlm_error_set(err, rc, "tensor '%s': converting to %s failed", e->name, vlm_dtype_name(t));
     }
     w->total_bytes = w->total_bytes - e->t.nbytes + nb;
+    if (!e->owned) drop_pages(e->t.data, e->t.nbytes);   /* the bytes were in the file mapping */
     vlm_free(e->owned);
     e->owned = dst;
     e->t.data = dst;

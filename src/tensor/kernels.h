@@ -95,6 +95,8 @@ void vlm_kernels_init_q_generic(struct vlm_kernels *k);    /* matmul_q (kernels_
 void vlm_kernels_init_avx2(struct vlm_kernels *k);
 void vlm_kernels_init_avx512(struct vlm_kernels *k);
 void vlm_kernels_init_avx512bf16(struct vlm_kernels *k);
+/* matmul_q of the AVX2 table (kernels_q_avx2.c). */
+void vlm_kernels_init_q_avx2(struct vlm_kernels *k);
 /* matmul_q of the AVX-512 table, with vpdpbusd when vnni (kernels_q_avx512.c). */
 void vlm_kernels_init_q_avx512(struct vlm_kernels *k, int vnni);
 
