@@ -3,7 +3,8 @@
 
 For each tiny Idefics3 fixture named below (tests/fixtures/models/<name>, made by
 make_model_fixtures.py) it writes tests/fixtures/gguf/<name>-<type>.gguf (the text model) and
-<name>-mmproj-<type>.gguf (the vision tower + projector) for type f32 and f16, by running
+<name>-mmproj-<type>.gguf (the vision tower + projector) for type f32 and f16 (NAMES) or q8_0
+(NAMES_Q8), by running
 llama.cpp's convert_hf_to_gguf.py on a copy of the folder with
   - text_config.architectures = ["VLlama3ForCausalLM"] (the converter accepts no other), and
   - a tiny byte-level BPE tokenizer of the fixture's 320 ids (SmolVLM's pre-tokenizer: digits
@@ -41,6 +42,9 @@ OUT = os.path.join(ROOT, "tests/fixtures/gguf")
 SHARED = "/work/shared"
 SMOLVLM = f"{SHARED}/models/HuggingFaceTB--SmolVLM-256M-Instruct"
 NAMES = ["padded-tile", "rope-linear"]
+# Q8_0 needs rows that are multiples of 32: this fixture's widths all are (the converter keeps
+# the others, and the vision embeddings, in f16/f32 as it does for real models).
+NAMES_Q8 = ["split-gqa-untied"]
 VOCAB, IMAGE, FAKE, GLOBAL, ROWCOL0 = 320, 300, 301, 302, 303
 
 # Runs the converter with the pre-tokenizer name given instead of detected.
@@ -222,11 +226,12 @@ def main():
         return
     refs = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in NAMES:
+        for name in NAMES + NAMES_Q8:
             d = os.path.join(tmp, name)
             tok = prepare(os.path.join(MODELS, name), d)
-            refs = tokenizer_refs(tok)
-            for ty in ["f32", "f16"]:
+            if name in NAMES:
+                refs = tokenizer_refs(tok)
+            for ty in (["f32", "f16"] if name in NAMES else ["q8_0"]):
                 convert(a.llamacpp, "smollm", [d, "--outtype", ty, "--outfile", os.path.join(OUT, f"{name}-{ty}.gguf")])
                 convert(a.llamacpp, "smollm", [d, "--mmproj", "--outtype", ty,
                                                "--outfile", os.path.join(OUT, f"{name}-mmproj-{ty}.gguf")])

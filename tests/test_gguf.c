@@ -284,6 +284,55 @@ done:
 }
 #endif
 
+/* llama.cpp's own vocabulary test files (models/ggml-vocab-NAME.gguf + .inp/.out: texts and
+ * the ids HF's AutoTokenizer gives with add_special_tokens=False), when VLM_LLAMACPP_MODELS
+ * names that folder; they are not committed (llama.cpp's files, several MB). */
+static void llamacpp_vocab(const char *dir, const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/ggml-vocab-%s.gguf", dir, name);
+    size_t gl, il, ol;
+    char *gg = NULL, *inp = NULL, *out = NULL;
+    struct vlm_error err = {0};
+    if (vlm_read_file(path, (size_t)1 << 30, &gg, &gl, &err)) { printf("  %s: not found, skipped\n", path); return; }
+    strncat(path, ".inp", sizeof path - strlen(path) - 1);
+    int ok = vlm_read_file(path, 1u << 24, &inp, &il, &err) == VLM_OK;
+    path[strlen(path) - 4] = 0;
+    strncat(path, ".out", sizeof path - strlen(path) - 1);
+    ok = ok && vlm_read_file(path, 1u << 24, &out, &ol, &err) == VLM_OK;
+    struct vlm_tokenizer *t = ok ? tok_from(gg, gl, name, NULL) : NULL;
+    size_t n = 0, bad = 0;
+    const char *sep = "\n__ggml_vocab_test__\n";
+    char *ip = inp, *op = out;
+    while (t && ip && *ip) {
+        char *end = strstr(ip, sep), *oend = strchr(op, '\n');
+        if (!end || !oend) break;
+        int32_t *ids = NULL;
+        size_t m = 0;
+        int same = vlm_tokenize(t, ip, (size_t)(end - ip), VLM_TOK_PARSE_SPECIAL, &ids, &m, &err) == VLM_OK;
+        char *q = op;
+        for (size_t k = 0; same && k < m; k++) {
+            char *e2;
+            long v = strtol(q, &e2, 10);
+            same = e2 != q && v == ids[k];
+            q = e2;
+        }
+        while (same && q < oend && *q == ' ') q++;
+        same = same && q == oend;
+        if (!same && bad++ < 3) fprintf(stderr, "  %s: test %zu (\"%.40s\") ids differ\n", name, n, ip);
+        vlm_free(ids);
+        n++;
+        ip = end + strlen(sep);
+        op = oend + 1;
+    }
+    printf("  llama.cpp vocab %s: %zu texts, %zu differ\n", name, n, bad);
+    CHECK(t && n > 10);
+    CHECK_EQ_INT(bad, 0);
+    vlm_tokenizer_free(t);
+    vlm_free(gg);
+    vlm_free(inp);
+    vlm_free(out);
+}
+
 int main(void) {
     regressions();
     truncation("tests/fixtures/gguf/padded-tile-mmproj-f16.gguf");
@@ -293,5 +342,10 @@ int main(void) {
 #ifdef VLM_HAVE_LZMA
     smolvlm_corpus();
 #endif
+    const char *lc = getenv("VLM_LLAMACPP_MODELS");
+    if (lc) {
+        static const char *const names[] = {"gpt-2", "llama-bpe", "qwen2", "llama-spm", "phi-3"};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) llamacpp_vocab(lc, names[i]);
+    }
     TEST_MAIN_END();
 }

@@ -5,6 +5,8 @@
  * folder form; clear errors for a missing or wrong mmproj. */
 #include <jansson.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "test.h"
 
@@ -127,6 +129,7 @@ static struct vlm_model *load(const char *path, const char *mmproj, int text) {
     struct vlm_model_params mp = vlm_model_default_params();
     mp.load_tokenizer = text;
     mp.n_threads = 1;
+    mp.dtype = "float32";   /* exact f32 arithmetic whatever the file's dtype: the formats are compared */
     mp.mmproj = mmproj;
     struct vlm_model *m = NULL;
     int rc = vlm_model_load(path, &mp, &m);
@@ -134,13 +137,8 @@ static struct vlm_model *load(const char *path, const char *mmproj, int text) {
     return m;
 }
 
-/* GGUF (name-type.gguf + name-mmproj-type.gguf) against the safetensors of the same model. */
-static void parity(const char *name, const char *type, double tol, int want_greedy) {
-    char dir[512], text[512], mm[512];
-    snprintf(dir, sizeof dir, "%s", test_path("tests/fixtures/models/"));
-    strncat(dir, name, sizeof dir - strlen(dir) - 1);
-    snprintf(text, sizeof text, "%s%s-%s.gguf", test_path("tests/fixtures/gguf/"), name, type);
-    snprintf(mm, sizeof mm, "%s%s-mmproj-%s.gguf", test_path("tests/fixtures/gguf/"), name, type);
+/* A GGUF pair against the safetensors folder it was converted from. */
+static void parity_paths(const char *dir, const char *text, const char *mm, const char *label, double tol, int want_greedy) {
     struct ref r;
     if (ref_load(dir, &r)) { CHECK_MSG(0, "%s: reference unreadable", dir); ref_free(&r); return; }
     struct vlm_model *ms = load(dir, NULL, 0), *mg = load(text, mm, 0);
@@ -162,9 +160,9 @@ static void parity(const char *name, const char *type, double tol, int want_gree
             double e = fabs((double)ls[i] - lg[i]);
             if (!(e <= d)) d = e;
         }
-        printf("  %s %s: logits max abs diff vs safetensors %.3g (tol %g)\n", name, type, d, tol);
-        CHECK_MSG(d <= tol, "%s %s: logits differ by %g", name, type, d);
-        if (want_greedy) CHECK_MSG(!memcmp(gs, gg, sizeof gs), "%s %s: greedy continuation differs", name, type);
+        printf("  %s: logits max abs diff vs safetensors %.3g (tol %g)\n", label, d, tol);
+        CHECK_MSG(d <= tol, "%s: logits differ by %g", label, d);
+        if (want_greedy) CHECK_MSG(!memcmp(gs, gg, sizeof gs), "%s: greedy continuation differs", label);
     }
     vlm_free(ls);
     vlm_free(lg);
@@ -173,10 +171,168 @@ static void parity(const char *name, const char *type, double tol, int want_gree
     ref_free(&r);
 }
 
+/* GGUF (name-type.gguf + name-mmproj-type.gguf) against the safetensors of the same model. */
+static void parity(const char *name, const char *type, double tol, int want_greedy) {
+    char dir[512], text[512], mm[512], label[128];
+    snprintf(dir, sizeof dir, "%s%s", test_path("tests/fixtures/models/"), name);
+    snprintf(text, sizeof text, "%s%s-%s.gguf", test_path("tests/fixtures/gguf/"), name, type);
+    snprintf(mm, sizeof mm, "%s%s-mmproj-%s.gguf", test_path("tests/fixtures/gguf/"), name, type);
+    snprintf(label, sizeof label, "%s %s", name, type);
+    parity_paths(dir, text, mm, label, tol, want_greedy);
+}
+
+/* Replaces every block-type weight of m by its f32 dequantization (exact, as gguf-py's) and
+ * reloads the family: the same model computed in plain f32, the reference for how far the
+ * quantized kernels' own rounding (activations to int8 per 32-block) moves the logits. */
+static int dequantize_model(struct vlm_model *m) {
+    struct vlm_error err;
+    m->family->free(m);
+    for (size_t i = 0; i < m->weights.n; i++) {
+        struct vlm_weight *e = &m->weights.w[i];
+        if (vlm_dtype_block_elems(e->t.type) <= 1) continue;
+        int64_t rows = 1, n = e->t.ne[e->t.n_dims - 1];
+        for (int d = 0; d + 1 < e->t.n_dims; d++) rows *= e->t.ne[d];
+        float *f = vlm_malloc(sizeof(float) * (size_t)(rows * n));
+        struct vlm_tensor mat = e->t;
+        mat.n_dims = 2; mat.ne[0] = rows; mat.ne[1] = n;
+        for (int64_t r = 0; r < rows; r++) vlm_tensor_row_f32(&mat, r, f + r * n);
+        vlm_free(e->owned);
+        e->owned = f;
+        e->t.type = VLM_DT_F32;
+        e->t.data = f;
+        e->t.nbytes = sizeof(float) * (size_t)(rows * n);
+    }
+    int rc = m->family->load(m, &err);
+    if (rc != VLM_OK) fprintf(stderr, "reload: %s\n", err.msg);
+    return rc;
+}
+
+static double max_diff(const float *a, const float *b, int n) {
+    double d = 0;
+    for (int i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        if (!(e <= d)) d = e;
+    }
+    return d;
+}
+
+/* A quantized GGUF against the same file dequantized to f32 (tol_kernels: the quantized
+ * kernels' activation rounding only) and against the safetensors it was converted from
+ * (tol_file: plus the weights' quantization error). */
+static void parity_quant(const char *name, const char *type, double tol_kernels, double tol_file) {
+    char dir[512], text[512], mm[512];
+    snprintf(dir, sizeof dir, "%s%s", test_path("tests/fixtures/models/"), name);
+    snprintf(text, sizeof text, "%s%s-%s.gguf", test_path("tests/fixtures/gguf/"), name, type);
+    snprintf(mm, sizeof mm, "%s%s-mmproj-%s.gguf", test_path("tests/fixtures/gguf/"), name, type);
+    struct ref r;
+    if (ref_load(dir, &r)) { CHECK_MSG(0, "%s: reference unreadable", dir); ref_free(&r); return; }
+    struct vlm_model *mq = load(text, mm, 0), *md = load(text, mm, 0), *ms = load(dir, NULL, 0);
+    float *lq = NULL, *ld = NULL, *ls = NULL;
+    int32_t gq[N_GREEDY], gd[N_GREEDY], gs[N_GREEDY];
+    int n_quant = 0;
+    for (size_t i = 0; mq && i < mq->weights.n; i++) n_quant += vlm_dtype_block_elems(mq->weights.w[i].t.type) > 1;
+    CHECK_MSG(n_quant >= 20, "%s: only %d block-type tensors", text, n_quant);
+    if (mq && md && ms && dequantize_model(md) == VLM_OK) {
+        CHECK(run(mq, &r, &lq, gq) == 0);
+        CHECK(run(md, &r, &ld, gd) == 0);
+        CHECK(run(ms, &r, &ls, gs) == 0);
+    }
+    if (lq && ld && ls) {
+        int n = vlm_model_get_info(mq)->n_vocab;
+        double dk = max_diff(lq, ld, n), df = max_diff(lq, ls, n), amax = 0;
+        for (int i = 0; i < n; i++) amax = fabs(ld[i]) > amax ? fabs(ld[i]) : amax;
+        printf("  %s %s (%d block tensors): logits (max |l| %.3g) max abs diff vs dequantized f32 %.3g (tol %g), vs safetensors %.3g (tol %g)\n",
+               name, type, n_quant, amax, dk, tol_kernels, df, tol_file);
+        CHECK_MSG(dk <= tol_kernels, "%s %s: quantized kernels move logits by %g", name, type, dk);
+        CHECK_MSG(df <= tol_file, "%s %s: logits differ from the safetensors by %g", name, type, df);
+        CHECK_MSG(!memcmp(gq, gd, sizeof gq), "%s %s: greedy continuation differs from the dequantized model's", name, type);
+    }
+    vlm_free(lq); vlm_free(ld); vlm_free(ls);
+    vlm_model_free(mq); vlm_model_free(md); vlm_model_free(ms);
+    ref_free(&r);
+}
+
+/* Copies the bytes of src to dir/name (truncated to n bytes when n > 0). */
+static void copy_to(const char *src, const char *dir, const char *name, size_t n) {
+    size_t len;
+    char *data = NULL;
+    struct vlm_error err;
+    if (vlm_read_file(src, 1u << 28, &data, &len, &err) != VLM_OK) { CHECK_MSG(0, "%s unreadable", src); return; }
+    char *p = vlm_path_join(dir, name);
+    FILE *f = fopen(p, "wb");
+    if (f) { fwrite(data, 1, n ? n : len, f); fclose(f); }
+    vlm_free(p);
+    vlm_free(data);
+}
+
+static int load_err(const char *path, const char *mmproj, const char *want1, const char *want2) {
+    struct vlm_model_params mp = vlm_model_default_params();
+    mp.mmproj = mmproj;
+    struct vlm_model *m = NULL;
+    int rc = vlm_model_load(path, &mp, &m);
+    const char *msg = vlm_last_error();
+    CHECK_MSG(rc != VLM_OK, "%s: loaded", path);
+    CHECK_MSG(strstr(msg, want1) && (!want2 || strstr(msg, want2)), "%s: message \"%s\" lacks \"%s\" / \"%s\"", path, msg, want1, want2 ? want2 : "");
+    vlm_model_free(m);
+    return rc;
+}
+
+/* The folder form, the text parts from metadata, and load errors. */
+static void folder_and_errors(void) {
+    char text[512], mm[512], other_mm[512], dir[] = "/tmp/vlm-gguf-XXXXXX";
+    snprintf(text, sizeof text, "%s", test_path("tests/fixtures/gguf/padded-tile-f32.gguf"));
+    snprintf(mm, sizeof mm, "%s", test_path("tests/fixtures/gguf/padded-tile-mmproj-f32.gguf"));
+    snprintf(other_mm, sizeof other_mm, "%s", test_path("tests/fixtures/gguf/rope-linear-mmproj-f32.gguf"));
+    if (!mkdtemp(dir)) { CHECK_MSG(0, "mkdtemp"); return; }
+    copy_to(text, dir, "model.gguf", 0);
+    copy_to(mm, dir, "vision.gguf", 0);
+    struct vlm_model *m = load(dir, NULL, 1);
+    if (m) {
+        CHECK(vlm_model_tokenizer(m) && vlm_model_template(m) && vlm_model_processor(m));
+        const struct vlm_model_info *mi = vlm_model_get_info(m);
+        CHECK_EQ_INT(mi->image_token_id, 300);
+        CHECK_EQ_INT(mi->bos_id, 1);
+        int has_eou = 0;
+        for (int i = 0; i < mi->n_eos; i++) has_eou |= mi->eos_ids[i] == vlm_tokenizer_token_id(vlm_model_tokenizer(m), "<end_of_utterance>");
+        CHECK(has_eou);
+        CHECK_EQ_STR(vlm_processor_image_placeholder(vlm_model_processor(m)), "<image>");
+    }
+    vlm_model_free(m);
+    load_err(text, NULL, "--mmproj", text);                         /* text file alone */
+    load_err(text, other_mm, "connector.modality_projection", other_mm); /* another model's mmproj */
+    load_err(mm, NULL, "clip", mm);                                  /* an mmproj as the text file */
+    copy_to(other_mm, dir, "vision2.gguf", 0);
+    load_err(dir, NULL, "more than one mmproj", dir);
+    char *v2 = vlm_path_join(dir, "vision2.gguf");
+    remove(v2);
+    vlm_free(v2);
+    copy_to(text, dir, "model.gguf", 5000);                          /* truncated text file */
+    char *tp = vlm_path_join(dir, "model.gguf");
+    load_err(dir, NULL, tp, "offset");
+    remove(tp);
+    vlm_free(tp);
+    char *vp = vlm_path_join(dir, "vision.gguf");
+    remove(vp);
+    vlm_free(vp);
+    rmdir(dir);
+}
+
 int main(void) {
     parity("padded-tile", "f32", 1e-4, 1);
     parity("rope-linear", "f32", 1e-4, 1);
     parity("padded-tile", "f16", 1e-2, 1);
     parity("rope-linear", "f16", 1e-2, 1);
+    parity_quant("split-gqa-untied", "q8_0", 5e-2, 2e-1);
+    folder_and_errors();
+    /* A SmolVLM-256M-shaped model (not committed): VLM_GGUF_BIG=DIR holding src/ (the
+     * safetensors folder with ref.json) and text-bf16.gguf + mmproj-f16.gguf converted from it. */
+    const char *big = getenv("VLM_GGUF_BIG");
+    if (big) {
+        char d[512], t[512], m[512];
+        snprintf(d, sizeof d, "%s/src", big);
+        snprintf(t, sizeof t, "%s/text-bf16.gguf", big);
+        snprintf(m, sizeof m, "%s/mmproj-f16.gguf", big);
+        parity_paths(d, t, m, "SmolVLM-256M shape, bf16 text + f16 mmproj", 1e-2, 1);
+    }
     TEST_MAIN_END();
 }

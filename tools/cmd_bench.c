@@ -46,8 +46,8 @@ static void print_owned(double wall, double cpu, int nt) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: vlm bench [MODEL_DIR] [--image FILE] [--threads N] [--prompt-tokens N]\n"
-               "                 [--tokens N] [--batch B] [--no-image] [--kv-cache-dtype T] [--mmproj FILE]\n"
-               "                 [--dtype T] [--quantization Q]\n"
+               "                 [--tokens N] [--batch B] [--no-image] [--kv-cache-dtype T]\n"
+               "                 [--dtype T] [--quantization Q] [--mmproj FILE]\n"
                "       vlm bench --tokenizer MODEL_DIR|tokenizer.json --file TEXT   (tokenizer speed)\n\n"
                "Measures image encoding (ms per tile; one synthetic full tile without --image), prompt\n"
                "prefill and one-token decode on MODEL_DIR (default: the demo model), and prints each\n"
@@ -273,9 +273,9 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--tokens") && has) n_tok = (int)strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--batch") && has) batch = (int)strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--no-image")) no_image = 1;
+        else if (!strcmp(a, "--mmproj") && has) mmproj = argv[++i];
         else if (!strcmp(a, "--dtype") && has) dtype = argv[++i];
         else if ((!strcmp(a, "--quantization") || !strcmp(a, "-q")) && has) quant = argv[++i];
-        else if (!strcmp(a, "--mmproj") && has) mmproj = argv[++i];
         else if (!strcmp(a, "--kv-cache-dtype") && has) {
             if (vlm_kv_dtype_parse(argv[++i], &kv) != 0) {
                 fprintf(stderr, "vlm bench: --kv-cache-dtype %s: use auto, float32, float16 or bfloat16\n", argv[i]);
@@ -290,9 +290,9 @@ int cmd_bench(int argc, char **argv) {
     struct vlm_model_params mp = vlm_model_default_params();
     mp.n_threads = threads;
     mp.load_tokenizer = image != NULL;
+    mp.mmproj = mmproj;
     mp.dtype = dtype;
     mp.quantization = quant;
-    mp.mmproj = mmproj;
     struct vlm_model *m;
     struct timespec l0, l1;
     clock_gettime(CLOCK_MONOTONIC, &l0);

@@ -28,9 +28,9 @@ static void usage(FILE *f) {
                "  --seed S           reproducible sampling\n"
                "  --stop S           stop string (repeatable)\n"
                "  --threads N        threads (default: all cores)\n"
+               "  --mmproj FILE      the vision file (llama.cpp mmproj .gguf) of a .gguf model\n"
                "  --dtype T          auto (bf16 products for a bf16 checkpoint), float32, bfloat16, float16\n"
                "  --quantization Q   quantize on load: q8_0, q4_k, q5_k, q6_k, q4_0, q4_1, q5_0, q5_1\n"
-               "  --mmproj FILE      the vision file (llama.cpp mmproj .gguf) of a .gguf model\n"
                "  --json             print one JSON object: text, token_ids, logprobs, timing\n");
 }
 
@@ -109,9 +109,9 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--repetition-penalty") && has) { gp.repetition_penalty = strtof(v, NULL); i++; }
         else if (!strcmp(a, "--seed") && has) { gp.seed = strtoull(v, NULL, 10); gp.has_seed = 1; i++; }
         else if (!strcmp(a, "--threads") && has) { mp.n_threads = (int)strtol(v, NULL, 10); i++; }
+        else if (!strcmp(a, "--mmproj") && has) { mp.mmproj = v; i++; }
         else if (!strcmp(a, "--dtype") && has) { mp.dtype = v; i++; }
         else if ((!strcmp(a, "--quantization") || !strcmp(a, "-q")) && has) { mp.quantization = v; i++; }
-        else if (!strcmp(a, "--mmproj") && has) { mp.mmproj = v; i++; }
         else if (!strcmp(a, "--stop") && has) { if (n_stop < 16) stops[n_stop++] = v; i++; }
         else if (a[0] != '-' && !dir) dir = a;
         else { fprintf(stderr, "vlm generate: unknown or incomplete option '%s'\n\n", a); usage(stderr); return 2; }

@@ -137,7 +137,7 @@ static int load_text_parts(struct vlm_model *m, struct vlm_error *err) {
 }
 
 /* --dtype and --quantization (formats/weights_prepare.h), with a pool for the conversions. */
-static int prepare_weights(struct vlm_model *m, const struct vlm_model_params *p, struct vlm_error *err) {
+int vlm_model_prepare_weights(struct vlm_model *m, const struct vlm_model_params *p, struct vlm_error *err) {
     enum vlm_dtype_param dt;
     enum vlm_dtype q;
     int rc = vlm_dtype_param_parse(p->dtype, &dt, err);
@@ -161,7 +161,7 @@ static int model_load(const char *dir, const struct vlm_model_params *p, struct 
     int rc;
     if (!(m->dir = vlm_strdup(dir))) { rc = vlm_error_set(err, VLM_E_NOMEM, "out of memory"); goto fail; }
     if (vlm_model_is_gguf(dir) || p->mmproj) {
-        if ((rc = vlm_model_load_gguf(m, dir, p->mmproj, p->load_tokenizer, err)) != VLM_OK) goto fail;
+        if ((rc = vlm_model_load_gguf(m, dir, p, err)) != VLM_OK) goto fail;
         *out = m;
         return VLM_OK;
     }
@@ -176,7 +176,7 @@ static int model_load(const char *dir, const struct vlm_model_params *p, struct 
         goto fail;
     }
     if ((rc = vlm_safetensors_load_dir(dir, &m->weights, err)) != VLM_OK) goto fail;
-    if ((rc = prepare_weights(m, p, err)) != VLM_OK) goto fail;
+    if ((rc = vlm_model_prepare_weights(m, p, err)) != VLM_OK) goto fail;
     if ((rc = m->family->load(m, err)) != VLM_OK) goto fail;
     m->info.arch = m->cfg.arch;
     m->info.dir = m->dir;

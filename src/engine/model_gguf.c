@@ -5,6 +5,7 @@
 #include "engine/model_gguf.h"
 
 #include "engine/prompt.h"
+#include "vlm.h"
 
 #include <dirent.h>
 #include <string.h>
@@ -64,12 +65,13 @@ static int find_in_dir(const char *dir, char **text, char **mmproj, struct vlm_e
         vlm_weights_init(&tmp);
         if (!p) rc = vlm_error_set(err, VLM_E_NOMEM, "out of memory");
         else rc = open_gguf(&tmp, p, &g, &f, err);
-        char **slot = rc == VLM_OK && !strcmp(g.arch, "clip") ? mmproj : text;
+        int parsed = rc == VLM_OK;
+        char **slot = parsed && !strcmp(g.arch, "clip") ? mmproj : text;
         if (rc == VLM_OK && *slot)
             rc = vlm_error_set(err, VLM_E_INVALID, "%s: more than one %s file (%s, %s); name the files instead",
                                dir, slot == mmproj ? "mmproj" : "text model", *slot, p);
         if (rc == VLM_OK) { *slot = p; p = NULL; }
-        if (rc == VLM_OK) vlm_gguf_free(&g);
+        if (parsed) vlm_gguf_free(&g);
         vlm_weights_free(&tmp);
         vlm_free(p);
     }
@@ -166,7 +168,7 @@ static int build_config(struct vlm_model *m, const struct vlm_gguf_family *fam, 
     return VLM_OK;
 }
 
-static int load_pair(struct vlm_model *m, const char *text_path, const char *mm_path, int load_text,
+static int load_pair(struct vlm_model *m, const char *text_path, const char *mm_path, const struct vlm_model_params *p,
                      struct vlm_gguf *text, struct vlm_gguf *mm, struct vlm_error *err) {
     int ft, fm, rc = open_gguf(&m->weights, text_path, text, &ft, err);
     if (rc == VLM_OK && mm_path) rc = open_gguf(&m->weights, mm_path, mm, &fm, err);
@@ -189,6 +191,7 @@ static int load_pair(struct vlm_model *m, const char *text_path, const char *mm_
     if ((rc = fam->heads(text, &nh, &nkv, err)) != VLM_OK) return rc;
     if ((rc = vlm_gguf_add_tensors(&m->weights, text, ft, fam->text_names, nh, nkv, NULL, err)) != VLM_OK) return rc;
     if (mm_path && (rc = vlm_gguf_add_tensors(&m->weights, mm, fm, fam->vision_names, 0, 0, NULL, err)) != VLM_OK) return rc;
+    if ((rc = vlm_model_prepare_weights(m, p, err)) != VLM_OK) return rc;
     if ((rc = build_config(m, fam, text, mm_path ? mm : NULL, err)) != VLM_OK) return rc;
     m->family = vlm_family_find(m->cfg.arch);
     if (!m->family) return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: no family for \"%s\"", text_path, m->cfg.arch);
@@ -197,11 +200,12 @@ static int load_pair(struct vlm_model *m, const char *text_path, const char *mm_
     m->info.dir = m->dir;
     m->info.weight_bytes = m->weights.total_bytes;
     if ((rc = read_ids(m, text, err)) != VLM_OK) return rc;
-    return load_text ? load_text_parts(m, text, mm_path ? mm : NULL, fam, err) : VLM_OK;
+    return p->load_tokenizer ? load_text_parts(m, text, mm_path ? mm : NULL, fam, err) : VLM_OK;
 }
 
-int vlm_model_load_gguf(struct vlm_model *m, const char *path, const char *mmproj, int load_text,
+int vlm_model_load_gguf(struct vlm_model *m, const char *path, const struct vlm_model_params *p,
                         struct vlm_error *err) {
+    const char *mmproj = p->mmproj;
     char *text_path = NULL, *mm_path = NULL;
     int rc = VLM_OK;
     if (vlm_dir_exists(path)) rc = find_in_dir(path, &text_path, &mm_path, err);
@@ -213,7 +217,7 @@ int vlm_model_load_gguf(struct vlm_model *m, const char *path, const char *mmpro
     struct vlm_gguf text, mm;
     memset(&text, 0, sizeof text);
     memset(&mm, 0, sizeof mm);
-    if (rc == VLM_OK) rc = load_pair(m, text_path, mm_path, load_text, &text, &mm, err);
+    if (rc == VLM_OK) rc = load_pair(m, text_path, mm_path, p, &text, &mm, err);
     vlm_gguf_free(&text);
     vlm_gguf_free(&mm);
     vlm_free(text_path);

@@ -65,11 +65,15 @@ static int add_one(struct vlm_weights *w, const struct vlm_gguf *g, int file, co
     for (uint32_t d = 0; d < gt->n_dims; d++) t.ne[d] = gt->ne[gt->n_dims - 1 - d];
     t.data = gt->data;
     t.nbytes = gt->nbytes;
-    if (r->rows == VLM_GGUF_ROWS_AS_IS) return vlm_weights_add(w, name, (size_t)n, &t, file, err);
-    void *owned = NULL;
-    int rc = unpermute(g, gt, &t, r->rows == VLM_GGUF_ROWS_ROPE_Q ? n_head : n_head_kv, &owned, err);
-    if (rc != VLM_OK) return rc;
-    return vlm_weights_add_owned(w, name, (size_t)n, &t, file, owned, err);
+    int rc;
+    if (r->rows == VLM_GGUF_ROWS_AS_IS) {
+        rc = vlm_weights_add(w, name, (size_t)n, &t, file, err);
+    } else {
+        void *owned = NULL;
+        rc = unpermute(g, gt, &t, r->rows == VLM_GGUF_ROWS_ROPE_Q ? n_head : n_head_kv, &owned, err);
+        if (rc == VLM_OK) rc = vlm_weights_add_owned(w, name, (size_t)n, &t, file, owned, err);
+    }
+    return rc == VLM_OK ? vlm_weights_set_src_name(w, gt->name, err) : rc;
 }
 
 int vlm_gguf_add_tensors(struct vlm_weights *w, const struct vlm_gguf *g, int file,

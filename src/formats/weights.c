@@ -15,6 +15,7 @@ void vlm_weights_free(struct vlm_weights *w) {
     for (size_t i = 0; i < w->n; i++) {
         vlm_free(w->w[i].name);
         vlm_free(w->w[i].owned);
+        vlm_free(w->w[i].src_name);
     }
     for (int i = 0; i < w->n_files; i++) {
         vlm_free(w->files[i]);
@@ -146,6 +147,22 @@ int vlm_weights_add_owned(struct vlm_weights *w, const char *name, size_t name_l
     return VLM_OK;
 }
 
+int vlm_weights_set_src_name(struct vlm_weights *w, const char *src_name, struct vlm_error *err) {
+    if (!w->n) return VLM_OK;
+    struct vlm_weight *e = &w->w[w->n - 1];
+    vlm_free(e->src_name);
+    e->src_name = vlm_strdup(src_name);
+    return e->src_name ? VLM_OK : vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+}
+
+/* " ('blk.0.attn_q.weight' in the file)" when the tensor was renamed, else "". */
+static const char *src_note(const struct vlm_weights *w, const char *name, char *buf, size_t n) {
+    long i = find(w, name, strlen(name));
+    buf[0] = 0;
+    if (i >= 0 && w->w[i].src_name) snprintf(buf, n, " ('%s' in the file)", w->w[i].src_name);
+    return buf;
+}
+
 const struct vlm_tensor *vlm_weights_get(const struct vlm_weights *w, const char *name) {
     long i = find(w, name, strlen(name));
     return i < 0 ? NULL : &w->w[i].t;
@@ -174,7 +191,7 @@ int vlm_weights_require(const struct vlm_weights *w, const char *name, int n_dim
     const struct vlm_tensor *t = vlm_weights_get(w, name);
     *out = NULL;
     if (!t) {
-        const char *where = w->n_files == 1 ? w->files[0] : "the model's safetensors files";
+        const char *where = w->n_files == 1 ? w->files[0] : "the model's weight files";
         return vlm_error_set(err, VLM_E_NOT_FOUND, "%s: missing tensor '%s'", where, name);
     }
     int ok = t->n_dims == n_dims;
@@ -183,12 +200,15 @@ int vlm_weights_require(const struct vlm_weights *w, const char *name, int n_dim
         char want[96], got[96];
         shape_str(want, sizeof want, n_dims, ne);
         shape_str(got, sizeof got, t->n_dims, t->ne);
-        return vlm_error_set(err, VLM_E_FORMAT, "%s: tensor '%s' has shape %s, expected %s",
-                             vlm_weights_file_of(w, name), name, got, want);
+        char note[300];
+        return vlm_error_set(err, VLM_E_FORMAT, "%s: tensor '%s'%s has shape %s, expected %s",
+                             vlm_weights_file_of(w, name), name, src_note(w, name, note, sizeof note), got, want);
     }
-    if (!vlm_matmul_supported(t->type))
-        return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: tensor '%s' has dtype %s, not supported yet",
-                             vlm_weights_file_of(w, name), name, vlm_dtype_name(t->type));
+    if ((unsigned)t->type >= VLM_DT_COUNT || !vlm_matmul_supported(t->type)) {
+        char note[300];
+        return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: tensor '%s'%s has dtype %s, not supported yet",
+                             vlm_weights_file_of(w, name), name, src_note(w, name, note, sizeof note), vlm_dtype_name(t->type));
+    }
     *out = t;
     return VLM_OK;
 }

@@ -20,6 +20,7 @@ struct vlm_weight {
     struct vlm_tensor t;       /* data points into a mapping or into `owned` */
     int               file;    /* index into vlm_weights.files */
     void             *owned;   /* an aligned copy when the file's bytes were misaligned, else NULL */
+    char             *src_name;/* the name in the file when a reader renamed it (GGUF), else NULL */
 };
 
 struct vlm_weights {
@@ -49,6 +50,10 @@ int vlm_weights_add(struct vlm_weights *w, const char *name, size_t name_len,
  * rearranges (GGUF's permuted Q/K rows). */
 int vlm_weights_add_owned(struct vlm_weights *w, const char *name, size_t name_len,
                           const struct vlm_tensor *t, int file, void *owned, struct vlm_error *err);
+
+/* Records the tensor's name in its file (owned copy) for messages, when a reader renamed the
+ * most recently added tensor; VLM_E_NOMEM on failure. */
+int vlm_weights_set_src_name(struct vlm_weights *w, const char *src_name, struct vlm_error *err);
 
 /* NULL when absent. */
 const struct vlm_tensor *vlm_weights_get(const struct vlm_weights *w, const char *name);

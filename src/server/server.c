@@ -228,9 +228,9 @@ int vlm_server_start(const struct vlm_server_config *c, struct vlm_server **out,
     int rc = vlm_media_global_init(err);
     struct vlm_model_params mp = vlm_model_default_params();
     mp.n_threads = c->threads;
+    mp.mmproj = c->mmproj;
     mp.dtype = c->dtype;
     mp.quantization = c->quantization;
-    mp.mmproj = c->mmproj;
     if (rc == VLM_OK && vlm_model_load(c->model_dir, &mp, &s->model) != VLM_OK)
         rc = vlm_error_set(err, VLM_E_IO, "%s", vlm_last_error());
     if (rc == VLM_OK) {

@@ -36,7 +36,7 @@ QF(rows_q8_0)(const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const i
             __m512i x = _mm512_maskz_loadu_epi8(lm, xa->q + row * k + 32 * b);
             x = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
             const float *d = xa->d + row * nb + b;
-            __m128 d2 = two ? _mm_castpd_ps(_mm_load_sd((const double *)d)) : _mm_load_ss(d);
+            __m128 d2 = two ? _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)d)) : _mm_load_ss(d);
             __m512 dx = _mm512_permutexvar_ps(idx01, _mm512_castps128_ps512(d2));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(QF(dp)(uw, x)), _mm512_mul_ps(dw, dx), acc[r]);
         }
@@ -87,7 +87,7 @@ QF(rows_q4_0)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa,
             __m512i x = _mm512_maskz_loadu_epi8(lm, xa->q + row * k + 32 * b);
             if (!has_min) x = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
             const float *d = xa->d + row * nb + b;
-            __m128 d2 = two ? _mm_castpd_ps(_mm_load_sd((const double *)d)) : _mm_load_ss(d);
+            __m128 d2 = two ? _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)d)) : _mm_load_ss(d);
             __m512 dx = _mm512_permutexvar_ps(idx01, _mm512_castps128_ps512(d2));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(QF(dp)(z, x)), _mm512_mul_ps(dw, dx), acc[r]);
             if (has_min) {
