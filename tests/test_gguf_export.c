@@ -204,11 +204,14 @@ static void errors(void) {
     char dir[300], out[400], path[400];
     snprintf(dir, sizeof dir, "%s/padded-tile", tmp);
     snprintf(out, sizeof out, "%s/bad.gguf", tmp);
+    snprintf(path, sizeof path, "%s/bad-mmproj.gguf", tmp);
     p.src_dir = dir;
     p.out = out;
     p.ftype = VLM_FTYPE_F16;
-    p.mmproj_out = NULL;
     p.mmproj_ftype = VLM_FTYPE_Q4_K_M;
+    p.mmproj_out = path;
+    CHECK(vlm_gguf_export(&p, &err) == VLM_E_INVALID);
+    p.mmproj_ftype = -1;
     p.mmproj_out = out;
     CHECK(vlm_gguf_export(&p, &err) == VLM_E_INVALID);
     p.mmproj_out = NULL;

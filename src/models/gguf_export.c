@@ -287,6 +287,10 @@ int vlm_gguf_export(const struct vlm_gguf_export_params *prm, struct vlm_error *
         rc = vlm_error_set(err, VLM_E_INVALID, "mmproj type %s: the converter writes f32, f16, bf16 or q8_0 vision files", vlm_gguf_ftype_name(mft));
         goto out;
     }
+    if (prm->mmproj_out && !strcmp(prm->mmproj_out, prm->out)) {
+        rc = vlm_error_set(err, VLM_E_INVALID, "%s: the text and mmproj files need different names", prm->out);
+        goto out;
+    }
     CHK(vlm_config_load(prm->src_dir, &cfg, err));
     const struct vlm_gguf_export_family *fam = NULL;
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
