@@ -6,7 +6,7 @@
 # llama-quantize, then runs both engines A B A B ... for ROUNDS rounds on 2 threads:
 #   decode   tg128 at depth 256    vlm bench --prompt-tokens 256 --tokens 128 | llama-bench -n 128 -d 256
 #   prefill  pp256                 vlm bench --prompt-tokens 256              | llama-bench -p 256
-#   image    encode ms per tile    vlm bench --image IMG --mmproj M           | llama-mtmd-cli --image IMG (slice times)
+#   image    encode ms per tile    vlm bench --image IMG --mmproj M           | llama-mtmd-cli --image IMG (its logged encode times)
 #   RSS      peak, whole process of the image run (/usr/bin/time -v)
 # with `cat /proc/loadavg` before each round. Prints each round's ratios (vlm.c / llama.cpp speed:
 # > 1 means vlm.c is faster) and their medians, and writes everything to OUT/results.json.
@@ -113,7 +113,12 @@ vlm_image() {  # MMPROJ -> ms per tile, peak RSS MiB
 llama_image() {  # MMPROJ -> ms per tile (mean of slice encodes), peak RSS MiB
     /usr/bin/time -v -o "$OUT/time.txt" "$LLAMA_BIN/llama-mtmd-cli" -m "$OUT/text-q8_0.gguf" --mmproj "$OUT/mmproj-$1.gguf" \
         --image "$IMAGE" -p "Describe this image." -n 4 -t "$THREADS" --temp 0 >"$OUT/mtmd.log" 2>&1 || { echo "llama_error 1"; tail -3 "$OUT/mtmd.log" >&2; return 0; }
-    awk '/image slice encoded in/{for(i=1;i<=NF;i++) if($i=="in") {s+=$(i+1); n++}} END{if(n) printf "tile_ms %.2f\ntiles %d\n", s/n, n}' "$OUT/mtmd.log"
+    # older mtmd: "image slice encoded in X ms" per tile; newer: "encoding mtmd batch, n_chunks = K"
+    # then "mtmd batch encoding done in X ms" (K tiles)
+    awk '/image slice encoded in/{for(i=1;i<=NF;i++) if($i=="in") {s+=$(i+1); n++}}
+         /encoding mtmd batch, n_chunks =/{for(i=1;i<NF;i++) if($i=="n_chunks" && $(i+1)=="=") k=$(i+2)+0}
+         /mtmd batch encoding done in/{for(i=1;i<=NF;i++) if($i=="in") {s+=$(i+1); n+=(k>0?k:1)}}
+         END{if(n) printf "tile_ms %.2f\ntiles %d\n", s/n, n}' "$OUT/mtmd.log"
     echo "rss_mib $(rss_of "$OUT/time.txt")"
 }
 

@@ -49,7 +49,7 @@ for t in $TYPES; do
     fi
     if "$LLAMA_BIN/llama-mtmd-cli" -m "$WORK/ours-$t.gguf" --mmproj "$WORK/ours-mmproj-$t.gguf" --image "$IMAGE" \
         -p "Describe this image." -n 8 -t 2 --temp 0 >"$WORK/mtmd-$t.log" 2>&1; then
-        echo "llama-mtmd-cli with ours-mmproj-$t.gguf: ok ($(grep -c 'slice encoded' "$WORK/mtmd-$t.log") image slices encoded)"
+        echo "llama-mtmd-cli with ours-mmproj-$t.gguf: ok ($(grep -c "slice encoded\|batch encoding done" "$WORK/mtmd-$t.log") image encodes logged)"
     else
         echo "llama-mtmd-cli with ours-mmproj-$t.gguf: FAILED"; tail -5 "$WORK/mtmd-$t.log"; status=1
     fi
