@@ -77,8 +77,11 @@ test-slurm: build $(PY)
 test-aarch64: test-deps
 	@scripts/check-aarch64.sh build-aarch64
 
+# vlm bench on the demo model, then vlm.c against llama.cpp on the same GGUF files
+# (scripts/bench_vs_llamacpp.sh: SmolVLM-256M shape, interleaved rounds; BENCH_ARGS passes options).
 bench: build
 	$(BUILD)/vlm bench
+	scripts/bench_vs_llamacpp.sh --vlm $(BUILD)/vlm $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

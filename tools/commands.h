@@ -27,6 +27,7 @@ int vlm_bench_tokenizer(int argc, char **argv);
 int cmd_bench_tokenizer(int argc, char **argv);
 int cmd_generate(int argc, char **argv);   /* tools/cmd_generate.c */
 int cmd_inspect(int argc, char **argv);    /* tools/cmd_inspect.c */
+int cmd_quantize(int argc, char **argv);   /* tools/cmd_quantize.c */
 int cmd_bench(int argc, char **argv);      /* tools/cmd_bench.c (dispatches --tokenizer) */
 int cmd_pull(int argc, char **argv);       /* tools/cmd_pull.c */
 int cmd_ls(int argc, char **argv);         /* tools/cmd_ls.c */
