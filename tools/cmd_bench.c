@@ -163,7 +163,7 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     for (int at = 0; at < n_prompt && rc == VLM_OK; at += cp.n_batch_max) {
         int n = n_prompt - at < cp.n_batch_max ? n_prompt - at : cp.n_batch_max;
         for (int i = 0; i < n; i++) { pos[i] = at + i; seq[i] = 0; }
-        struct vlm_batch b = {n, ids + at, NULL, pos, seq, NULL};
+        struct vlm_batch b = {n, ids + at, NULL, pos, seq, NULL, NULL};
         rc = vlm_ctx_decode(ctx, &b, &err);
     }
     double t_pre = now_s() - t0, c_pre = cpu_s() - c0;
@@ -179,7 +179,7 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     double t1 = now_s(), c1 = cpu_s();
     for (int s = 0; s < n_tok && rc == VLM_OK; s++) {
         int32_t tok = ids[s % n_prompt], p = n_prompt + s, sq = 0;
-        struct vlm_batch b = {1, &tok, NULL, &p, &sq, NULL};
+        struct vlm_batch b = {1, &tok, NULL, &p, &sq, NULL, NULL};
         rc = vlm_ctx_decode(ctx, &b, &err);
     }
     double t_dec = now_s() - t1, c_dec = cpu_s() - c1;
@@ -199,7 +199,7 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
             for (int at = 0; at < n_prompt && rc == VLM_OK; at += cp.n_batch_max) {
                 int n = n_prompt - at < cp.n_batch_max ? n_prompt - at : cp.n_batch_max;
                 for (int i = 0; i < n; i++) { pos[i] = at + i; seq[i] = s; }
-                struct vlm_batch b = {n, ids + at, NULL, pos, seq, NULL};
+                struct vlm_batch b = {n, ids + at, NULL, pos, seq, NULL, NULL};
                 rc = vlm_ctx_decode(ctx, &b, &err);
             }
         int32_t *tok = vlm_malloc(sizeof(int32_t) * (size_t)batch);
@@ -211,7 +211,7 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
                 seq[s] = s;
                 tok[s] = ids[(step + s) % n_prompt];
             }
-            struct vlm_batch b = {batch, tok, NULL, pos, seq, NULL};
+            struct vlm_batch b = {batch, tok, NULL, pos, seq, NULL, NULL};
             rc = vlm_ctx_decode(ctx, &b, &err);
         }
         vlm_free(tok);

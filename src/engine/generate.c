@@ -58,6 +58,7 @@ static int prefill(struct gen *g, struct vlm_error *err) {
     const struct vlm_prompt *pr = &g->prompt;
     int32_t pos[GEN_CHUNK], seq[GEN_CHUNK];
     const float *rows[GEN_CHUNK];
+    const struct vlm_image_input *img[GEN_CHUNK];
     int rc = VLM_OK;
     for (size_t at = 0; at < pr->n_ids && rc == VLM_OK; at += GEN_CHUNK) {
         int n = (int)(pr->n_ids - at < GEN_CHUNK ? pr->n_ids - at : GEN_CHUNK);
@@ -67,8 +68,9 @@ static int prefill(struct gen *g, struct vlm_error *err) {
             seq[i] = 0;
             rows[i] = pr->image_of[k] >= 0
                 ? g->emb[pr->image_of[k]] + (size_t)pr->row_of[k] * g->m->info.d_model : NULL;
+            img[i] = pr->image_of[k] >= 0 ? &pr->images[pr->image_of[k]] : NULL;
         }
-        struct vlm_batch b = {n, pr->ids + at, rows, pos, seq, NULL};
+        struct vlm_batch b = {n, pr->ids + at, rows, pos, seq, NULL, img};
         rc = vlm_ctx_decode(g->ctx, &b, err);
     }
     return rc;
@@ -174,7 +176,7 @@ static int run(struct gen *g, const char *messages_json, const struct vlm_image_
         if (fin != VLM_FINISH_NONE || n + 1 >= cap) { fin = VLM_FINISH_LENGTH; break; }
         if (vlm_ctx_seq_len(g->ctx, 0) >= cp.n_ctx) { fin = VLM_FINISH_LENGTH; break; }
         int32_t pos = vlm_ctx_seq_len(g->ctx, 0), seq = 0;
-        struct vlm_batch b = {1, &ti.id, NULL, &pos, &seq, NULL};
+        struct vlm_batch b = {1, &ti.id, NULL, &pos, &seq, NULL, NULL};
         if ((rc = vlm_ctx_decode(g->ctx, &b, err)) != VLM_OK) return rc;
     }
     char *tail = NULL;

@@ -21,6 +21,8 @@ struct vlm_llama_hparams {
     float rms_eps;
     int   tied;                      /* lm_head is embed_tokens */
     struct vlm_rope_params rope;
+    int   mrope_section[3];          /* Qwen2-VL's M-RoPE: rotation pairs per t/h/w axis (sum d_head/2);
+                                        zeros for a plain 1-D RoPE */
 };
 
 struct vlm_llama_layer {
@@ -59,6 +61,12 @@ void  vlm_llama_scratch_free(void *s);
  * the rows with want[i] != 0, (n_out, n_vocab). */
 int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
                       const struct vlm_batch *b, const int8_t *want, float *logits, struct vlm_error *err);
+
+/* The same step with 3-D M-RoPE positions (Qwen2-VL): mpos (n_tokens, 3) t/h/w positions of
+ * each row, rotated per hp.mrope_section. The KV order and causal mask still follow b->pos. */
+int vlm_llama_forward_mrope(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
+                            const struct vlm_batch *b, const int32_t *mpos, const int8_t *want, float *logits,
+                            struct vlm_error *err);
 
 /* Copies a 1-D tensor of n elements (any float dtype) into dst as f32. */
 void vlm_tensor_to_f32(const struct vlm_tensor *t, float *dst, int64_t n);

@@ -5,6 +5,7 @@
 
 #include "models/idefics3.h"
 #include "models/model.h"
+#include "models/qwen25vl.h"
 
 static const struct {
     const char *arch;
@@ -13,6 +14,8 @@ static const struct {
     {"Idefics3ForConditionalGeneration", &vlm_family_idefics3},
     /* SmolVLM2 checkpoints name the same graph differently at the top level only. */
     {"SmolVLMForConditionalGeneration", &vlm_family_idefics3},
+    {"Qwen2_5_VLForConditionalGeneration", &vlm_family_qwen25vl},
+    {"Qwen2VLForConditionalGeneration", &vlm_family_qwen2vl},
 };
 
 const struct vlm_family *vlm_family_find(const char *arch) {

@@ -21,6 +21,7 @@ struct gen_shared {
     struct vlm_cache_entry **entries;
     int                     n_entries;
     const float           **rows;        /* (n_ids) embedding row per position or NULL */
+    const struct vlm_image_input **images; /* (n_ids) the image of each row in rows, or NULL */
     struct vlm_template    *tmpl;        /* a trusted request template */
 };
 
@@ -31,6 +32,7 @@ static void shared_unref(void *p) {
     for (int i = 0; i < sh->n_entries; i++) vlm_image_cache_release(sh->s->cache, sh->entries[i]);
     vlm_free(sh->entries);
     vlm_free(sh->rows);
+    vlm_free(sh->images);
     vlm_template_free(sh->tmpl);
     vlm_free(sh);
 }
@@ -177,11 +179,14 @@ static int prepare(struct vlm_server *s, const struct vlm_api_request *r, struct
     }
     if (p->n_images) {
         sh->rows = vlm_calloc(p->n_ids, sizeof *sh->rows);
-        if (!sh->rows) { vlm_free(embd); return vlm_api_fail(e, 500, NULL, "out of memory"); }
+        sh->images = vlm_calloc(p->n_ids, sizeof *sh->images);
+        if (!sh->rows || !sh->images) { vlm_free(embd); return vlm_api_fail(e, 500, NULL, "out of memory"); }
         for (size_t i = 0; i < p->n_ids; i++) {
             int im = p->image_of ? p->image_of[i] : -1;
-            if (im >= 0 && im < p->n_images && p->row_of[i] >= 0 && p->row_of[i] < p->images[im].n_image_tokens)
+            if (im >= 0 && im < p->n_images && p->row_of[i] >= 0 && p->row_of[i] < p->images[im].n_image_tokens) {
                 sh->rows[i] = embd[im] + (size_t)p->row_of[i] * d;
+                sh->images[i] = &p->images[im];
+            }
         }
     }
     vlm_free(embd);
@@ -447,6 +452,7 @@ static struct gen *start(struct vlm_server *s, enum vlm_api_kind kind, const str
         sp.ids = sh->prompt.ids;
         sp.n_ids = n_ids;
         sp.embd = sh->rows;
+        sp.image = sh->images;
         sampling_for(s, r, i, &sp.sampling);
         sp.eos_ids = s->info->eos_ids;
         sp.n_eos = s->info->n_eos;

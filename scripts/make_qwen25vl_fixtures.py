@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""make_qwen25vl_fixtures.py — tiny random-weight Qwen2.5-VL and Qwen2-VL models and their
+reference outputs from Hugging Face transformers, for tests/test_model_qwen25vl.c.
+
+Writes tests/fixtures/qwen25vl/<name>/ for each configuration below: config.json (re-saved
+transformers-5 style, or the published flat style for the *-flat configuration),
+model.safetensors (f32), preprocessor_config.json, and ref.json + pixel_values.f32 +
+image_embeds.f32: input_ids (with <|vision_start|> <|image_pad|>... <|vision_end|> spans),
+per-image grid_thw, the image embeddings the vision tower + merger give (every image, in prompt
+order), next-token logits of the prompt, the rope delta, and a 16-token greedy continuation
+(decode positions = cache length + rope delta, as generate() does).
+
+Configurations cover: window attention whose window does and does not divide the merged grid,
+full-attention blocks between windowed ones, several images of different sizes, GQA and MHA,
+tied and untied heads, a flat (published) config.json, and Qwen2-VL (LayerNorm + quick-GELU
+vision blocks, no windows).
+
+With --big DIR it writes a model of the exact shapes of Qwen2.5-VL-3B-Instruct (its real
+config, preprocessor config, chat template, and the Qwen2 tokenizer) with random bf16 weights,
+written tensor by tensor with numpy (no torch model of 3.8 B parameters in memory). ~7.5 GB,
+never committed.
+
+Usage: /work/venv/bin/python scripts/make_qwen25vl_fixtures.py [--out tests/fixtures/qwen25vl]
+       [--only NAME] [--big /work/models-big/qwen25vl-3b-random]
+"""
+import argparse
+import json
+import os
+import shutil
+
+import numpy as np
+import torch
+from PIL import Image
+
+SHARED = "/work/shared"
+QWEN = f"{SHARED}/models/Qwen--Qwen2.5-VL-3B-Instruct"
+
+VOCAB = 320
+IMAGE_TOKEN, VIDEO_TOKEN, VSTART, VEND = 300, 301, 302, 303
+N_GREEDY = 16
+
+# (name, family, vision, text, extra)
+CONFIGS = [
+    ("q25-gqa-tied-nodiv", "qwen2_5_vl",
+     dict(depth=3, hidden_size=32, intermediate_size=48, num_heads=2, out_hidden_size=64, patch_size=4,
+          spatial_merge_size=2, temporal_patch_size=2, window_size=16, fullatt_block_indexes=[1]),
+     dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+          mrope_section=[2, 3, 3], rope_theta=10000.0),
+     # merged grids 6x5 and 3x7 with 2x2 windows: windows that do not divide the grid
+     dict(tie=True, images=[(48, 40), (24, 56)], min_pixels=8 * 8 * 4, max_pixels=8 * 8 * 64)),
+    ("q25-mha-untied-div-flat", "qwen2_5_vl",
+     dict(depth=2, hidden_size=48, intermediate_size=40, num_heads=4, out_hidden_size=48, patch_size=4,
+          spatial_merge_size=2, temporal_patch_size=2, window_size=24, fullatt_block_indexes=[0]),
+     dict(hidden_size=48, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
+          mrope_section=[2, 2, 2], rope_theta=100000.0),
+     # merged grid 6x9 with 3x3 windows: windows divide the grid
+     dict(tie=False, images=[(48, 72)], min_pixels=8 * 8 * 4, max_pixels=8 * 8 * 64, flat=True)),
+    ("q25-gqa-untied-three", "qwen2_5_vl",
+     dict(depth=4, hidden_size=32, intermediate_size=56, num_heads=2, out_hidden_size=40, patch_size=2,
+          spatial_merge_size=2, temporal_patch_size=2, window_size=12, fullatt_block_indexes=[1, 3]),
+     dict(hidden_size=40, intermediate_size=72, num_hidden_layers=2, num_attention_heads=5, num_key_value_heads=1,
+          mrope_section=[1, 1, 2], rope_theta=1000000.0),
+     # merged grids with 3x3 windows, three images (a tall, a wide, a small one)
+     dict(tie=False, images=[(40, 20), (16, 36), (9, 9)], min_pixels=4 * 4 * 4, max_pixels=4 * 4 * 60)),
+    ("q2vl-gqa-tied", "qwen2_vl",
+     dict(depth=2, embed_dim=32, hidden_size=48, mlp_ratio=2, num_heads=2, patch_size=4, spatial_merge_size=2,
+          temporal_patch_size=2),
+     dict(hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+          mrope_section=[2, 2, 2], rope_theta=10000.0),
+     dict(tie=True, images=[(40, 48), (32, 24)], min_pixels=8 * 8 * 4, max_pixels=8 * 8 * 64)),
+]
+
+
+def make_image(rng, h, w):
+    """A smooth colourful test image (random noise would make the resize path trivial)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = 127 + 120 * np.sin(x / max(w, 1) * 6.0 + rng.uniform(0, 3))
+    g = 127 + 120 * np.cos(y / max(h, 1) * 5.0 + rng.uniform(0, 3))
+    b = 127 + 120 * np.sin((x + y) / (h + w) * 7.0)
+    a = np.stack([r, g, b], -1) + rng.normal(0, 10, (h, w, 3))
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+
+
+def classes(family):
+    if family == "qwen2_vl":
+        from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+        return Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    return Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+
+def greedy(model, input_ids, pv, grid, n):
+    """Prompt logits, the rope delta, and an n-token greedy continuation with the KV cache."""
+    mm = (input_ids == IMAGE_TOKEN).int()
+    with torch.no_grad():
+        out = model(input_ids=input_ids, pixel_values=pv, image_grid_thw=grid, mm_token_type_ids=mm, use_cache=True)
+        logits0 = out.logits[0, -1].clone()
+        delta = int(model.model.rope_deltas[0, 0])
+        cache, toks, nxt, gaps = out.cache, [], int(torch.argmax(out.logits[0, -1])), []
+        for _ in range(n):
+            toks.append(nxt)
+            o = model(input_ids=torch.tensor([[nxt]]), cache=cache, use_cache=True)
+            cache = o.cache
+            top2 = torch.topk(o.logits[0, -1], 2).values
+            gaps.append(float(top2[0] - top2[1]))
+            nxt = int(torch.argmax(o.logits[0, -1]))
+        last = o.logits[0, -1].clone()
+    return logits0, delta, toks, min(gaps), last
+
+
+def flat_config(d):
+    """Rewrites a re-saved config.json in the published (transformers 4) flat style."""
+    p = os.path.join(d, "config.json")
+    c = json.load(open(p))
+    t = c.pop("text_config")
+    rp = t.pop("rope_parameters")
+    for k in ("model_type", "layer_types", "dtype"):
+        t.pop(k, None)
+    c.update(t)
+    c["rope_theta"] = rp["rope_theta"]
+    c["rope_scaling"] = {"type": "mrope", "mrope_section": rp["mrope_section"]}
+    v = c["vision_config"]
+    v.pop("rope_parameters", None)
+    v["in_chans"] = v.pop("in_channels", 3)
+    json.dump(c, open(p, "w"), indent=2)
+
+
+def build_tiny(out, name, family, vis, txt, ex, seed):
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    Config, Model = classes(family)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    txt = dict(txt)
+    rope = dict(rope_type="default", rope_theta=txt.pop("rope_theta"), mrope_section=txt.pop("mrope_section"))
+    cfg = Config(vision_config=dict(vis, initializer_range=0.1),
+                 text_config=dict(txt, vocab_size=VOCAB, max_position_embeddings=1024, initializer_range=0.25,
+                                  rms_norm_eps=1e-6, rope_parameters=rope, bos_token_id=1, eos_token_id=2),
+                 image_token_id=IMAGE_TOKEN, video_token_id=VIDEO_TOKEN, vision_start_token_id=VSTART,
+                 vision_end_token_id=VEND, tie_word_embeddings=ex["tie"])
+    model = Model(cfg).eval()
+    with torch.no_grad():   # non-trivial norms so that a wrong weight shows in the logits
+        for _, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.2)
+    merge = vis["spatial_merge_size"]
+    ip = Qwen2VLImageProcessorPil(patch_size=vis["patch_size"], merge_size=merge,
+                                  temporal_patch_size=vis["temporal_patch_size"],
+                                  min_pixels=ex["min_pixels"], max_pixels=ex["max_pixels"])
+    images = [make_image(rng, h, w) for h, w in ex["images"]]
+    proc = ip(images, return_tensors="pt")
+    pv, grid = proc["pixel_values"], proc["image_grid_thw"]
+    ids = [1] + [int(x) for x in rng.integers(3, 250, 4)]
+    for g in grid.tolist():
+        n = g[0] * g[1] * g[2] // merge ** 2
+        ids += [VSTART] + [IMAGE_TOKEN] * n + [VEND] + [int(x) for x in rng.integers(3, 250, 3)]
+    ids += [int(x) for x in rng.integers(3, 250, 4)]
+    input_ids = torch.tensor([ids])
+    with torch.no_grad():
+        emb = torch.cat(model.model.get_image_features(pv, grid).pooler_output, 0)
+    logits, delta, toks, gap, last = greedy(model, input_ids, pv, grid, N_GREEDY)
+    d = os.path.join(out, name)
+    os.makedirs(d, exist_ok=True)
+    model.save_pretrained(d, safe_serialization=True)
+    if ex.get("flat"):
+        flat_config(d)
+    ip.to_json_file(os.path.join(d, "preprocessor_config.json"))
+    pv.numpy().astype("<f4").tofile(os.path.join(d, "pixel_values.f32"))
+    emb.numpy().astype("<f4").tofile(os.path.join(d, "image_embeds.f32"))
+    ref = dict(input_ids=ids, grid_thw=grid.tolist(), patch_dim=int(pv.shape[1]), rope_delta=delta,
+               logits=[float(x) for x in logits], greedy=toks, last_logits=[float(x) for x in last], min_greedy_gap=gap, family=family)
+    json.dump(ref, open(os.path.join(d, "ref.json"), "w"))
+    print(f"{name}: {len(ids)} ids, grids {grid.tolist()}, delta {delta}, greedy {toks[:6]}..., min gap {gap:.4f}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "qwen25vl"))
+    ap.add_argument("--only", default=None, help="build only this tiny configuration")
+    ap.add_argument("--big", default=None)
+    ap.add_argument("--only-big", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    if not a.only_big:
+        for i, (name, fam, vis, txt, ex) in enumerate(CONFIGS):
+            if a.only is None or a.only == name:
+                build_tiny(a.out, name, fam, vis, txt, ex, seed=300 + i)
+    if a.big:
+        build_big(a.big)
+
+
+if __name__ == "__main__":
+    main()
