@@ -172,6 +172,78 @@ def build_tiny(out, name, family, vis, txt, ex, seed):
     print(f"{name}: {len(ids)} ids, grids {grid.tolist()}, delta {delta}, greedy {toks[:6]}..., min gap {gap:.4f}")
 
 
+def bf16_pool(rng, n):
+    """n random bf16 values (as uint16) of a normal distribution with std 0.02."""
+    f = (rng.standard_normal(n, dtype=np.float32) * 0.02).view(np.uint32)
+    return ((f + 0x7FFF + ((f >> 16) & 1)) >> 16).astype(np.uint16)   # round to nearest even
+
+
+def build_big(d, seed=0, shard_bytes=2 << 30):
+    """Qwen2.5-VL-3B shapes (from a meta-device model of the real config), random bf16 weights
+    written tensor by tensor: norms 1, biases and weights N(0, 0.02) drawn from one pool."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    import lzma
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(QWEN):
+        shutil.copy(os.path.join(QWEN, f), d)
+    with lzma.open(f"{SHARED}/tokenizers/qwen3/tokenizer.json.xz") as src, open(os.path.join(d, "tokenizer.json"), "wb") as dst:
+        dst.write(src.read())
+    tc = json.load(open(f"{SHARED}/tokenizers/qwen3/tokenizer_config.json"))
+    tc.pop("chat_template", None)   # the model's own chat_template.jinja applies
+    tc["eos_token"] = "<|im_end|>"
+    json.dump(tc, open(os.path.join(d, "tokenizer_config.json"), "w"), indent=1)
+    cfg = Qwen2_5_VLConfig.from_pretrained(d)
+    with torch.device("meta"):
+        model = Qwen2_5_VLForConditionalGeneration(cfg)
+    names = []
+    for n, p in model.named_parameters():
+        if n == "lm_head.weight" and cfg.tie_word_embeddings:
+            continue
+        n = n.replace("model.language_model.", "model.").replace("model.visual.", "visual.")
+        names.append((n, tuple(p.shape)))
+    rng = np.random.default_rng(seed)
+    pool = bf16_pool(rng, 1 << 26)
+    shards, cur, size = [], [], 0
+    for n, shape in names:
+        nb = int(np.prod(shape)) * 2
+        if cur and size + nb > shard_bytes:
+            shards.append(cur)
+            cur, size = [], 0
+        cur.append((n, shape))
+        size += nb
+    shards.append(cur)
+    weight_map, total = {}, 0
+    for i, sh in enumerate(shards):
+        fname = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+        header, off = {}, 0
+        for n, shape in sh:
+            nb = int(np.prod(shape)) * 2
+            header[n] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [off, off + nb]}
+            off += nb
+            weight_map[n] = fname
+        h = json.dumps(header, separators=(",", ":")).encode()
+        h += b" " * (-len(h) % 8)
+        with open(os.path.join(d, fname), "wb") as f:
+            f.write(len(h).to_bytes(8, "little"))
+            f.write(h)
+            for n, shape in sh:
+                k = int(np.prod(shape))
+                if n.endswith("norm.weight") or "layernorm" in n or n.endswith("norm1.weight") or \
+                        n.endswith("norm2.weight") or n.endswith("ln_q.weight"):
+                    a = np.full(k, 0x3F80, dtype=np.uint16)   # 1.0
+                else:
+                    start = int(rng.integers(0, len(pool)))
+                    a = np.take(pool, np.arange(start, start + k) % len(pool)) if k > len(pool) - start else pool[start:start + k]
+                f.write(np.ascontiguousarray(a).tobytes())
+        total += off
+        print(f"wrote {fname}: {len(sh)} tensors, {off / 2**30:.2f} GiB")
+    json.dump({"metadata": {"total_size": total}, "weight_map": weight_map},
+              open(os.path.join(d, "model.safetensors.index.json"), "w"), indent=1)
+    img = make_image(np.random.default_rng(seed), 448, 640)
+    img.save(os.path.join(d, "test-640x448.png"))
+    print(f"big: {len(names)} tensors, {total / 2**30:.2f} GiB in {len(shards)} shards")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "qwen25vl"))

@@ -8,6 +8,7 @@
 #include "models/idefics3.h"
 #include "models/model.h"
 #include "models/processor.h"
+#include "models/qwen25vl.h"
 #include "tensor/probe.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -15,6 +16,7 @@
 #include "util/threadpool.h"
 #include "vlm.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +50,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: vlm bench [MODEL_DIR] [--image FILE] [--threads N] [--prompt-tokens N]\n"
                "                 [--tokens N] [--batch B] [--no-image] [--kv-cache-dtype T]\n"
                "       vlm bench --tokenizer MODEL_DIR|tokenizer.json --file TEXT   (tokenizer speed)\n\n"
-               "Measures image encoding (ms per tile; one synthetic full tile without --image), prompt\n"
+               "Measures image encoding (ms per tile; one synthetic full tile without --image; for\n"
+               "Qwen2-VL/Qwen2.5-VL one synthetic 640x448 image through the processor), prompt\n"
                "prefill and one-token decode on MODEL_DIR (default: the demo model), and prints each\n"
                "with its fraction of this machine's limits, measured by built-in probes: peak f32 FMA\n"
                "rate (vision, prefill) and memory bandwidth (decode: weight bytes read per token).\n"
@@ -84,7 +87,68 @@ static double text_flops_per_token(const struct vlm_llama *l, double ctx_len) {
     return h->n_layer * per_layer + 2.0 * d * h->n_vocab;
 }
 
+static int is_qwen(const struct vlm_model *m) {
+    return m->family == &vlm_family_qwen25vl || m->family == &vlm_family_qwen2vl;
+}
+
+/* The decoder of the families the benchmark knows. */
+static const struct vlm_llama *text_of(const struct vlm_model *m) {
+    if (is_qwen(m)) return &((const struct vlm_qwen25vl *)m->impl)->text;
+    return &((const struct vlm_idefics3 *)m->impl)->text;
+}
+
+/* Qwen2-VL / Qwen2.5-VL: one image (the file, or a smooth synthetic 640x448 one) through the
+ * processor and the tower; ms per image, GFLOP/s beside peak FMA. */
+static int bench_image_qwen(struct vlm_model *m, struct vlm_pool *pool, const char *image, double peak) {
+    const struct vlm_qwen25vl *f = m->impl;
+    struct vlm_image img = {0};
+    struct vlm_image_input in;
+    struct vlm_error err;
+    memset(&in, 0, sizeof in);
+    int rc = m->proc ? VLM_OK : vlm_error_set(&err, VLM_E_UNSUPPORTED, "the model has no image processor");
+    if (rc == VLM_OK && image) {
+        char *bytes = NULL;
+        size_t len = 0;
+        rc = vlm_read_file(image, 256u << 20, &bytes, &len, &err);
+        if (rc == VLM_OK) rc = vlm_image_decode((const uint8_t *)bytes, len, NULL, &img, &err);
+        vlm_free(bytes);
+    } else if (rc == VLM_OK && (rc = vlm_image_alloc(&img, 640, 448, &err)) == VLM_OK) {
+        for (int y = 0; y < 448; y++)
+            for (int x = 0; x < 640; x++)
+                for (int c = 0; c < 3; c++)
+                    img.rgb[((size_t)y * 640 + x) * 3 + c] = (uint8_t)(128 + 100 * sinf((float)(x * (c + 1)) / 90.0f + (float)y / 70.0f));
+    }
+    if (rc == VLM_OK) rc = vlm_processor_run(m->proc, &img, NULL, &in, &err);
+    vlm_image_free(&img);
+    float *emb = rc == VLM_OK ? vlm_malloc(sizeof(float) * (size_t)in.n_image_tokens * m->info.d_model) : NULL;
+    if (rc == VLM_OK && !emb) rc = vlm_error_set(&err, VLM_E_NOMEM, "out of memory");
+    double best = 1e30, best_cpu = 0;
+    for (int r = 0; r < 2 && rc == VLM_OK; r++) {
+        double t0 = now_s(), c0 = cpu_s();
+        rc = vlm_model_encode_image(m, pool, &in, emb, &err);
+        double t = now_s() - t0;
+        if (t < best) { best = t; best_cpu = cpu_s() - c0; }
+    }
+    if (rc == VLM_OK) {
+        const struct vlm_qwen_vision_hparams *vh = &f->vision.hp;
+        double fl = vlm_qwen_vision_flops(vh, in.n_tiles);
+        int nt = vlm_pool_size(pool);
+        printf("image encode   %dx%d px = %d patches -> %d tokens: %.1f ms, %.1f GFLOP/s = %.0f%% of peak FMA\n",
+               in.grid_thw[2] * vh->patch_size, in.grid_thw[1] * vh->patch_size, in.n_tiles, in.n_image_tokens,
+               best * 1e3, fl / best / 1e9, 100.0 * fl / best / peak);
+        printf("               with the cores to itself: %.1f ms = %.0f%% of peak FMA\n", best_cpu / nt * 1e3,
+               100.0 * fl / (best_cpu / nt) / peak);
+        print_owned(best, best_cpu, nt);
+    } else {
+        fprintf(stderr, "vlm bench: image encode: %s\n", err.msg);
+    }
+    vlm_free(emb);
+    vlm_image_input_free(&in);
+    return rc == VLM_OK ? 0 : 1;
+}
+
 static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *image, double peak) {
+    if (is_qwen(m)) return bench_image_qwen(m, pool, image, peak);
     const struct vlm_idefics3 *f = m->impl;
     const struct vlm_siglip_hparams *v = &f->vision.hp;
     struct vlm_image_input in;
@@ -142,7 +206,7 @@ static int bench_image(struct vlm_model *m, struct vlm_pool *pool, const char *i
 /* Prefill n_prompt random tokens into seq 0, then decode n_tok single steps. */
 static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_tok, int batch,
                       enum vlm_kv_dtype kvt, double peak, double bw) {
-    const struct vlm_idefics3 *f = m->impl;
+    const struct vlm_llama *text = text_of(m);
     struct vlm_ctx_params cp = vlm_ctx_default_params();
     cp.kv_dtype = kvt;
     int kv_es = kvt == VLM_KV_F16 || kvt == VLM_KV_BF16 ? 2 : 4;   /* bytes per cached K or V element */
@@ -168,14 +232,14 @@ static int bench_text(struct vlm_model *m, int n_threads, int n_prompt, int n_to
     }
     double t_pre = now_s() - t0, c_pre = cpu_s() - c0;
     if (rc == VLM_OK) {
-        double fl = text_flops_per_token(&f->text, n_prompt / 2.0) * n_prompt, own = c_pre / nt;
+        double fl = text_flops_per_token(text, n_prompt / 2.0) * n_prompt, own = c_pre / nt;
         printf("prefill        %d tokens: %.1f tokens/s, %.1f GFLOP/s = %.0f%% of peak FMA\n",
                n_prompt, n_prompt / t_pre, fl / t_pre / 1e9, 100.0 * fl / t_pre / peak);
         printf("               with the cores to itself: %.1f tokens/s = %.0f%% of peak FMA\n",
                n_prompt / own, 100.0 * fl / own / peak);
         print_owned(t_pre, c_pre, nt);
     }
-    double wbytes = (double)text_weight_bytes(&f->text);
+    double wbytes = (double)text_weight_bytes(text);
     double t1 = now_s(), c1 = cpu_s();
     for (int s = 0; s < n_tok && rc == VLM_OK; s++) {
         int32_t tok = ids[s % n_prompt], p = n_prompt + s, sq = 0;
@@ -282,10 +346,10 @@ int cmd_bench(int argc, char **argv) {
     if (!dir) dir = vlm_tool_default_model();
     struct vlm_model_params mp = vlm_model_default_params();
     mp.n_threads = threads;
-    mp.load_tokenizer = image != NULL;
+    mp.load_tokenizer = 1;   /* and the processor: Qwen2-VL encodes a synthetic image through it */
     struct vlm_model *m;
     if (vlm_model_load(dir, &mp, &m) != VLM_OK) { fprintf(stderr, "vlm bench: %s\n", vlm_last_error()); return 1; }
-    if (m->family != &vlm_family_idefics3) {
+    if (m->family != &vlm_family_idefics3 && !is_qwen(m)) {
         fprintf(stderr, "vlm bench: %s is not handled by the benchmark yet\n", m->info.arch);
         vlm_model_free(m);
         return 1;

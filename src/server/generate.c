@@ -54,6 +54,18 @@ static void proc_overrides(const struct vlm_server *s, json_t *kw, struct vlm_pr
     v = json_object_get(json_object_get(kw, "size"), "longest_edge");
     if (json_is_integer(v) && json_integer_value(v) > 0 && ceiling > 0)
         o->longest_edge = json_integer_value(v) < ceiling ? (int)json_integer_value(v) : ceiling;
+    /* Qwen2-VL min_pixels / max_pixels: max_pixels at most the server's (else the model's)
+       max_pixels, min_pixels at most the resulting max_pixels */
+    long top = s->proc_ceiling.max_pixels ? s->proc_ceiling.max_pixels : s->proc_max_pixels_cfg;
+    v = json_object_get(kw, "max_pixels");
+    if (json_is_integer(v) && json_integer_value(v) > 0 && top > 0)
+        o->max_pixels = json_integer_value(v) < top ? (long)json_integer_value(v) : top;
+    long max_now = o->max_pixels ? o->max_pixels : top;
+    v = json_object_get(kw, "min_pixels");
+    if (json_is_integer(v) && json_integer_value(v) > 0 && max_now > 0)
+        o->min_pixels = json_integer_value(v) < max_now ? (long)json_integer_value(v) : max_now;
+    if (o->min_pixels && !json_is_integer(v) && o->max_pixels && o->min_pixels > o->max_pixels)
+        o->min_pixels = o->max_pixels;   /* the server's min_pixels above a request's max_pixels */
 }
 
 struct encode_job {
@@ -130,8 +142,9 @@ static int prepare(struct vlm_server *s, const struct vlm_api_request *r, struct
                    int encode, struct vlm_api_error *e) {
     struct vlm_processor_overrides po;
     proc_overrides(s, r->mm_processor_kwargs, &po);
-    char variant[96];
-    snprintf(variant, sizeof variant, "s%d,l%d,m%d", po.do_image_splitting, po.longest_edge, po.max_image_size);
+    char variant[128];
+    snprintf(variant, sizeof variant, "s%d,l%d,m%d,p%ld-%ld", po.do_image_splitting, po.longest_edge, po.max_image_size,
+             po.min_pixels, po.max_pixels);
     const struct vlm_image **imgs = NULL;
     int rc = load_images(s, r, sh, variant, &imgs, e);
     if (rc == 0 && r->messages) {
