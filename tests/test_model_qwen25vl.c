@@ -354,7 +354,7 @@ static void test_pieces(void) {
     vlm_rope_apply(a, 2, 3, 16, pos, inv, 16, 1.0f);
     vlm_rope_apply_sections(b, 2, 3, 16, pos3, 3, sec, inv);
     CHECK(max_abs_diff(a, b, 96) == 0);
-    int32_t idx[15], len[15];
+    int32_t idx[16], len[16];
     int n = vlm_qwen_window_index(6, 10, 2, 2, idx, len);
     const int32_t want_idx[15] = {0, 1, 5, 6, 2, 3, 7, 8, 4, 9, 10, 11, 12, 13, 14}, want_len[6] = {4, 4, 2, 2, 2, 1};
     CHECK_EQ_INT(n, 6);
