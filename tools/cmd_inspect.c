@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "models/idefics3.h"
 #include "models/model.h"
+#include "models/qwen25vl.h"
 #include "text/tokenizer.h"
 #include "vlm.h"
 
@@ -42,6 +43,26 @@ int cmd_inspect(int argc, char **argv) {
                "               rope_theta %g, max positions %d, %s embeddings\n",
                t->n_layer, t->d_model, t->n_head, t->n_head_kv, t->d_head, t->d_ff, t->n_vocab, t->rope.theta,
                t->max_pos, f->text.lm_head == f->text.embed ? "tied" : "untied");
+    }
+    if (m->family == &vlm_family_qwen25vl || m->family == &vlm_family_qwen2vl) {
+        const struct vlm_qwen25vl *f = m->impl;
+        const struct vlm_qwen_vision_hparams *v = &f->vision.hp;
+        const struct vlm_llama_hparams *t = &f->text.hp;
+        int n_full = 0;
+        for (int i = 0; i < v->n_layer; i++) n_full += v->full_attn[i];
+        printf("vision         %s: %d layers, d_model %d, %d heads, ffn %d, patch %d x %d frames, %s",
+               v->v2 ? "Qwen2-VL ViT (LayerNorm)" : "Qwen2.5-VL ViT (RMSNorm, SwiGLU)", v->n_layer, v->d_model,
+               v->n_head, v->d_ff, v->patch_size, v->temporal,
+               v->v2 ? "full attention\n" : "window attention\n");
+        if (!v->v2)
+            printf("               windows of %d px (%d merged patches a side), full attention in %d block(s)\n",
+                   v->window_size, v->window_units, n_full);
+        printf("connector      merger: %dx%d patches -> 1 token of %d (dynamic resolution)\n", v->merge, v->merge, v->d_out);
+        printf("text           Qwen2: %d layers, d_model %d, %d heads (%d kv, head_dim %d), ffn %d, vocab %d,\n"
+               "               M-RoPE sections %d/%d/%d, rope_theta %g, max positions %d, %s embeddings\n",
+               t->n_layer, t->d_model, t->n_head, t->n_head_kv, t->d_head, t->d_ff, t->n_vocab, t->mrope_section[0],
+               t->mrope_section[1], t->mrope_section[2], t->rope.theta, t->max_pos,
+               f->text.lm_head == f->text.embed ? "tied" : "untied");
     }
     size_t bytes[VLM_DT_COUNT] = {0}, count[VLM_DT_COUNT] = {0};
     for (size_t i = 0; i < m->weights.n; i++) {

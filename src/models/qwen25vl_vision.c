@@ -35,7 +35,7 @@ static int read_fullatt(const struct vlm_config *c, json_t *v, struct vlm_qwen_v
     size_t i;
     memset(hp->full_attn, 0, sizeof hp->full_attn);
     if (!fa || json_is_null(fa)) {   /* the class default (7, 15, 23, 31) */
-        for (int k = 7; k < hp->n_layer; k += 8) hp->full_attn[k] = 1;
+        for (int k = 7; k <= 31 && k < hp->n_layer; k += 8) hp->full_attn[k] = 1;
         return VLM_OK;
     }
     if (!json_is_array(fa)) return vlm_error_set(err, VLM_E_FORMAT, "%s: vision_config.fullatt_block_indexes is not a list", c->path);
