@@ -91,7 +91,7 @@ def classes(family):
 
 def greedy(model, input_ids, pv, grid, n):
     """Prompt logits, the rope delta, and an n-token greedy continuation with the KV cache."""
-    mm = (input_ids == IMAGE_TOKEN).int()
+    mm = (input_ids == model.config.image_token_id).int()
     with torch.no_grad():
         out = model(input_ids=input_ids, pixel_values=pv, image_grid_thw=grid, mm_token_type_ids=mm, use_cache=True)
         logits0 = out.logits[0, -1].clone()
@@ -170,6 +170,93 @@ def build_tiny(out, name, family, vis, txt, ex, seed):
                logits=[float(x) for x in logits], greedy=toks, last_logits=[float(x) for x in last], min_greedy_gap=gap, family=family)
     json.dump(ref, open(os.path.join(d, "ref.json"), "w"))
     print(f"{name}: {len(ids)} ids, grids {grid.tolist()}, delta {delta}, greedy {toks[:6]}..., min gap {gap:.4f}")
+
+
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+            "<|video_pad|>", "<|vision_pad|>"]
+SERVE_REQUESTS = [("What is in this image?", {}), ("Describe it.", {"max_pixels": 8 * 8 * 12}),
+                  ("Describe it.", {"min_pixels": 8 * 8 * 40, "max_pixels": 1 << 30})]
+
+
+def byte_level_tokenizer(d):
+    """A byte-level BPE without merges (token b = byte b) plus Qwen2's special tokens, ids from 256."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    b2u = pre_tokenizers.ByteLevel.alphabet()   # the 256 characters GPT-2's byte map uses
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + list(range(ord("\xae"), ord("\xff") + 1))
+    cs, k = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + k)
+            k += 1
+    b2u = {b: chr(c) for b, c in zip(bs, cs)}
+    tok = Tokenizer(models.BPE(vocab={b2u[b]: b for b in range(256)}, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(SPECIALS)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    fast.save_pretrained(d)
+    os.remove(os.path.join(d, "chat_template.jinja")) if os.path.exists(os.path.join(d, "chat_template.jinja")) else None
+    shutil.copy(os.path.join(QWEN, "chat_template.jinja"), d)
+    return PreTrainedTokenizerFast.from_pretrained(d)
+
+
+def build_serve(out, seed=400):
+    """A tiny Qwen2.5-VL with a real (byte-level) tokenizer, the real chat template and a small
+    processor: served end to end by tests/e2e/test_qwen25vl.py, whose answers (8 greedy tokens,
+    ignore_eos) and prompt lengths are transformers' for each request in SERVE_REQUESTS."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    d = os.path.join(out, "q25-serve")
+    os.makedirs(d, exist_ok=True)
+    tok = byte_level_tokenizer(d)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIALS}
+    torch.manual_seed(seed)
+    cfg = Qwen2_5_VLConfig(
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=48, num_heads=2, out_hidden_size=48, patch_size=4,
+                           spatial_merge_size=2, temporal_patch_size=2, window_size=16, fullatt_block_indexes=[1],
+                           initializer_range=0.1),
+        text_config=dict(hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=len(tok), max_position_embeddings=2048, initializer_range=0.25,
+                         rms_norm_eps=1e-6, bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
+                         rope_parameters=dict(rope_type="default", rope_theta=10000.0, mrope_section=[2, 2, 2])),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=True)
+    model = Qwen2_5_VLForConditionalGeneration(cfg).eval()
+    with torch.no_grad():
+        for _, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.2)
+    model.save_pretrained(d, safe_serialization=True)
+    pre = dict(min_pixels=8 * 8 * 4, max_pixels=8 * 8 * 36, patch_size=4, merge_size=2, temporal_patch_size=2)
+    ip = Qwen2VLImageProcessorPil(**pre)
+    cfgj = ip.to_dict()
+    cfgj.update(pre, image_processor_type="Qwen2VLImageProcessor", processor_class="Qwen2_5_VLProcessor")
+    for k in ("size",):
+        cfgj.pop(k, None)
+    json.dump(cfgj, open(os.path.join(d, "preprocessor_config.json"), "w"), indent=2)
+    img = make_image(np.random.default_rng(seed), 44, 60)
+    img.save(os.path.join(d, "image.png"))
+    img = Image.open(os.path.join(d, "image.png")).convert("RGB")
+    tmpl = open(os.path.join(d, "chat_template.jinja")).read()
+    refs = []
+    for text, kw in SERVE_REQUESTS:
+        kw2 = {k: min(v, pre["max_pixels"]) for k, v in kw.items()}
+        kw2["min_pixels"] = min(kw2.get("min_pixels", pre["min_pixels"]), kw2.get("max_pixels", pre["max_pixels"]))
+        p = Qwen2VLImageProcessorPil(**dict(pre, **kw2))(images=[img], return_tensors="pt")
+        n = int(p["image_grid_thw"].prod()) // 4
+        msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+        prompt = tok.apply_chat_template(msgs, chat_template=tmpl, tokenize=False, add_generation_prompt=True)
+        prompt = prompt.replace("<|image_pad|>", "<|image_pad|>" * n, 1)
+        input_ids = torch.tensor([tok(prompt)["input_ids"]])
+        _, _, toks, gap, _ = greedy(model, input_ids, p["pixel_values"], p["image_grid_thw"], 8)
+        refs.append(dict(text=text, mm_processor_kwargs=kw, grid_thw=p["image_grid_thw"][0].tolist(),
+                         prompt_tokens=int(input_ids.shape[1]), greedy=toks, min_greedy_gap=gap,
+                         token_bytes=[list(tok.decode([t]).encode()) if t >= 256 else
+                                     list(bytes([t]).decode("utf-8", "replace").encode()) for t in toks]))
+        print(f"serve: {text!r} {kw}: grid {refs[-1]['grid_thw']}, {input_ids.shape[1]} prompt tokens, greedy {toks}, gap {gap:.4f}")
+    json.dump(refs, open(os.path.join(d, "serve_ref.json"), "w"), indent=1)
 
 
 def bf16_pool(rng, n):
@@ -256,6 +343,8 @@ def main():
         for i, (name, fam, vis, txt, ex) in enumerate(CONFIGS):
             if a.only is None or a.only == name:
                 build_tiny(a.out, name, fam, vis, txt, ex, seed=300 + i)
+        if a.only is None or a.only == "q25-serve":
+            build_serve(a.out)
     if a.big:
         build_big(a.big)
 
