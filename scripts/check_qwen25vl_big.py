@@ -59,6 +59,13 @@ def main():
     img = Image.open(path).convert("RGB")
     url = "data:image/png;base64," + base64.b64encode(open(path, "rb").read()).decode()
     text = "What is in this image?"
+    for _ in range(600):   # until the server answers /health
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{a.port}/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(1)
     ok = True
     for kw in ({}, {"min_pixels": 3136, "max_pixels": 200704}, {"max_pixels": 1 << 30}):
         want, grid = expected_prompt_tokens(a.dir, img, text, {k: min(v, 12845056) for k, v in kw.items()})
