@@ -131,7 +131,7 @@ static int bench_image_qwen(struct vlm_model *m, struct vlm_pool *pool, const ch
     }
     if (rc == VLM_OK) {
         const struct vlm_qwen_vision_hparams *vh = &f->vision.hp;
-        double fl = vlm_qwen_vision_flops(vh, in.n_tiles);
+        double fl = vlm_qwen_vision_flops(vh, in.grid_thw);
         int nt = vlm_pool_size(pool);
         printf("image encode   %dx%d px = %d patches -> %d tokens: %.1f ms, %.1f GFLOP/s = %.0f%% of peak FMA\n",
                in.grid_thw[2] * vh->patch_size, in.grid_thw[1] * vh->patch_size, in.n_tiles, in.n_image_tokens,

@@ -380,16 +380,21 @@ int vlm_qwen_vision_forward(const struct vlm_qwen_vision *v, struct vlm_pool *po
     return VLM_OK;
 }
 
-double vlm_qwen_vision_flops(const struct vlm_qwen_vision_hparams *hp, int n) {
+double vlm_qwen_vision_flops(const struct vlm_qwen_vision_hparams *hp, const int grid[3]) {
     double d = hp->d_model, ff = hp->d_ff, mm = (double)hp->merge * hp->merge;
     double pin = (double)hp->n_channels * hp->temporal * hp->patch_size * hp->patch_size;
-    double mlp = hp->v2 ? 2 * d * ff : 3 * d * ff;
-    double win = hp->v2 ? n : (double)hp->window_units * hp->window_units * mm;
-    double attn = 0;
-    for (int l = 0; l < hp->n_layer; l++) {
-        double span = hp->v2 || hp->full_attn[l] ? n : (win < n ? win : n);
-        attn += 2.0 * 2 * n * span * d;
+    double n = (double)grid[0] * grid[1] * grid[2], frame = (double)grid[1] * grid[2];
+    double mlp = hp->v2 ? 2 * d * ff : 3 * d * ff, win_pairs = 0;   /* sum over windows of len^2 */
+    int units = grid[1] / hp->merge * (grid[2] / hp->merge);
+    int32_t *idx = hp->v2 || units <= 0 ? NULL : vlm_malloc(sizeof(int32_t) * 2 * (size_t)units);
+    if (idx) {
+        int nw = vlm_qwen_window_index(grid[1], grid[2], hp->merge, hp->window_units, idx, idx + units);
+        for (int i = 0; i < nw; i++) win_pairs += (double)idx[units + i] * mm * idx[units + i] * mm;
+        vlm_free(idx);
     }
+    double attn = 0;
+    for (int l = 0; l < hp->n_layer; l++)   /* QK^T and PV: 2 x 2 x pairs x d */
+        attn += 4.0 * d * grid[0] * (hp->v2 || hp->full_attn[l] || !win_pairs ? frame * frame : win_pairs);
     return 2.0 * n * pin * d + hp->n_layer * 2.0 * n * (4 * d * d + mlp) + attn +
            2.0 * (n / mm) * (d * mm) * (d * mm + hp->d_out);
 }

@@ -74,7 +74,8 @@ int vlm_qwen_window_index(int grid_h, int grid_w, int merge, int units, int32_t 
 int vlm_qwen_vision_forward(const struct vlm_qwen_vision *v, struct vlm_pool *pool, const float *pixels,
                             const int grid_thw[3], float *out, struct vlm_error *err);
 
-/* Multiply-adds x 2 of one image of n patches (for `vlm bench`). */
-double vlm_qwen_vision_flops(const struct vlm_qwen_vision_hparams *hp, int n_patch);
+/* Multiply-adds x 2 of one image of grid (t, h, w) patches, windows counted as they fall (for
+ * `vlm bench`). */
+double vlm_qwen_vision_flops(const struct vlm_qwen_vision_hparams *hp, const int grid[3]);
 
 #endif
