@@ -10,30 +10,40 @@ MODEL      ?= models/vlm-demo
 FUZZ_SECONDS ?= 20
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
+PREFIX     ?= /usr/local
 
-.PHONY: all deps build asan fuzz-build serve test test-c test-asan test-fuzz test-e2e bench clean check-src
+.PHONY: all deps test-deps install build asan fuzz-build serve test test-c test-asan test-fuzz test-e2e test-slurm test-aarch64 bench clean check-src
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
+# clang, the libFuzzer runtime and python3-venv: only the test targets need them.
+test-deps:
+	@scripts/install-deps.sh --test
+
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-asan: deps
+asan: test-deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVLM_SANITIZE=ON -DCMAKE_C_FLAGS_DEBUG="-O1 -g" >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-fuzz-build: deps
+fuzz-build: test-deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVLM_SANITIZE=ON -DVLM_FUZZ=ON -DCMAKE_C_FLAGS_DEBUG="-O1 -g" >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+# bin/vlm, lib/libvlm.a, lib/libvlm.so.0 (SONAME), include/vlm.h, lib/pkgconfig/vlm.pc.
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 serve: build
 	$(BUILD)/vlm serve $(MODEL) --host $(HOST) --port $(PORT)
 
 $(PY): scripts/requirements-test.txt
+	@scripts/install-deps.sh --test
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r scripts/requirements-test.txt
 	@touch $(PY)
@@ -42,8 +52,9 @@ check-src:
 	@scripts/checksrc.sh
 
 # The whole suite: source checks, C tests (plain and ASan+UBSan), a short run of every fuzz
-# target, and the end-to-end tests against the real server.
-test: check-src test-c test-asan test-fuzz test-e2e
+# target, the end-to-end tests against the real server, the Slurm job scripts, and the kernels
+# on aarch64 (qemu-user).
+test: check-src test-c test-asan test-fuzz test-e2e test-slurm test-aarch64
 
 test-c: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -57,6 +68,14 @@ test-fuzz: fuzz-build
 
 test-e2e: build $(PY)
 	VLM_BIN=$(abspath $(BUILD))/vlm $(PY) -m pytest -q tests/e2e; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
+
+# examples/slurm's job scripts on a one-machine Slurm cluster (needs root; tests/slurm/cluster.sh).
+test-slurm: build $(PY)
+	VLM_BIN=$(abspath $(BUILD))/vlm $(PY) -m pytest -q tests/slurm
+
+# the generic kernel table built for aarch64 and its tests run under qemu-user
+test-aarch64: test-deps
+	@scripts/check-aarch64.sh build-aarch64
 
 bench: build
 	$(BUILD)/vlm bench

@@ -126,6 +126,8 @@ int cmd_preprocess(int argc, char **argv) {
     printf("pixel_values: (%d, %d, %d, %d) f32", in.n_tiles, in.channels, in.height, in.width);
     if (in.grid_thw[0] > 0)
         printf("  [patches; image_grid_thw (%d, %d, %d)]\n", in.grid_thw[0], in.grid_thw[1], in.grid_thw[2]);
+    else if (in.aspect_ratio_id > 0)   /* Mllama: the tile canvas, no global image */
+        printf("  [%d x %d tiles of the canvas, aspect_ratio_id %d]\n", in.n_rows, in.n_cols, in.aspect_ratio_id);
     else if (in.n_rows) printf("  [%d x %d tiles + global image]\n", in.n_rows, in.n_cols);
     else printf("  [one image, not split]\n");
     printf("image tokens: %d\n", in.n_image_tokens);

@@ -113,12 +113,15 @@ static inline uint8_t clip8(int32_t v) {
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-/* AVX2 kernels when the CPU has them, unless VLM_FORCE_GENERIC is set (tests run both). */
+/* AVX2 kernels when the CPU has them, unless VLM_FORCE_GENERIC is set (tests run both). Only
+ * x86-64 builds compile resize_avx2.c. */
+#if defined(__x86_64__)
 static int use_avx2(void) {
     const char *g = getenv("VLM_FORCE_GENERIC");
     if (g && *g && *g != '0') return 0;
     return __builtin_cpu_supports("avx2") ? 1 : 0;
 }
+#endif
 
 /* One row: src (in RGB) resampled horizontally into dst (out_w RGB). */
 static void row_h(const uint8_t *src, const struct img_coeffs *c, int out_w, uint8_t *dst) {
@@ -142,6 +145,7 @@ static int pass_h(const struct vlm_image *in, int y0, int rows, const struct img
                   int out_w, uint8_t *tmp) {
     size_t in_bytes = (size_t)in->width * 3, out_bytes = (size_t)out_w * 3;
     int y = 0;
+#if defined(__x86_64__)
     if (use_avx2() && rows >= 8) {
         uint8_t *tbuf = vlm_malloc(in_bytes * 8 + 64);
         if (!tbuf) return -1;
@@ -156,6 +160,7 @@ static int pass_h(const struct vlm_image *in, int y0, int rows, const struct img
         }
         vlm_free(tbuf);
     }
+#endif
     for (; y < rows; y++)
         row_h(in->rgb + (size_t)(y0 + y) * in_bytes, c, out_w, tmp + (size_t)y * out_bytes);
     return 0;
@@ -165,12 +170,14 @@ static int pass_h(const struct vlm_image *in, int y0, int rows, const struct img
  * are stride bytes apart. */
 static int pass_v(const uint8_t *src, size_t stride, size_t n, int first, const struct img_coeffs *c,
                   int out_h, uint8_t *out) {
+#if defined(__x86_64__)
     if (use_avx2()) {
         for (int yy = 0; yy < out_h; yy++)
             img_pass_v_avx2(src + (size_t)(c->start[yy] - first) * stride, stride, n,
                             c->k + (size_t)yy * c->ksize, c->n[yy], out + (size_t)yy * n);
         return 0;
     }
+#endif
     int32_t *acc = vlm_malloc(sizeof(int32_t) * n);
     if (!acc) return -1;
     for (int yy = 0; yy < out_h; yy++) {

@@ -16,7 +16,8 @@ static const struct vlm_processor_ops *const families[] = {
     &vlm_qwen2vl_processor_ops,
     &vlm_clip_processor_ops,
     &vlm_gemma3_processor_ops,
-    /* LLaVA-NeXT, Mllama: add their ops tables here */
+    &vlm_mllama_processor_ops,
+    /* LLaVA-NeXT: add its ops table here */
 };
 
 struct vlm_processor {

@@ -36,6 +36,7 @@ extern const struct vlm_processor_ops vlm_idefics3_processor_ops;
 extern const struct vlm_processor_ops vlm_qwen2vl_processor_ops;
 extern const struct vlm_processor_ops vlm_clip_processor_ops;
 extern const struct vlm_processor_ops vlm_gemma3_processor_ops;
+extern const struct vlm_processor_ops vlm_mllama_processor_ops;
 
 /* Reads the shared fields (absent keys keep c's defaults). VLM_E_FORMAT on a wrong type. */
 int proc_common_parse(json_t *pre, struct proc_common *c, struct vlm_error *err);

@@ -12,33 +12,23 @@ static int                supported[VLM_KERNELS_N_VARIANTS];
 static int                chosen;
 static pthread_once_t     once = PTHREAD_ONCE_INIT;
 
+#if defined(__x86_64__)
 static int cpu_has_avx2(void) {
-#if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
 }
 
 static int cpu_has_avx512(void) {
-#if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-#else
-    return 0;
-#endif
 }
 
 static int cpu_has_avx512bf16(void) {
-#if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512bf16");
-#else
-    return 0;
-#endif
 }
+#endif
 
 static void choose(void) {
     vlm_kernels_init_generic(&tables[0]);
