@@ -37,7 +37,9 @@ def expected_prompt_tokens(d, img, text, kwargs):
 
 
 def ask(port, data_url, text, kwargs):
-    body = {"model": "m", "max_tokens": 8, "temperature": 0,
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=10) as r:
+        model = json.load(r)["data"][0]["id"]
+    body = {"model": model, "max_tokens": 8, "temperature": 0,
             "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url}},
                                                       {"type": "text", "text": text}]}]}
     if kwargs:
