@@ -158,7 +158,7 @@ static int logits_of(const char *path, const char *mmproj, const int32_t *ids, i
     rc = vlm_ctx_new(m, &cp, &ctx, &err);
     int32_t pos[64], seq[64] = {0};
     for (int i = 0; i < n; i++) pos[i] = i;
-    struct vlm_batch b = {n, ids, NULL, pos, seq, NULL};
+    struct vlm_batch b = {n, ids, NULL, pos, seq, NULL, NULL};
     if (rc == VLM_OK) rc = vlm_ctx_decode(ctx, &b, &err);
     CHECK_MSG(rc == VLM_OK, "%s: %s", path, err.msg);
     int nv = vlm_model_get_info(m)->n_vocab;

@@ -132,7 +132,7 @@ static int prefill(struct vlm_ctx *ctx, int s, const struct ref *r, const float 
     int n = to - from;
     int32_t *pos = vlm_malloc(sizeof(int32_t) * (size_t)n), *seq = vlm_malloc(sizeof(int32_t) * (size_t)n);
     for (int i = 0; i < n; i++) { pos[i] = from + i; seq[i] = s; }
-    struct vlm_batch b = {n, r->ids + from, rows + from, pos, seq, NULL};
+    struct vlm_batch b = {n, r->ids + from, rows + from, pos, seq, NULL, NULL};
     struct vlm_error err;
     int rc = vlm_ctx_decode(ctx, &b, &err);
     if (rc != VLM_OK) fprintf(stderr, "decode: %s\n", err.msg);
@@ -186,7 +186,7 @@ static void check_model_kv(const char *dir, double tol, int n_threads, enum vlm_
     for (int i = 0; i < 16; i++) {
         got[i] = tok;
         int32_t pos = r.n_ids + i, seq = 0;
-        struct vlm_batch b = {1, &tok, NULL, &pos, &seq, NULL};
+        struct vlm_batch b = {1, &tok, NULL, &pos, &seq, NULL, NULL};
         if (vlm_ctx_decode(ctx, &b, &err) != VLM_OK) { CHECK_MSG(0, "decode: %s", err.msg); break; }
         tok = vlm_argmax(vlm_ctx_logits(ctx, 0), r.n_vocab);
     }
@@ -204,7 +204,7 @@ static void check_model_kv(const char *dir, double tol, int n_threads, enum vlm_
         int p = two ? i - half : i;
         ids[i] = r.ids[p]; er[i] = rows[p]; pos[i] = p; seq[i] = two ? 2 : 1;
     }
-    struct vlm_batch b2 = {n2 <= cp.n_batch_max ? n2 : 0, ids, er, pos, seq, NULL};
+    struct vlm_batch b2 = {n2 <= cp.n_batch_max ? n2 : 0, ids, er, pos, seq, NULL, NULL};
     if (n2 > cp.n_batch_max) {   /* the context was sized for one prompt: make a bigger one */
         vlm_ctx_free(ctx);
         cp.n_batch_max = n2;
@@ -220,7 +220,7 @@ static void check_model_kv(const char *dir, double tol, int n_threads, enum vlm_
         CHECK_MSG(d1 <= tol, "chunked seq 1 logits differ by %g", d1);
         /* a position that does not continue the sequence is refused and changes nothing */
         int32_t t0 = 5, p0 = 3, s0 = 1;
-        struct vlm_batch bad = {1, &t0, NULL, &p0, &s0, NULL};
+        struct vlm_batch bad = {1, &t0, NULL, &p0, &s0, NULL, NULL};
         CHECK_EQ_INT(vlm_ctx_decode(ctx, &bad, &err), VLM_E_INVALID);
         CHECK_EQ_INT(vlm_ctx_seq_len(ctx, 1), r.n_ids);
         vlm_ctx_seq_clear(ctx, 1);
@@ -571,7 +571,7 @@ static void test_alloc_failures(void) {
         if (rc == VLM_OK) {   /* 8 text rows, no allocation of our own */
             int32_t pos[8], seq[8] = {0};
             for (int i = 0; i < 8; i++) pos[i] = i;
-            struct vlm_batch b = {8, r.ids, NULL, pos, seq, NULL};
+            struct vlm_batch b = {8, r.ids, NULL, pos, seq, NULL, NULL};
             rc = vlm_ctx_decode(ctx, &b, &err);
         }
         vlm_alloc_fail_after(0);
@@ -605,15 +605,15 @@ static void test_kv_cap(void) {
     CHECK_EQ_INT(vlm_ctx_new(m, &cp, &ctx, &err), VLM_OK);
     int32_t tok[64], pos[64], seq[64];
     for (int i = 0; i < 64; i++) { tok[i] = 3 + i; pos[i] = i; seq[i] = 0; }
-    struct vlm_batch a = {10, tok, NULL, pos, seq, NULL};
+    struct vlm_batch a = {10, tok, NULL, pos, seq, NULL, NULL};
     CHECK_EQ_INT(vlm_ctx_decode(ctx, &a, &err), VLM_OK);   /* seq 0 reserves a chunk past 10 */
     CHECK_EQ_INT(vlm_ctx_kv_free(ctx), 70);
     for (int i = 0; i < 64; i++) seq[i] = 1;
-    struct vlm_batch b = {64, tok, NULL, pos, seq, NULL};
+    struct vlm_batch b = {64, tok, NULL, pos, seq, NULL, NULL};
     CHECK_MSG(vlm_ctx_decode(ctx, &b, &err) == VLM_OK, "seq 1 should fit after trimming seq 0: %s", err.msg);
     CHECK_EQ_INT(vlm_ctx_kv_free(ctx), 6);
     for (int i = 0; i < 8; i++) { pos[i] = 10 + i; seq[i] = 0; }
-    struct vlm_batch c = {8, tok, NULL, pos, seq, NULL};
+    struct vlm_batch c = {8, tok, NULL, pos, seq, NULL, NULL};
     CHECK_EQ_INT(vlm_ctx_decode(ctx, &c, &err), VLM_E_NOMEM);
     CHECK_EQ_INT(vlm_ctx_seq_len(ctx, 0), 10);
     CHECK_EQ_INT(vlm_ctx_seq_len(ctx, 1), 64);
@@ -622,7 +622,7 @@ static void test_kv_cap(void) {
     CHECK_EQ_INT(vlm_ctx_seq_len(ctx, 0), 18);
     /* past the per-sequence context */
     for (int i = 0; i < 64; i++) { pos[i] = 18 + i; seq[i] = 0; }
-    struct vlm_batch e = {50, tok, NULL, pos, seq, NULL};
+    struct vlm_batch e = {50, tok, NULL, pos, seq, NULL, NULL};
     CHECK_EQ_INT(vlm_ctx_decode(ctx, &e, &err), VLM_E_TOO_LARGE);
     vlm_ctx_free(ctx);
     vlm_model_free(m);
@@ -695,7 +695,7 @@ static float *run_steps_fq(const char *dir, struct ref *r, const char *dtype, co
         for (int i = 0; ok && i < 9; i++) {
             memcpy(out + (size_t)i * r->n_vocab, vlm_ctx_logits(ctx, 0), sizeof(float) * (size_t)r->n_vocab);
             int32_t tok = vlm_argmax(out + (size_t)i * r->n_vocab, r->n_vocab), pos = r->n_ids + i, seq = 0;
-            struct vlm_batch b = {1, &tok, NULL, &pos, &seq, NULL};
+            struct vlm_batch b = {1, &tok, NULL, &pos, &seq, NULL, NULL};
             if (i < 8) ok = vlm_ctx_decode(ctx, &b, &err) == VLM_OK;
         }
         CHECK_MSG(ok, "%s: decode failed", dir);

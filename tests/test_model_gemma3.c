@@ -128,7 +128,7 @@ static int decode_rows(struct vlm_ctx *ctx, int s, const struct ref *r, const fl
     int32_t pos[512], seq[512];
     if (n > 512) return VLM_E_INVALID;
     for (int i = 0; i < n; i++) { pos[i] = from + i; seq[i] = s; }
-    struct vlm_batch b = {n, r->ids + from, rows + from, pos, seq, NULL};
+    struct vlm_batch b = {n, r->ids + from, rows + from, pos, seq, NULL, NULL};
     return vlm_ctx_decode(ctx, &b, err);
 }
 
@@ -150,7 +150,7 @@ static int run_prompt(struct vlm_model *m, struct ref *r, float *out, int32_t *g
     for (int i = 0; got && rc == VLM_OK && i < 16; i++) {
         int32_t tok = vlm_argmax(vlm_ctx_logits(ctx, 0), r->n_vocab), pos = r->n_ids + i, seq = 0;
         got[i] = tok;
-        struct vlm_batch b = {1, &tok, NULL, &pos, &seq, NULL};
+        struct vlm_batch b = {1, &tok, NULL, &pos, &seq, NULL, NULL};
         rc = vlm_ctx_decode(ctx, &b, &err);
         CHECK_MSG(rc == VLM_OK, "decode step %d: %s", i, err.msg);
     }
@@ -168,7 +168,7 @@ static int run_prompt(struct vlm_model *m, struct ref *r, float *out, int32_t *g
             int two = i >= at, p = two ? i - at : i;
             ids[i] = r->ids[p]; er[i] = rows[p]; pos[i] = p; seq[i] = two ? 2 : 1;
         }
-        struct vlm_batch b2 = {n2, ids, er, pos, seq, NULL};
+        struct vlm_batch b2 = {n2, ids, er, pos, seq, NULL, NULL};
         rc = vlm_ctx_decode(ctx, &b2, &err);
         CHECK_MSG(rc == VLM_OK, "batched: %s", err.msg);
         if (rc == VLM_OK) {

@@ -103,7 +103,7 @@ static int run(const struct vlm_model *m, const struct ref *r, float **logits, i
     }
     int32_t *pos = vlm_malloc(sizeof(int32_t) * (size_t)r->n_ids), *seq = vlm_calloc((size_t)r->n_ids, sizeof *seq);
     for (int i = 0; i < r->n_ids; i++) pos[i] = i;
-    struct vlm_batch b = {r->n_ids, r->ids, rows, pos, seq, NULL};
+    struct vlm_batch b = {r->n_ids, r->ids, rows, pos, seq, NULL, NULL};
     if (!rc && vlm_ctx_decode(ctx, &b, &err) != VLM_OK) { fprintf(stderr, "decode: %s\n", err.msg); rc = -1; }
     if (!rc) {
         *logits = vlm_malloc(sizeof(float) * (size_t)mi->n_vocab);
@@ -112,7 +112,7 @@ static int run(const struct vlm_model *m, const struct ref *r, float **logits, i
         for (int i = 0; i < N_GREEDY && !rc; i++) {
             greedy[i] = tok;
             int32_t p = r->n_ids + i, s = 0;
-            struct vlm_batch one = {1, &tok, NULL, &p, &s, NULL};
+            struct vlm_batch one = {1, &tok, NULL, &p, &s, NULL, NULL};
             if (vlm_ctx_decode(ctx, &one, &err) != VLM_OK) { fprintf(stderr, "decode: %s\n", err.msg); rc = -1; }
             else tok = vlm_argmax(vlm_ctx_logits(ctx, 0), mi->n_vocab);
         }

@@ -144,7 +144,7 @@ static int prefill(struct vlm_ctx *ctx, int s, const struct ref *r, const float 
     int n = to - from;
     int32_t *pos = vlm_malloc(sizeof(int32_t) * (size_t)n), *seq = vlm_malloc(sizeof(int32_t) * (size_t)n);
     for (int i = 0; i < n; i++) { pos[i] = from + i; seq[i] = s; }
-    struct vlm_batch b = {n, r->ids + from, rows + from, pos, seq, NULL};
+    struct vlm_batch b = {n, r->ids + from, rows + from, pos, seq, NULL, NULL};
     struct vlm_error err;
     int rc = vlm_ctx_decode(ctx, &b, &err);
     if (rc != VLM_OK) fprintf(stderr, "decode: %s\n", err.msg);
@@ -164,7 +164,7 @@ static void check_batched(struct vlm_ctx *ctx, const struct ref *r, const float 
         int two = i >= half, p = two ? i - half : i;
         ids[i] = r->ids[p]; er[i] = rows[p]; pos[i] = p; seq[i] = two ? 2 : 1;
     }
-    struct vlm_batch b = {n2, ids, er, pos, seq, NULL};
+    struct vlm_batch b = {n2, ids, er, pos, seq, NULL, NULL};
     struct vlm_error err;
     int rc = vlm_ctx_decode(ctx, &b, &err);
     CHECK_MSG(rc == VLM_OK, "batched decode: %s", err.msg);
@@ -221,7 +221,7 @@ static void check_model(const char *dir, double tol, int n_threads, enum vlm_kv_
         for (int i = 0; i < 16; i++) {
             got[i] = tok;
             int32_t pos = r.n_ids + i, seq = 0;
-            struct vlm_batch b = {1, &tok, NULL, &pos, &seq, NULL};
+            struct vlm_batch b = {1, &tok, NULL, &pos, &seq, NULL, NULL};
             if (vlm_ctx_decode(ctx, &b, &err) != VLM_OK) { CHECK_MSG(0, "decode: %s", err.msg); break; }
             tok = vlm_argmax(vlm_ctx_logits(ctx, 0), r.n_vocab);
         }

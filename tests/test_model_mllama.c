@@ -146,7 +146,7 @@ static void check_alone(const char *dir, int k, struct vlm_ctx *ctx, struct mcas
     if (attach(ctx, 0, mc) != VLM_OK) return;
     CHECK_MSG((vlm_ctx_seq_state_tokens(ctx, 0) > 0) == (mc->n_images > 0), "%s case %d: image state tokens %d",
               dir, k, vlm_ctx_seq_state_tokens(ctx, 0));
-    struct vlm_batch b = {n, mc->ids, NULL, pos, seq, want};
+    struct vlm_batch b = {n, mc->ids, NULL, pos, seq, want, NULL};
     int rc = vlm_ctx_decode(ctx, &b, &err);
     CHECK_MSG(rc == VLM_OK, "decode: %s", err.msg);
     if (rc != VLM_OK) return;
@@ -168,7 +168,7 @@ static void check_alone(const char *dir, int k, struct vlm_ctx *ctx, struct mcas
     for (int i = 0; i < 16; i++) {
         got[i] = tok;
         int32_t p = n + i, s = 0;
-        struct vlm_batch b1 = {1, &tok, NULL, &p, &s, NULL};
+        struct vlm_batch b1 = {1, &tok, NULL, &p, &s, NULL, NULL};
         if (vlm_ctx_decode(ctx, &b1, &err) != VLM_OK) { CHECK_MSG(0, "decode: %s", err.msg); break; }
         tok = vlm_argmax(vlm_ctx_logits(ctx, 0), mc->n_vocab);
     }
@@ -199,7 +199,7 @@ static void check_batched(const char *dir, struct vlm_ctx *ctx, struct mcase *mc
                 n++;
             }
         }
-        struct vlm_batch b = {n, ids, NULL, pos, seq, want};
+        struct vlm_batch b = {n, ids, NULL, pos, seq, want, NULL};
         CHECK_MSG(vlm_ctx_decode(ctx, &b, &err) == VLM_OK, "batched prefill: %s", err.msg);
     }
     int32_t tok[8], ok = 1;
@@ -216,7 +216,7 @@ static void check_batched(const char *dir, struct vlm_ctx *ctx, struct mcase *mc
             pos[k] = mc[k].n_ids + i;
             seq[k] = k;
         }
-        struct vlm_batch b = {n_cases, tok, NULL, pos, seq, NULL};
+        struct vlm_batch b = {n_cases, tok, NULL, pos, seq, NULL, NULL};
         if (vlm_ctx_decode(ctx, &b, &err) != VLM_OK) { CHECK_MSG(0, "batched decode: %s", err.msg); return; }
         for (int k = 0; k < n_cases; k++) tok[k] = vlm_argmax(vlm_ctx_logits(ctx, k), mc[k].n_vocab);
     }
@@ -461,7 +461,7 @@ static void check_bad_images(void) {
     nt = 1;
     CHECK_EQ_INT(vlm_ctx_seq_set_images(ctx, 0, 1, sts, &nt, &sp, 5, &err), VLM_OK);
     int32_t tok = 5, pos = 0, seq = 0;
-    struct vlm_batch b = {1, &tok, NULL, &pos, &seq, NULL};
+    struct vlm_batch b = {1, &tok, NULL, &pos, &seq, NULL, NULL};
     CHECK_EQ_INT(vlm_ctx_decode(ctx, &b, &err), VLM_OK);
     CHECK_EQ_INT(vlm_ctx_seq_set_images(ctx, 0, 1, sts, &nt, &sp, 5, &err), VLM_E_INVALID);   /* after the prefill began */
     struct vlm_image_input in = {.n_tiles = 1, .channels = 3, .height = 14, .width = 14, .aspect_ratio_id = 2};

@@ -4,6 +4,7 @@
  * .gguf file, its metadata and tensor types first (inspect_gguf.c). */
 #include "commands.h"
 #include "models/model.h"
+#include "models/qwen25vl.h"
 #include "text/tokenizer.h"
 #include "util/alloc.h"
 #include "util/file.h"

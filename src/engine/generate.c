@@ -60,6 +60,7 @@ static int prefill(struct gen *g, struct vlm_error *err) {
     const struct vlm_prompt *pr = &g->prompt;
     int32_t pos[GEN_CHUNK], seq[GEN_CHUNK];
     const float *rows[GEN_CHUNK];
+    const struct vlm_image_input *img[GEN_CHUNK];
     int rc = VLM_OK;
     const float **all = vlm_malloc(sizeof *all * (pr->n_ids ? pr->n_ids : 1));
     if (!all) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
@@ -73,8 +74,9 @@ static int prefill(struct gen *g, struct vlm_error *err) {
             pos[i] = (int32_t)(at + i);
             seq[i] = 0;
             rows[i] = all[at + i];
+            img[i] = pr->image_of[at + i] >= 0 ? &pr->images[pr->image_of[at + i]] : NULL;
         }
-        struct vlm_batch b = {(int)n, pr->ids + at, rows, pos, seq, NULL};
+        struct vlm_batch b = {(int)n, pr->ids + at, rows, pos, seq, NULL, img};
         rc = vlm_ctx_decode(g->ctx, &b, err);
     }
     vlm_free(all);
@@ -236,7 +238,7 @@ static int run(struct gen *g, const char *messages_json, const struct vlm_image_
         if (fin != VLM_FINISH_NONE || n + 1 >= cap) { fin = VLM_FINISH_LENGTH; break; }
         if (vlm_ctx_seq_len(g->ctx, 0) >= cp.n_ctx) { fin = VLM_FINISH_LENGTH; break; }
         int32_t pos = vlm_ctx_seq_len(g->ctx, 0), seq = 0;
-        struct vlm_batch b = {1, &ti.id, NULL, &pos, &seq, NULL};
+        struct vlm_batch b = {1, &ti.id, NULL, &pos, &seq, NULL, NULL};
         if ((rc = vlm_ctx_decode(g->ctx, &b, err)) != VLM_OK) return rc;
     }
     char *tail = NULL;

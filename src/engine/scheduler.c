@@ -27,6 +27,7 @@ struct vlm_seq {
     const float       **img_states;
     int                *img_tiles;
     struct vlm_mllama_span *img_spans;
+    const struct vlm_image_input **image;   /* (n_prompt) or NULL */
     struct vlm_sampler *sampler;
     int32_t            *eos, *stop_ids, *bias_ids;
     float              *bias_values;
@@ -71,6 +72,7 @@ struct vlm_sched {
     /* batch buffers (n_batch rows) */
     int32_t         *b_tok, *b_pos, *b_seq;
     const float    **b_embd;
+    const struct vlm_image_input **b_img;
     int8_t          *b_want;
     struct vlm_seq **logit_seq;        /* sequence of each logits row */
     int             *fed;              /* (max_seqs) rows fed per slot this step */
@@ -97,6 +99,7 @@ static void seq_destroy(struct vlm_seq *q) {
     vlm_free(q->img_states);
     vlm_free(q->img_tiles);
     vlm_free(q->img_spans);
+    vlm_free(q->image);
     vlm_free(q->eos);
     vlm_free(q->stop_ids);
     vlm_free(q->bias_ids);
@@ -179,6 +182,7 @@ int vlm_sched_submit(struct vlm_sched *s, const struct vlm_seq_params *p, struct
         q->img_spans = vlm_memdup(p->cross_spans, ni * sizeof *q->img_spans);
         img_ok = q->img_states && q->img_tiles && q->img_spans;
     }
+    if (p->image) q->image = vlm_memdup(p->image, p->n_ids * sizeof *q->image);
     q->eos = dup_ids(p->eos_ids, (size_t)(p->n_eos > 0 ? p->n_eos : 0));
     q->n_eos = p->n_eos > 0 ? p->n_eos : 0;
     q->stop_ids = dup_ids(p->stop_ids, p->n_stop_ids);
@@ -191,7 +195,7 @@ int vlm_sched_submit(struct vlm_sched *s, const struct vlm_seq_params *p, struct
     q->min_new = p->min_new_tokens;
     q->on_free = p->on_free;
     q->user = p->user;
-    if (!q->ids || !img_ok || (p->embd && !q->embd) || (q->n_eos && !q->eos) || (p->n_stop_ids && !q->stop_ids) ||
+    if (!q->ids || !img_ok || (p->embd && !q->embd) || (p->image && !q->image) || (q->n_eos && !q->eos) || (p->n_stop_ids && !q->stop_ids) ||
         (p->n_bias && (!q->bias_ids || !q->bias_values))) {
         q->on_free = NULL;
         seq_destroy(q);
@@ -404,6 +408,7 @@ static int build_batch(struct vlm_sched *s, int *n_logits) {
                 s->b_pos[rows] = (int32_t)pos;
                 s->b_seq[rows] = i;
                 s->b_embd[rows] = q->embd && pos < q->n_prompt ? q->embd[pos] : NULL;
+                s->b_img[rows] = q->image && pos < q->n_prompt ? q->image[pos] : NULL;
                 s->b_want[rows] = (int8_t)(j == k - 1 && (size_t)k == remaining);
                 if (s->b_want[rows]) s->logit_seq[(*n_logits)++] = q;
                 rows++;
@@ -481,7 +486,7 @@ static void *sched_main(void *arg) {
         int n_logits = 0, rows = build_batch(s, &n_logits), n_ev = 0;
         int rc = VLM_OK;
         if (rows > 0) {
-            struct vlm_batch b = {rows, s->b_tok, s->b_embd, s->b_pos, s->b_seq, s->b_want};
+            struct vlm_batch b = {rows, s->b_tok, s->b_embd, s->b_pos, s->b_seq, s->b_want, s->b_img};
             rc = vlm_ctx_decode(s->ctx, &b, &err);
         }
         if (rows > 0 && rc == VLM_OK) {
@@ -569,12 +574,13 @@ int vlm_sched_new(const struct vlm_model *m, const struct vlm_sched_params *p,
     s->b_pos = vlm_malloc(nb * sizeof *s->b_pos);
     s->b_seq = vlm_malloc(nb * sizeof *s->b_seq);
     s->b_embd = vlm_malloc(nb * sizeof *s->b_embd);
+    s->b_img = vlm_malloc(nb * sizeof *s->b_img);
     s->b_want = vlm_malloc(nb * sizeof *s->b_want);
     s->logit_seq = vlm_malloc(nb * sizeof *s->logit_seq);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_cond_init(&s->job_cv, NULL);
-    if (!s->slots || !s->fed || !s->b_tok || !s->b_pos || !s->b_seq || !s->b_embd || !s->b_want ||
+    if (!s->slots || !s->fed || !s->b_tok || !s->b_pos || !s->b_seq || !s->b_embd || !s->b_img || !s->b_want ||
         !s->logit_seq) {
         vlm_sched_free(s);
         return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
@@ -632,6 +638,7 @@ void vlm_sched_free(struct vlm_sched *s) {
     vlm_free(s->b_pos);
     vlm_free(s->b_seq);
     vlm_free(s->b_embd);
+    vlm_free(s->b_img);
     vlm_free(s->b_want);
     vlm_free(s->logit_seq);
     pthread_mutex_destroy(&s->mu);

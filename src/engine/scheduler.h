@@ -35,6 +35,8 @@ struct vlm_sched_params vlm_sched_default_params(void);
 
 /* What a sequence is asked to do. Everything is copied at submit except embd rows, which must
  * stay valid until on_free runs (the scheduler calls it when the sequence is destroyed). */
+struct vlm_image_input;
+
 struct vlm_seq_params {
     const int32_t *ids;             /* (n_ids) prompt token ids */
     size_t         n_ids;
@@ -45,6 +47,8 @@ struct vlm_seq_params {
     const float *const *cross_states;           /* (n_cross_images) vlm_ctx_encode_image outputs */
     const int     *cross_tiles;                 /* (n_cross_images) valid tiles */
     const struct vlm_mllama_span *cross_spans;  /* (n_cross_images) attending prompt tokens */
+    const struct vlm_image_input *const *image;  /* (n_ids) or NULL: the image of each image-token
+                                       position (vlm_batch.image); must live until on_free */
     struct vlm_sampling_params sampling;
     const int32_t *eos_ids;  int n_eos;
     int            ignore_eos;

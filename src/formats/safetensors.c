@@ -46,7 +46,8 @@ static int parse_entry(const char *fname, const char *name, json_t *e, size_t da
         if (!strcmp(json_string_value(dt), st_dtypes[i].name)) d = &st_dtypes[i];
     if (!d) return vlm_error_set(err, VLM_E_FORMAT, "%s: tensor '%s': unknown dtype '%.32s'", fname, name, json_string_value(dt));
     size_t nd = json_array_size(sh);
-    if (nd > 4) return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: tensor '%s': %zu dimensions (at most 4)", fname, name, nd);
+    if (nd > VLM_MAX_DIMS)
+        return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: tensor '%s': %zu dimensions (at most %d)", fname, name, nd, VLM_MAX_DIMS);
     memset(t, 0, sizeof *t);
     size_t nel = 1;
     for (size_t i = 0; i < nd; i++) {

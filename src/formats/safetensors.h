@@ -14,7 +14,7 @@ struct vlm_weights;
 /* Parses the safetensors bytes data[0..size) (a whole file; fname only names it in errors)
  * and adds a view per floating-point tensor to w with file index `file`; the views point into
  * data, which must outlive w. Checks: header length capped and inside the file, valid JSON
- * without duplicate keys, known dtype, at most 4 dims, shape x dtype size == byte range,
+ * without duplicate keys, known dtype, at most VLM_MAX_DIMS (5) dims, shape x dtype size == byte range,
  * ranges inside the data area and non-overlapping, no duplicate names in w. */
 int vlm_safetensors_parse(const uint8_t *data, size_t size, const char *fname,
                           struct vlm_weights *w, int file, struct vlm_error *err);

@@ -312,14 +312,9 @@ static void attend(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool
     else if (n_small > 1) vlm_pool_run(pool, n_small, attend_task, &c);
 }
 
-int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
-                      const struct vlm_batch *b, const int8_t *want, float *logits, struct vlm_error *err) {
-    return vlm_llama_forward_ex(l, kv, pool, scratch, b, want, logits, NULL, NULL, err);
-}
-
-int vlm_llama_forward_ex(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
-                         const struct vlm_batch *b, const int8_t *want, float *logits,
-                         vlm_llama_layer_fn fn, void *fn_ctx, struct vlm_error *err) {
+static int forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
+                   const struct vlm_batch *b, const int32_t *mpos, const int8_t *want, float *logits,
+                   vlm_llama_layer_fn fn, void *fn_ctx, struct vlm_error *err) {
     const struct vlm_llama_hparams *hp = &l->hp;
     struct llama_scratch *s = scratch;
     int n = b->n_tokens, d = hp->d_model, kvd = hp->n_head_kv * hp->d_head;
@@ -354,8 +349,13 @@ int vlm_llama_forward_ex(const struct vlm_llama *l, struct vlm_kv *kv, struct vl
             float *y3[3] = {s->q, s->k, s->v};
             matmul_multi(pool, s->xb, n, 3, w3, b3, y3);
         }
-        vlm_rope_apply(s->q, n, hp->n_head, hp->d_head, b->pos, inv_freq, hp->rope.rot_dim, attn_scale);
-        vlm_rope_apply(s->k, n, hp->n_head_kv, hp->d_head, b->pos, inv_freq, hp->rope.rot_dim, attn_scale);
+        if (mpos) {
+            vlm_rope_apply_sections(s->q, n, hp->n_head, hp->d_head, mpos, 3, hp->mrope_section, inv_freq);
+            vlm_rope_apply_sections(s->k, n, hp->n_head_kv, hp->d_head, mpos, 3, hp->mrope_section, inv_freq);
+        } else {
+            vlm_rope_apply(s->q, n, hp->n_head, hp->d_head, b->pos, inv_freq, hp->rope.rot_dim, attn_scale);
+            vlm_rope_apply(s->k, n, hp->n_head_kv, hp->d_head, b->pos, inv_freq, hp->rope.rot_dim, attn_scale);
+        }
         for (int i = 0; i < n; i++)
             vlm_kv_put(kv, b->seq_id[i], kl, b->pos[i], s->k + (size_t)i * kvd, s->v + (size_t)i * kvd);
         attend(l, kv, pool, s, b, kl);
@@ -380,6 +380,23 @@ int vlm_llama_forward_ex(const struct vlm_llama *l, struct vlm_kv *kv, struct vl
         vlm_matmul(pool, s->xb, n_out, l->lm_head, NULL, logits);
     }
     return VLM_OK;
+}
+
+int vlm_llama_forward(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
+                      const struct vlm_batch *b, const int8_t *want, float *logits, struct vlm_error *err) {
+    return forward(l, kv, pool, scratch, b, NULL, want, logits, NULL, NULL, err);
+}
+
+int vlm_llama_forward_ex(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
+                         const struct vlm_batch *b, const int8_t *want, float *logits,
+                         vlm_llama_layer_fn fn, void *fn_ctx, struct vlm_error *err) {
+    return forward(l, kv, pool, scratch, b, NULL, want, logits, fn, fn_ctx, err);
+}
+
+int vlm_llama_forward_mrope(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
+                            const struct vlm_batch *b, const int32_t *mpos, const int8_t *want, float *logits,
+                            struct vlm_error *err) {
+    return forward(l, kv, pool, scratch, b, mpos, want, logits, NULL, NULL, err);
 }
 
 void vlm_llama_costs(const struct vlm_llama *l, size_t *decode_bytes, double *token_flops, double *token_flops_ctx) {

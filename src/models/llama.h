@@ -23,6 +23,8 @@ struct vlm_llama_hparams {
     int   tied;                      /* lm_head is embed_tokens */
     int   n_embd_rows;               /* rows of embed_tokens; 0 = n_vocab (Mllama: vocab + 8) */
     struct vlm_rope_params rope;
+    int   mrope_section[3];          /* Qwen2-VL's M-RoPE: rotation pairs per t/h/w axis (sum d_head/2);
+                                        zeros for a plain 1-D RoPE */
 };
 
 struct vlm_llama_layer {
@@ -84,6 +86,12 @@ int vlm_llama_forward_ex(const struct vlm_llama *l, struct vlm_kv *kv, struct vl
 void vlm_llama_costs(const struct vlm_llama *l, size_t *decode_bytes, double *token_flops, double *token_flops_ctx);
 /* For `vlm inspect`: the decoder's sizes, RoPE and head tying, as "text ..." lines. */
 void vlm_llama_describe(const struct vlm_llama *l, FILE *f);
+
+/* The same step with 3-D M-RoPE positions (Qwen2-VL): mpos (n_tokens, 3) t/h/w positions of
+ * each row, rotated per hp.mrope_section. The KV order and causal mask still follow b->pos. */
+int vlm_llama_forward_mrope(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, void *scratch,
+                            const struct vlm_batch *b, const int32_t *mpos, const int8_t *want, float *logits,
+                            struct vlm_error *err);
 
 /* Copies a 1-D tensor of n elements (any float dtype) into dst as f32. */
 void vlm_tensor_to_f32(const struct vlm_tensor *t, float *dst, int64_t n);

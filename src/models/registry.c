@@ -10,6 +10,7 @@
 #include "models/mllama.h"
 #include "models/idefics3_gguf.h"
 #include "models/model.h"
+#include "models/qwen25vl.h"
 
 static const struct {
     const char *arch;
@@ -23,6 +24,8 @@ static const struct {
     {"MllamaForConditionalGeneration", &vlm_family_mllama},
     {"Gemma3ForConditionalGeneration", &vlm_family_gemma3},
     {"Gemma3ForCausalLM", &vlm_family_gemma3},
+    {"Qwen2_5_VLForConditionalGeneration", &vlm_family_qwen25vl},
+    {"Qwen2VLForConditionalGeneration", &vlm_family_qwen2vl},
 };
 
 const struct vlm_family *vlm_family_find(const char *arch) {

@@ -25,6 +25,7 @@ struct gen_shared {
     const float           **cross;       /* cross-attention models: (n_images) encoded images */
     int                    *cross_tiles; /* (n_images) */
     struct vlm_mllama_span *cross_spans; /* (n_images) */
+    const struct vlm_image_input **images; /* (n_ids) the image of each row in rows, or NULL */
     struct vlm_template    *tmpl;        /* a trusted request template */
 };
 
@@ -38,6 +39,7 @@ static void shared_unref(void *p) {
     vlm_free(sh->cross);
     vlm_free(sh->cross_tiles);
     vlm_free(sh->cross_spans);
+    vlm_free(sh->images);
     vlm_template_free(sh->tmpl);
     vlm_free(sh);
 }
@@ -59,6 +61,18 @@ static void proc_overrides(const struct vlm_server *s, json_t *kw, struct vlm_pr
     v = json_object_get(json_object_get(kw, "size"), "longest_edge");
     if (json_is_integer(v) && json_integer_value(v) > 0 && ceiling > 0)
         o->longest_edge = json_integer_value(v) < ceiling ? (int)json_integer_value(v) : ceiling;
+    /* Qwen2-VL min_pixels / max_pixels: max_pixels at most the server's (else the model's)
+       max_pixels, min_pixels at most the resulting max_pixels */
+    long top = s->proc_ceiling.max_pixels ? s->proc_ceiling.max_pixels : s->proc_max_pixels_cfg;
+    v = json_object_get(kw, "max_pixels");
+    if (json_is_integer(v) && json_integer_value(v) > 0 && top > 0)
+        o->max_pixels = json_integer_value(v) < top ? (long)json_integer_value(v) : top;
+    long max_now = o->max_pixels ? o->max_pixels : top;
+    v = json_object_get(kw, "min_pixels");
+    if (json_is_integer(v) && json_integer_value(v) > 0 && max_now > 0)
+        o->min_pixels = json_integer_value(v) < max_now ? (long)json_integer_value(v) : max_now;
+    if (o->min_pixels && !json_is_integer(v) && o->max_pixels && o->min_pixels > o->max_pixels)
+        o->min_pixels = o->max_pixels;   /* the server's min_pixels above a request's max_pixels */
 }
 
 struct encode_job {
@@ -136,8 +150,9 @@ static int prepare(struct vlm_server *s, const struct vlm_api_request *r, struct
                    int encode, struct vlm_api_error *e) {
     struct vlm_processor_overrides po;
     proc_overrides(s, r->mm_processor_kwargs, &po);
-    char variant[96];
-    snprintf(variant, sizeof variant, "s%d,l%d,m%d", po.do_image_splitting, po.longest_edge, po.max_image_size);
+    char variant[128];
+    snprintf(variant, sizeof variant, "s%d,l%d,m%d,p%ld-%ld", po.do_image_splitting, po.longest_edge, po.max_image_size,
+             po.min_pixels, po.max_pixels);
     const struct vlm_image **imgs = NULL;
     int rc = load_images(s, r, sh, variant, &imgs, e);
     if (rc == 0 && r->messages) {
@@ -198,11 +213,14 @@ static int prepare(struct vlm_server *s, const struct vlm_api_request *r, struct
     }
     if (p->n_images) {
         sh->rows = vlm_calloc(p->n_ids, sizeof *sh->rows);
-        if (!sh->rows) { vlm_free(embd); return vlm_api_fail(e, 500, NULL, "out of memory"); }
+        sh->images = vlm_calloc(p->n_ids, sizeof *sh->images);
+        if (!sh->rows || !sh->images) { vlm_free(embd); return vlm_api_fail(e, 500, NULL, "out of memory"); }
         for (size_t i = 0; i < p->n_ids; i++) {
             int im = p->image_of ? p->image_of[i] : -1;
-            if (im >= 0 && im < p->n_images && p->row_of[i] >= 0 && p->row_of[i] < p->images[im].n_image_tokens)
+            if (im >= 0 && im < p->n_images && p->row_of[i] >= 0 && p->row_of[i] < p->images[im].n_image_tokens) {
                 sh->rows[i] = embd[im] + (size_t)p->row_of[i] * d;
+                sh->images[i] = &p->images[im];
+            }
         }
     }
     vlm_free(embd);
@@ -473,6 +491,7 @@ static struct gen *start(struct vlm_server *s, enum vlm_api_kind kind, const str
         sp.cross_states = sh->cross;
         sp.cross_tiles = sh->cross_tiles;
         sp.cross_spans = sh->cross_spans;
+        sp.image = sh->images;
         sampling_for(s, r, i, &sp.sampling);
         sp.eos_ids = s->info->eos_ids;
         sp.n_eos = s->info->n_eos;

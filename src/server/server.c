@@ -250,6 +250,12 @@ static void proc_ceiling(struct vlm_server *s) {
         json_t *v = json_object_get(json_object_get(pre, "size"), "longest_edge");
         if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= 65536)
             s->proc_longest_cfg = (int)json_integer_value(v);
+        json_t *mp = json_object_get(pre, "max_pixels");   /* Qwen2-VL: max_pixels, else size.longest_edge */
+        if (!json_is_integer(mp) && json_is_string(json_object_get(pre, "image_processor_type")) &&
+            strstr(json_string_value(json_object_get(pre, "image_processor_type")), "Qwen2VL"))
+            mp = v;
+        if (json_is_integer(mp) && json_integer_value(mp) > 0 && json_integer_value(mp) <= (1L << 28))
+            s->proc_max_pixels_cfg = (long)json_integer_value(mp);
         json_decref(pre);
     }
     vlm_free(txt);
@@ -260,6 +266,16 @@ static void proc_ceiling(struct vlm_server *s) {
     v = json_object_get(json_object_get(k, "size"), "longest_edge");
     if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= 65536)
         s->proc_ceiling.longest_edge = (int)json_integer_value(v);
+    /* Qwen2-VL's pixel bounds: the server's values apply to every request; max_pixels is also
+       the ceiling of a request's (never above 2^28) */
+    v = json_object_get(k, "max_pixels");
+    if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= (1L << 28))
+        s->proc_ceiling.max_pixels = (long)json_integer_value(v);
+    v = json_object_get(k, "min_pixels");
+    if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= (1L << 28))
+        s->proc_ceiling.min_pixels = (long)json_integer_value(v);
+    if (s->proc_ceiling.max_pixels && s->proc_ceiling.min_pixels > s->proc_ceiling.max_pixels)
+        s->proc_ceiling.min_pixels = s->proc_ceiling.max_pixels;
     if (json_object_get(k, "max_image_size"))
         VLM_LOGW("--mm-processor-kwargs: max_image_size is the vision tower's tile size and is not changed");
 }

@@ -39,6 +39,7 @@ struct vlm_server {
     struct vlm_image_limits img_limits;
     struct vlm_processor_overrides proc_ceiling;  /* --mm-processor-kwargs (0 = as configured) */
     int                    proc_longest_cfg;  /* the model's size.longest_edge (0 = unknown) */
+    long                   proc_max_pixels_cfg; /* the model's max_pixels (Qwen2-VL; 0 = unknown) */
     time_t                 started;
     volatile int           stopping;       /* set at shutdown: waiting handlers cancel and return */
 };

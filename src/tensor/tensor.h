@@ -32,6 +32,7 @@ enum vlm_compute {
     VLM_COMPUTE_F32 = 0,
     VLM_COMPUTE_BF16
 };
+#define VLM_MAX_DIMS 5   /* a Conv3d weight (out, in, t, h, w) is the largest a model holds */
 
 /* A view of n-dimensional data, row-major, shape as written in the file:
  * ne[0] is the outermost dimension, ne[n_dims-1] the innermost (contiguous) one.
@@ -39,7 +40,7 @@ enum vlm_compute {
 struct vlm_tensor {
     enum vlm_dtype type;
     int            n_dims;
-    int64_t        ne[4];
+    int64_t        ne[VLM_MAX_DIMS];
     const void    *data;
     size_t         nbytes;
     enum vlm_compute compute;   /* vlm_matmul's arithmetic; 0 (F32) unless the loader sets it */
@@ -140,6 +141,14 @@ void vlm_rope_inv_freq(const struct vlm_rope_params *p, int seq_len, float *inv_
  * rot_dim are left as they are. attn_scale multiplies cos/sin (1 for most models). */
 void vlm_rope_apply(float *x, int n_tok, int n_head, int head_dim, const int32_t *pos,
                     const float *inv_freq, int rot_dim, float attn_scale);
+
+/* RoPE whose rotation pairs take their positions from several axes (Qwen2-VL's M-RoPE over
+ * t/h/w, its vision tower's 2-D h/w rotary): pairs [0, sections[0]) use pos[t*n_sec + 0], the
+ * next sections[1] pairs pos[t*n_sec + 1], and so on; the sections cover head_dim/2 pairs.
+ * Pair i rotates (x[i], x[i + head_dim/2]) by pos * inv_freq[i], inv_freq (head_dim/2), the
+ * product in f32 as torch's freqs. x (n_tok, n_head, head_dim) in place; head_dim <= 512. */
+void vlm_rope_apply_sections(float *x, int n_tok, int n_head, int head_dim, const int32_t *pos, int n_sec,
+                             const int *sections, const float *inv_freq);
 
 /* Plain RoPE with base theta (rot_dim <= 0 means head_dim); rot_dim <= 512. */
 void vlm_rope(float *x, int n_tok, int n_head, int head_dim, const int32_t *pos, float theta,
