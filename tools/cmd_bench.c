@@ -352,11 +352,16 @@ int cmd_bench(int argc, char **argv) {
     struct vlm_model *m;
     struct timespec l0, l1;
     clock_gettime(CLOCK_MONOTONIC, &l0);
-    if (vlm_model_load(dir, &mp, &m) != VLM_OK) { fprintf(stderr, "vlm bench: %s\n", vlm_last_error()); return 1; }
+    if (vlm_model_load(dir, &mp, &m) != VLM_OK) {
+        fprintf(stderr, "vlm bench: %s\n", vlm_last_error());
+        vlm_free(resolved);
+        return 1;
+    }
     clock_gettime(CLOCK_MONOTONIC, &l1);
     if (!m->family->costs) {
         fprintf(stderr, "vlm bench: %s is not handled by the benchmark yet\n", m->info.arch);
         vlm_model_free(m);
+        vlm_free(resolved);
         return 1;
     }
     struct vlm_family_costs costs;
@@ -389,5 +394,6 @@ int cmd_bench(int argc, char **argv) {
     printf("memory         peak RSS %.1f MiB, weights %.1f MiB (mmap'd)\n", ru.ru_maxrss / 1024.0,
            m->info.weight_bytes / 1048576.0);
     vlm_model_free(m);
+    vlm_free(resolved);
     return rc;
 }

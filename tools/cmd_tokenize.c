@@ -111,5 +111,6 @@ int cmd_tokenize(int argc, char **argv) {
     vlm_free(ids);
     vlm_free(buf);
     vlm_tokenizer_free(tok);
+    vlm_free(resolved);
     return status;
 }
