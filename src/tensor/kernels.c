@@ -28,16 +28,12 @@ static int cpu_has_avx512bf16(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512bf16");
 }
-#endif
 
 static int cpu_has_avx512vnni(void) {
-#if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512vnni");
-#else
-    return 0;
-#endif
 }
+#endif
 
 static void choose(void) {
     vlm_kernels_init_generic(&tables[0]);
