@@ -206,7 +206,12 @@ def test_replicas_sbatch_survives_a_dead_replica(cluster, expected):
             f.result()
     bad = [(i, r) for i, r in enumerate(results) if r != (200, want)]
     assert not bad, bad[:5]
+    # the health checks take the dead replica out (fall 2, inter 1 s): within a few seconds
+    deadline = time.time() + 20
     after = lb_stats(stats)
+    while not after["replica-1"]["status"].startswith("DOWN") and time.time() < deadline:
+        time.sleep(0.5)
+        after = lb_stats(stats)
     assert after["replica-1"]["status"].startswith("DOWN"), after["replica-1"]["status"]
     assert int(after["replica-0"]["stot"]) > served["replica-0"]
     subprocess.run(["scancel", job], env=cluster["env"], check=True)
