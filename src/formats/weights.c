@@ -212,3 +212,25 @@ int vlm_weights_require(const struct vlm_weights *w, const char *name, int n_dim
     *out = t;
     return VLM_OK;
 }
+
+int vlm_weights_mat(const struct vlm_weights *w, const char *name, int64_t a, int64_t b,
+                    const struct vlm_tensor **out, struct vlm_error *err) {
+    int64_t ne[2] = {a, b};
+    return vlm_weights_require(w, name, 2, ne, out, err);
+}
+
+int vlm_weights_vec_f32(const struct vlm_weights *w, const char *name, int64_t n, float **cur,
+                        const float **out, struct vlm_error *err) {
+    const struct vlm_tensor *t;
+    int64_t ne[1] = {n};
+    int rc = vlm_weights_require(w, name, 1, ne, &t, err);
+    if (rc != VLM_OK) return rc;
+    struct vlm_tensor row = *t;   /* one row of n elements: the conversion every dtype has */
+    row.n_dims = 2;
+    row.ne[0] = 1;
+    row.ne[1] = n;
+    vlm_tensor_row_f32(&row, 0, *cur);
+    *out = *cur;
+    *cur += n;
+    return VLM_OK;
+}

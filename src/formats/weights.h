@@ -65,4 +65,12 @@ const char *vlm_weights_file_of(const struct vlm_weights *w, const char *name);
 int vlm_weights_require(const struct vlm_weights *w, const char *name, int n_dims,
                         const int64_t *ne, const struct vlm_tensor **out, struct vlm_error *err);
 
+/* vlm_weights_require for a 2-D tensor of shape (a, b). */
+int vlm_weights_mat(const struct vlm_weights *w, const char *name, int64_t a, int64_t b,
+                    const struct vlm_tensor **out, struct vlm_error *err);
+/* A 1-D tensor of n elements (any dtype) copied to f32 at *cur: *out points at the copy and *cur
+ * advances by n. The norms and biases a model keeps in one owned f32 block. */
+int vlm_weights_vec_f32(const struct vlm_weights *w, const char *name, int64_t n, float **cur,
+                        const float **out, struct vlm_error *err);
+
 #endif

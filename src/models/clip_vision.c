@@ -60,46 +60,27 @@ int vlm_clip_vision_hparams_read(const struct vlm_config *c, json_t *v, struct v
     return VLM_OK;
 }
 
-/* A 1-D tensor of n elements, copied to f32 at *cur. */
-static int vec(const struct vlm_weights *w, const char *name, int64_t n, float **cur, const float **out,
-               struct vlm_error *err) {
-    const struct vlm_tensor *t;
-    int64_t ne[1] = {n};
-    int rc = vlm_weights_require(w, name, 1, ne, &t, err);
-    if (rc != VLM_OK) return rc;
-    vlm_tensor_to_f32(t, *cur, n);
-    *out = *cur;
-    *cur += n;
-    return VLM_OK;
-}
-
-static int mat(const struct vlm_weights *w, const char *name, int64_t a, int64_t b,
-               const struct vlm_tensor **out, struct vlm_error *err) {
-    int64_t ne[2] = {a, b};
-    return vlm_weights_require(w, name, 2, ne, out, err);
-}
-
 static int load_layer(const struct vlm_weights *w, const char *base, int d, int ff, float **cur,
                       struct vlm_clip_vision_layer *L, struct vlm_error *err) {
     char name[320];
     int rc;
 #define NAME(s) (snprintf(name, sizeof name, "%s%s", base, s), name)
-    CHK(vec(w, NAME("layer_norm1.weight"), d, cur, &L->ln1_w, err));
-    CHK(vec(w, NAME("layer_norm1.bias"), d, cur, &L->ln1_b, err));
-    CHK(vec(w, NAME("layer_norm2.weight"), d, cur, &L->ln2_w, err));
-    CHK(vec(w, NAME("layer_norm2.bias"), d, cur, &L->ln2_b, err));
-    CHK(mat(w, NAME("self_attn.q_proj.weight"), d, d, &L->wq, err));
-    CHK(mat(w, NAME("self_attn.k_proj.weight"), d, d, &L->wk, err));
-    CHK(mat(w, NAME("self_attn.v_proj.weight"), d, d, &L->wv, err));
-    CHK(mat(w, NAME("self_attn.out_proj.weight"), d, d, &L->wo, err));
-    CHK(vec(w, NAME("self_attn.q_proj.bias"), d, cur, &L->bq, err));
-    CHK(vec(w, NAME("self_attn.k_proj.bias"), d, cur, &L->bk, err));
-    CHK(vec(w, NAME("self_attn.v_proj.bias"), d, cur, &L->bv, err));
-    CHK(vec(w, NAME("self_attn.out_proj.bias"), d, cur, &L->bo, err));
-    CHK(mat(w, NAME("mlp.fc1.weight"), ff, d, &L->fc1, err));
-    CHK(mat(w, NAME("mlp.fc2.weight"), d, ff, &L->fc2, err));
-    CHK(vec(w, NAME("mlp.fc1.bias"), ff, cur, &L->b1, err));
-    CHK(vec(w, NAME("mlp.fc2.bias"), d, cur, &L->b2, err));
+    CHK(vlm_weights_vec_f32(w, NAME("layer_norm1.weight"), d, cur, &L->ln1_w, err));
+    CHK(vlm_weights_vec_f32(w, NAME("layer_norm1.bias"), d, cur, &L->ln1_b, err));
+    CHK(vlm_weights_vec_f32(w, NAME("layer_norm2.weight"), d, cur, &L->ln2_w, err));
+    CHK(vlm_weights_vec_f32(w, NAME("layer_norm2.bias"), d, cur, &L->ln2_b, err));
+    CHK(vlm_weights_mat(w, NAME("self_attn.q_proj.weight"), d, d, &L->wq, err));
+    CHK(vlm_weights_mat(w, NAME("self_attn.k_proj.weight"), d, d, &L->wk, err));
+    CHK(vlm_weights_mat(w, NAME("self_attn.v_proj.weight"), d, d, &L->wv, err));
+    CHK(vlm_weights_mat(w, NAME("self_attn.out_proj.weight"), d, d, &L->wo, err));
+    CHK(vlm_weights_vec_f32(w, NAME("self_attn.q_proj.bias"), d, cur, &L->bq, err));
+    CHK(vlm_weights_vec_f32(w, NAME("self_attn.k_proj.bias"), d, cur, &L->bk, err));
+    CHK(vlm_weights_vec_f32(w, NAME("self_attn.v_proj.bias"), d, cur, &L->bv, err));
+    CHK(vlm_weights_vec_f32(w, NAME("self_attn.out_proj.bias"), d, cur, &L->bo, err));
+    CHK(vlm_weights_mat(w, NAME("mlp.fc1.weight"), ff, d, &L->fc1, err));
+    CHK(vlm_weights_mat(w, NAME("mlp.fc2.weight"), d, ff, &L->fc2, err));
+    CHK(vlm_weights_vec_f32(w, NAME("mlp.fc1.bias"), ff, cur, &L->b1, err));
+    CHK(vlm_weights_vec_f32(w, NAME("mlp.fc2.bias"), d, cur, &L->b2, err));
 #undef NAME
     return VLM_OK;
 }
@@ -122,10 +103,10 @@ int vlm_clip_vision_load(struct vlm_clip_vision *s, const struct vlm_clip_vision
         int64_t ne[4] = {d, hp->n_channels, p, p};
         CHK(vlm_weights_require(w, NAME("%sembeddings.patch_embedding.weight", prefix), 4, ne, &s->patch_w, err));
     }
-    CHK(vec(w, NAME("%sembeddings.class_embedding", prefix), d, &cur, &s->cls, err));
-    CHK(mat(w, NAME("%sembeddings.position_embedding.weight", prefix), (int64_t)nps * nps + 1, d, &s->pos_emb, err));
-    CHK(vec(w, NAME("%spre_layrnorm.weight", prefix), d, &cur, &s->pre_ln_w, err));
-    CHK(vec(w, NAME("%spre_layrnorm.bias", prefix), d, &cur, &s->pre_ln_b, err));
+    CHK(vlm_weights_vec_f32(w, NAME("%sembeddings.class_embedding", prefix), d, &cur, &s->cls, err));
+    CHK(vlm_weights_mat(w, NAME("%sembeddings.position_embedding.weight", prefix), (int64_t)nps * nps + 1, d, &s->pos_emb, err));
+    CHK(vlm_weights_vec_f32(w, NAME("%spre_layrnorm.weight", prefix), d, &cur, &s->pre_ln_w, err));
+    CHK(vlm_weights_vec_f32(w, NAME("%spre_layrnorm.bias", prefix), d, &cur, &s->pre_ln_b, err));
     for (int i = 0; i < n_used; i++) {
         char base[256];
         snprintf(base, sizeof base, "%sencoder.layers.%d.", prefix, i);

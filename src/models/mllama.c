@@ -75,24 +75,6 @@ static int read_cross_layers(const struct vlm_config *c, json_t *tc, int n_layer
     return VLM_OK;
 }
 
-static int bind_vec(const struct vlm_weights *w, const char *name, int64_t n, float **cur, const float **out,
-                    struct vlm_error *err) {
-    const struct vlm_tensor *t;
-    int64_t ne[1] = {n};
-    int rc = vlm_weights_require(w, name, 1, ne, &t, err);
-    if (rc != VLM_OK) return rc;
-    vlm_tensor_to_f32(t, *cur, n);
-    *out = *cur;
-    *cur += n;
-    return VLM_OK;
-}
-
-static int bind_mat(const struct vlm_weights *w, const char *name, int64_t a, int64_t b,
-                    const struct vlm_tensor **out, struct vlm_error *err) {
-    int64_t ne[2] = {a, b};
-    return vlm_weights_require(w, name, 2, ne, out, err);
-}
-
 static int load_cross(const struct vlm_weights *w, const char *tp, int layer, const struct vlm_llama_hparams *h,
                       struct vlm_mllama_cross *X, float **cur, struct vlm_error *err) {
     int d = h->d_model, q = h->n_head * h->d_head, kvd = h->n_head_kv * h->d_head, rc;
@@ -101,22 +83,22 @@ static int load_cross(const struct vlm_weights *w, const char *tp, int layer, co
     const float *gp;
     float *gc = &g;
 #define NAME(s) (snprintf(n, sizeof n, "%slayers.%d.%s", tp, layer, s), n)
-    if ((rc = bind_vec(w, NAME("input_layernorm.weight"), d, cur, &X->ln1, err)) ||
-        (rc = bind_vec(w, NAME("post_attention_layernorm.weight"), d, cur, &X->ln2, err)) ||
-        (rc = bind_vec(w, NAME("cross_attn.q_norm.weight"), h->d_head, cur, &X->q_norm, err)) ||
-        (rc = bind_vec(w, NAME("cross_attn.k_norm.weight"), h->d_head, cur, &X->k_norm, err)) ||
-        (rc = bind_mat(w, NAME("cross_attn.q_proj.weight"), q, d, &X->wq, err)) ||
-        (rc = bind_mat(w, NAME("cross_attn.k_proj.weight"), kvd, d, &X->wk, err)) ||
-        (rc = bind_mat(w, NAME("cross_attn.v_proj.weight"), kvd, d, &X->wv, err)) ||
-        (rc = bind_mat(w, NAME("cross_attn.o_proj.weight"), d, q, &X->wo, err)) ||
-        (rc = bind_mat(w, NAME("mlp.gate_proj.weight"), h->d_ff, d, &X->w_gate, err)) ||
-        (rc = bind_mat(w, NAME("mlp.up_proj.weight"), h->d_ff, d, &X->w_up, err)) ||
-        (rc = bind_mat(w, NAME("mlp.down_proj.weight"), d, h->d_ff, &X->w_down, err)))
+    if ((rc = vlm_weights_vec_f32(w, NAME("input_layernorm.weight"), d, cur, &X->ln1, err)) ||
+        (rc = vlm_weights_vec_f32(w, NAME("post_attention_layernorm.weight"), d, cur, &X->ln2, err)) ||
+        (rc = vlm_weights_vec_f32(w, NAME("cross_attn.q_norm.weight"), h->d_head, cur, &X->q_norm, err)) ||
+        (rc = vlm_weights_vec_f32(w, NAME("cross_attn.k_norm.weight"), h->d_head, cur, &X->k_norm, err)) ||
+        (rc = vlm_weights_mat(w, NAME("cross_attn.q_proj.weight"), q, d, &X->wq, err)) ||
+        (rc = vlm_weights_mat(w, NAME("cross_attn.k_proj.weight"), kvd, d, &X->wk, err)) ||
+        (rc = vlm_weights_mat(w, NAME("cross_attn.v_proj.weight"), kvd, d, &X->wv, err)) ||
+        (rc = vlm_weights_mat(w, NAME("cross_attn.o_proj.weight"), d, q, &X->wo, err)) ||
+        (rc = vlm_weights_mat(w, NAME("mlp.gate_proj.weight"), h->d_ff, d, &X->w_gate, err)) ||
+        (rc = vlm_weights_mat(w, NAME("mlp.up_proj.weight"), h->d_ff, d, &X->w_up, err)) ||
+        (rc = vlm_weights_mat(w, NAME("mlp.down_proj.weight"), d, h->d_ff, &X->w_down, err)))
         return rc;
-    if ((rc = bind_vec(w, NAME("cross_attn_attn_gate"), 1, &gc, &gp, err))) return rc;
+    if ((rc = vlm_weights_vec_f32(w, NAME("cross_attn_attn_gate"), 1, &gc, &gp, err))) return rc;
     X->attn_gate = tanhf(g);
     gc = &g;
-    if ((rc = bind_vec(w, NAME("cross_attn_mlp_gate"), 1, &gc, &gp, err))) return rc;
+    if ((rc = vlm_weights_vec_f32(w, NAME("cross_attn_mlp_gate"), 1, &gc, &gp, err))) return rc;
     X->mlp_gate = tanhf(g);
 #undef NAME
     return VLM_OK;

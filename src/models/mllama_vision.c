@@ -103,29 +103,11 @@ int vlm_mllama_vision_hparams_read(const struct vlm_config *c, json_t *v, struct
     return VLM_OK;
 }
 
-static int vec(const struct vlm_weights *w, const char *name, int64_t n, float **cur, const float **out,
-               struct vlm_error *err) {
-    const struct vlm_tensor *t;
-    int64_t ne[1] = {n};
-    int rc = vlm_weights_require(w, name, 1, ne, &t, err);
-    if (rc != VLM_OK) return rc;
-    vlm_tensor_to_f32(t, *cur, n);
-    *out = *cur;
-    *cur += n;
-    return VLM_OK;
-}
-
-static int mat(const struct vlm_weights *w, const char *name, int64_t a, int64_t b,
-               const struct vlm_tensor **out, struct vlm_error *err) {
-    int64_t ne[2] = {a, b};
-    return vlm_weights_require(w, name, 2, ne, out, err);
-}
-
 /* tanh of a one-element gate tensor. */
 static int gate(const struct vlm_weights *w, const char *name, float *out, struct vlm_error *err) {
     float g, *cur = &g;
     const float *p;
-    int rc = vec(w, name, 1, &cur, &p, err);
+    int rc = vlm_weights_vec_f32(w, name, 1, &cur, &p, err);
     if (rc == VLM_OK) *out = tanhf(g);
     return rc;
 }
@@ -135,18 +117,18 @@ static int load_layer(struct vlm_mllama_vision *v, const struct vlm_weights *w, 
     int d = v->hp.d_model, ff = v->hp.d_ff, rc;
     char name[320];
 #define NAME(s) (snprintf(name, sizeof name, "%s%s", base, s), name)
-    CHK(vec(w, NAME("input_layernorm.weight"), d, cur, &L->ln1_w, err));
-    CHK(vec(w, NAME("input_layernorm.bias"), d, cur, &L->ln1_b, err));
-    CHK(vec(w, NAME("post_attention_layernorm.weight"), d, cur, &L->ln2_w, err));
-    CHK(vec(w, NAME("post_attention_layernorm.bias"), d, cur, &L->ln2_b, err));
-    CHK(mat(w, NAME("self_attn.q_proj.weight"), d, d, &L->wq, err));
-    CHK(mat(w, NAME("self_attn.k_proj.weight"), d, d, &L->wk, err));
-    CHK(mat(w, NAME("self_attn.v_proj.weight"), d, d, &L->wv, err));
-    CHK(mat(w, NAME("self_attn.o_proj.weight"), d, d, &L->wo, err));
-    CHK(mat(w, NAME("mlp.fc1.weight"), ff, d, &L->fc1, err));
-    CHK(mat(w, NAME("mlp.fc2.weight"), d, ff, &L->fc2, err));
-    CHK(vec(w, NAME("mlp.fc1.bias"), ff, cur, &L->b1, err));
-    CHK(vec(w, NAME("mlp.fc2.bias"), d, cur, &L->b2, err));
+    CHK(vlm_weights_vec_f32(w, NAME("input_layernorm.weight"), d, cur, &L->ln1_w, err));
+    CHK(vlm_weights_vec_f32(w, NAME("input_layernorm.bias"), d, cur, &L->ln1_b, err));
+    CHK(vlm_weights_vec_f32(w, NAME("post_attention_layernorm.weight"), d, cur, &L->ln2_w, err));
+    CHK(vlm_weights_vec_f32(w, NAME("post_attention_layernorm.bias"), d, cur, &L->ln2_b, err));
+    CHK(vlm_weights_mat(w, NAME("self_attn.q_proj.weight"), d, d, &L->wq, err));
+    CHK(vlm_weights_mat(w, NAME("self_attn.k_proj.weight"), d, d, &L->wk, err));
+    CHK(vlm_weights_mat(w, NAME("self_attn.v_proj.weight"), d, d, &L->wv, err));
+    CHK(vlm_weights_mat(w, NAME("self_attn.o_proj.weight"), d, d, &L->wo, err));
+    CHK(vlm_weights_mat(w, NAME("mlp.fc1.weight"), ff, d, &L->fc1, err));
+    CHK(vlm_weights_mat(w, NAME("mlp.fc2.weight"), d, ff, &L->fc2, err));
+    CHK(vlm_weights_vec_f32(w, NAME("mlp.fc1.bias"), ff, cur, &L->b1, err));
+    CHK(vlm_weights_vec_f32(w, NAME("mlp.fc2.bias"), d, cur, &L->b2, err));
     L->gate_attn = L->gate_ffn = 1.0f;
     if (gated) {
         CHK(gate(w, NAME("gate_attn"), &L->gate_attn, err));
@@ -174,27 +156,27 @@ int vlm_mllama_vision_load(struct vlm_mllama_vision *v, const struct vlm_mllama_
         int64_t ne[4] = {d, hp->n_channels, p, p};
         CHK(vlm_weights_require(w, NAME("%spatch_embedding.weight", prefix), 4, ne, &v->patch_w, err));
     }
-    CHK(vec(w, NAME("%sclass_embedding", prefix), d, &cur, &v->class_emb, err));
+    CHK(vlm_weights_vec_f32(w, NAME("%sclass_embedding", prefix), d, &cur, &v->class_emb, err));
     {
         const struct vlm_tensor *t;
-        CHK(mat(w, NAME("%sgated_positional_embedding.embedding", prefix), hp->n_patch, d, &t, err));
+        CHK(vlm_weights_mat(w, NAME("%sgated_positional_embedding.embedding", prefix), hp->n_patch, d, &t, err));
         vlm_tensor_to_f32(t, cur, (int64_t)hp->n_patch * d);
         v->pos_emb = cur;
         cur += (size_t)hp->n_patch * d;
     }
     CHK(gate(w, NAME("%sgated_positional_embedding.gate", prefix), &v->pos_gate, err));
-    CHK(mat(w, NAME("%sgated_positional_embedding.tile_embedding.weight", prefix), hp->n_ratios + 1,
+    CHK(vlm_weights_mat(w, NAME("%sgated_positional_embedding.tile_embedding.weight", prefix), hp->n_ratios + 1,
             (int64_t)hp->max_tiles * hp->n_patch * d, &v->tile_pos, err));
-    CHK(mat(w, NAME("%spre_tile_positional_embedding.embedding.weight", prefix), hp->n_ratios + 1,
+    CHK(vlm_weights_mat(w, NAME("%spre_tile_positional_embedding.embedding.weight", prefix), hp->n_ratios + 1,
             (int64_t)hp->max_tiles * d, &v->pre_tile, err));
     CHK(gate(w, NAME("%spre_tile_positional_embedding.gate", prefix), &v->pre_gate, err));
-    CHK(mat(w, NAME("%spost_tile_positional_embedding.embedding.weight", prefix), hp->n_ratios + 1,
+    CHK(vlm_weights_mat(w, NAME("%spost_tile_positional_embedding.embedding.weight", prefix), hp->n_ratios + 1,
             (int64_t)hp->max_tiles * d, &v->post_tile, err));
     CHK(gate(w, NAME("%spost_tile_positional_embedding.gate", prefix), &v->post_gate, err));
-    CHK(vec(w, NAME("%slayernorm_pre.weight", prefix), d, &cur, &v->ln_pre_w, err));
-    CHK(vec(w, NAME("%slayernorm_pre.bias", prefix), d, &cur, &v->ln_pre_b, err));
-    CHK(vec(w, NAME("%slayernorm_post.weight", prefix), d, &cur, &v->ln_post_w, err));
-    CHK(vec(w, NAME("%slayernorm_post.bias", prefix), d, &cur, &v->ln_post_b, err));
+    CHK(vlm_weights_vec_f32(w, NAME("%slayernorm_pre.weight", prefix), d, &cur, &v->ln_pre_w, err));
+    CHK(vlm_weights_vec_f32(w, NAME("%slayernorm_pre.bias", prefix), d, &cur, &v->ln_pre_b, err));
+    CHK(vlm_weights_vec_f32(w, NAME("%slayernorm_post.weight", prefix), d, &cur, &v->ln_post_w, err));
+    CHK(vlm_weights_vec_f32(w, NAME("%slayernorm_post.bias", prefix), d, &cur, &v->ln_post_b, err));
     for (int i = 0; i < nl; i++) {
         char base[256];
         int global = i >= hp->n_layer;
@@ -202,8 +184,8 @@ int vlm_mllama_vision_load(struct vlm_mllama_vision *v, const struct vlm_mllama_
                  global ? i - hp->n_layer : i);
         CHK(load_layer(v, w, base, global, &v->layers[i], &cur, err));
     }
-    CHK(mat(w, NAME("%sweight", proj_prefix), d_text, hp->out_dim, &v->proj_w, err));
-    CHK(vec(w, NAME("%sbias", proj_prefix), d_text, &cur, &v->proj_b, err));
+    CHK(vlm_weights_mat(w, NAME("%sweight", proj_prefix), d_text, hp->out_dim, &v->proj_w, err));
+    CHK(vlm_weights_vec_f32(w, NAME("%sbias", proj_prefix), d_text, &cur, &v->proj_b, err));
 #undef NAME
     return VLM_OK;
 }

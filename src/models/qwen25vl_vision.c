@@ -91,24 +91,6 @@ int vlm_qwen_vision_hparams_read(const struct vlm_config *c, json_t *v, int v2, 
     return read_fullatt(c, v, hp, err);
 }
 
-static int vec(const struct vlm_weights *w, const char *name, int64_t n, float **cur, const float **out,
-               struct vlm_error *err) {
-    const struct vlm_tensor *t;
-    int64_t ne[1] = {n};
-    int rc = vlm_weights_require(w, name, 1, ne, &t, err);
-    if (rc != VLM_OK) return rc;
-    vlm_tensor_to_f32(t, *cur, n);
-    *out = *cur;
-    *cur += n;
-    return VLM_OK;
-}
-
-static int mat(const struct vlm_weights *w, const char *name, int64_t a, int64_t b, const struct vlm_tensor **out,
-               struct vlm_error *err) {
-    int64_t ne[2] = {a, b};
-    return vlm_weights_require(w, name, 2, ne, out, err);
-}
-
 /* Rows [r0, r0 + n) of a 2-D weight as a tensor of their own. */
 static struct vlm_tensor rows_view(const struct vlm_tensor *t, int64_t r0, int64_t n) {
     struct vlm_tensor v = *t;
@@ -126,36 +108,36 @@ static int load_layer(struct vlm_qwen_vision *v, int i, const struct vlm_weights
     int d = hp->d_model, ff = hp->d_ff, rc;
     char name[320];
 #define NAME(s) (snprintf(name, sizeof name, "%sblocks.%d.%s", prefix, i, s), name)
-    CHK(vec(w, NAME("norm1.weight"), d, cur, &L->n1_w, err));
-    CHK(vec(w, NAME("norm2.weight"), d, cur, &L->n2_w, err));
+    CHK(vlm_weights_vec_f32(w, NAME("norm1.weight"), d, cur, &L->n1_w, err));
+    CHK(vlm_weights_vec_f32(w, NAME("norm2.weight"), d, cur, &L->n2_w, err));
     if (hp->v2) {
-        CHK(vec(w, NAME("norm1.bias"), d, cur, &L->n1_b, err));
-        CHK(vec(w, NAME("norm2.bias"), d, cur, &L->n2_b, err));
+        CHK(vlm_weights_vec_f32(w, NAME("norm1.bias"), d, cur, &L->n1_b, err));
+        CHK(vlm_weights_vec_f32(w, NAME("norm2.bias"), d, cur, &L->n2_b, err));
     }
     const struct vlm_tensor *qkv;
     const float *bqkv;
-    CHK(mat(w, NAME("attn.qkv.weight"), 3 * (int64_t)d, d, &qkv, err));
+    CHK(vlm_weights_mat(w, NAME("attn.qkv.weight"), 3 * (int64_t)d, d, &qkv, err));
     if (!vlm_matmul_supported(qkv->type))
         return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: tensor '%s': dtype %s", vlm_weights_file_of(w, name), name, vlm_dtype_name(qkv->type));
     L->wq = rows_view(qkv, 0, d);
     L->wk = rows_view(qkv, d, d);
     L->wv = rows_view(qkv, 2 * (int64_t)d, d);
-    CHK(vec(w, NAME("attn.qkv.bias"), 3 * (int64_t)d, cur, &bqkv, err));
+    CHK(vlm_weights_vec_f32(w, NAME("attn.qkv.bias"), 3 * (int64_t)d, cur, &bqkv, err));
     L->bq = bqkv; L->bk = bqkv + d; L->bv = bqkv + 2 * d;
-    CHK(mat(w, NAME("attn.proj.weight"), d, d, &L->wo, err));
-    CHK(vec(w, NAME("attn.proj.bias"), d, cur, &L->bo, err));
+    CHK(vlm_weights_mat(w, NAME("attn.proj.weight"), d, d, &L->wo, err));
+    CHK(vlm_weights_vec_f32(w, NAME("attn.proj.bias"), d, cur, &L->bo, err));
     if (hp->v2) {
-        CHK(mat(w, NAME("mlp.fc1.weight"), ff, d, &L->w_up, err));
-        CHK(vec(w, NAME("mlp.fc1.bias"), ff, cur, &L->b_up, err));
-        CHK(mat(w, NAME("mlp.fc2.weight"), d, ff, &L->w_down, err));
-        CHK(vec(w, NAME("mlp.fc2.bias"), d, cur, &L->b_down, err));
+        CHK(vlm_weights_mat(w, NAME("mlp.fc1.weight"), ff, d, &L->w_up, err));
+        CHK(vlm_weights_vec_f32(w, NAME("mlp.fc1.bias"), ff, cur, &L->b_up, err));
+        CHK(vlm_weights_mat(w, NAME("mlp.fc2.weight"), d, ff, &L->w_down, err));
+        CHK(vlm_weights_vec_f32(w, NAME("mlp.fc2.bias"), d, cur, &L->b_down, err));
     } else {
-        CHK(mat(w, NAME("mlp.gate_proj.weight"), ff, d, &L->w_gate, err));
-        CHK(vec(w, NAME("mlp.gate_proj.bias"), ff, cur, &L->b_gate, err));
-        CHK(mat(w, NAME("mlp.up_proj.weight"), ff, d, &L->w_up, err));
-        CHK(vec(w, NAME("mlp.up_proj.bias"), ff, cur, &L->b_up, err));
-        CHK(mat(w, NAME("mlp.down_proj.weight"), d, ff, &L->w_down, err));
-        CHK(vec(w, NAME("mlp.down_proj.bias"), d, cur, &L->b_down, err));
+        CHK(vlm_weights_mat(w, NAME("mlp.gate_proj.weight"), ff, d, &L->w_gate, err));
+        CHK(vlm_weights_vec_f32(w, NAME("mlp.gate_proj.bias"), ff, cur, &L->b_gate, err));
+        CHK(vlm_weights_mat(w, NAME("mlp.up_proj.weight"), ff, d, &L->w_up, err));
+        CHK(vlm_weights_vec_f32(w, NAME("mlp.up_proj.bias"), ff, cur, &L->b_up, err));
+        CHK(vlm_weights_mat(w, NAME("mlp.down_proj.weight"), d, ff, &L->w_down, err));
+        CHK(vlm_weights_vec_f32(w, NAME("mlp.down_proj.bias"), d, cur, &L->b_down, err));
     }
 #undef NAME
     return VLM_OK;
@@ -187,19 +169,19 @@ int vlm_qwen_vision_load(struct vlm_qwen_vision *v, const struct vlm_qwen_vision
     }
     for (int i = 0; i < hp->n_layer; i++) CHK(load_layer(v, i, w, prefix, &cur, err));
     snprintf(name, sizeof name, "%smerger.ln_q.weight", prefix);
-    CHK(vec(w, name, d, &cur, &v->lnq_w, err));
+    CHK(vlm_weights_vec_f32(w, name, d, &cur, &v->lnq_w, err));
     if (hp->v2) {
         snprintf(name, sizeof name, "%smerger.ln_q.bias", prefix);
-        CHK(vec(w, name, d, &cur, &v->lnq_b, err));
+        CHK(vlm_weights_vec_f32(w, name, d, &cur, &v->lnq_b, err));
     }
     snprintf(name, sizeof name, "%smerger.mlp.0.weight", prefix);
-    CHK(mat(w, name, dm, dm, &v->m0, err));
+    CHK(vlm_weights_mat(w, name, dm, dm, &v->m0, err));
     snprintf(name, sizeof name, "%smerger.mlp.0.bias", prefix);
-    CHK(vec(w, name, dm, &cur, &v->m0_b, err));
+    CHK(vlm_weights_vec_f32(w, name, dm, &cur, &v->m0_b, err));
     snprintf(name, sizeof name, "%smerger.mlp.2.weight", prefix);
-    CHK(mat(w, name, hp->d_out, dm, &v->m2, err));
+    CHK(vlm_weights_mat(w, name, hp->d_out, dm, &v->m2, err));
     snprintf(name, sizeof name, "%smerger.mlp.2.bias", prefix);
-    CHK(vec(w, name, hp->d_out, &cur, &v->m2_b, err));
+    CHK(vlm_weights_vec_f32(w, name, hp->d_out, &cur, &v->m2_b, err));
     /* axial rotary: theta^(-2i/(hd/2)) for i < hd/4, used once for h and once for w */
     struct vlm_rope_params rp = {.type = VLM_ROPE_DEFAULT, .theta = hp->theta, .rot_dim = hd / 2};
     vlm_rope_inv_freq(&rp, 0, v->inv_freq);

@@ -40,24 +40,6 @@ int vlm_siglip_hparams_read(const struct vlm_config *c, json_t *v, struct vlm_si
     return VLM_OK;
 }
 
-static int vec(const struct vlm_weights *w, const char *name, int64_t n, float **cur, const float **out,
-               struct vlm_error *err) {
-    const struct vlm_tensor *t;
-    int64_t ne[1] = {n};
-    int rc = vlm_weights_require(w, name, 1, ne, &t, err);
-    if (rc != VLM_OK) return rc;
-    vlm_tensor_to_f32(t, *cur, n);
-    *out = *cur;
-    *cur += n;
-    return VLM_OK;
-}
-
-static int mat(const struct vlm_weights *w, const char *name, int64_t a, int64_t b,
-               const struct vlm_tensor **out, struct vlm_error *err) {
-    int64_t ne[2] = {a, b};
-    return vlm_weights_require(w, name, 2, ne, out, err);
-}
-
 int vlm_siglip_load(struct vlm_siglip *s, const struct vlm_siglip_hparams *hp, const struct vlm_weights *w,
                     const char *prefix, struct vlm_error *err) {
     memset(s, 0, sizeof *s);
@@ -74,31 +56,31 @@ int vlm_siglip_load(struct vlm_siglip *s, const struct vlm_siglip_hparams *hp, c
         int64_t ne[4] = {d, hp->n_channels, p, p};
         CHK(vlm_weights_require(w, NAME("%sembeddings.patch_embedding.weight", prefix), 4, ne, &s->patch_w, err));
     }
-    CHK(vec(w, NAME("%sembeddings.patch_embedding.bias", prefix), d, &cur, &s->patch_b, err));
-    CHK(mat(w, NAME("%sembeddings.position_embedding.weight", prefix), (int64_t)nps * nps, d, &s->pos_emb, err));
-    CHK(vec(w, NAME("%spost_layernorm.weight", prefix), d, &cur, &s->post_ln_w, err));
-    CHK(vec(w, NAME("%spost_layernorm.bias", prefix), d, &cur, &s->post_ln_b, err));
+    CHK(vlm_weights_vec_f32(w, NAME("%sembeddings.patch_embedding.bias", prefix), d, &cur, &s->patch_b, err));
+    CHK(vlm_weights_mat(w, NAME("%sembeddings.position_embedding.weight", prefix), (int64_t)nps * nps, d, &s->pos_emb, err));
+    CHK(vlm_weights_vec_f32(w, NAME("%spost_layernorm.weight", prefix), d, &cur, &s->post_ln_w, err));
+    CHK(vlm_weights_vec_f32(w, NAME("%spost_layernorm.bias", prefix), d, &cur, &s->post_ln_b, err));
     for (int i = 0; i < hp->n_layer; i++) {
         struct vlm_siglip_layer *L = &s->layers[i];
         const char *pre = NAME("%sencoder.layers.%d.", prefix, i);
         char base[256];
         snprintf(base, sizeof base, "%s", pre);
-        CHK(vec(w, NAME("%slayer_norm1.weight", base), d, &cur, &L->ln1_w, err));
-        CHK(vec(w, NAME("%slayer_norm1.bias", base), d, &cur, &L->ln1_b, err));
-        CHK(vec(w, NAME("%slayer_norm2.weight", base), d, &cur, &L->ln2_w, err));
-        CHK(vec(w, NAME("%slayer_norm2.bias", base), d, &cur, &L->ln2_b, err));
-        CHK(mat(w, NAME("%sself_attn.q_proj.weight", base), d, d, &L->wq, err));
-        CHK(mat(w, NAME("%sself_attn.k_proj.weight", base), d, d, &L->wk, err));
-        CHK(mat(w, NAME("%sself_attn.v_proj.weight", base), d, d, &L->wv, err));
-        CHK(mat(w, NAME("%sself_attn.out_proj.weight", base), d, d, &L->wo, err));
-        CHK(vec(w, NAME("%sself_attn.q_proj.bias", base), d, &cur, &L->bq, err));
-        CHK(vec(w, NAME("%sself_attn.k_proj.bias", base), d, &cur, &L->bk, err));
-        CHK(vec(w, NAME("%sself_attn.v_proj.bias", base), d, &cur, &L->bv, err));
-        CHK(vec(w, NAME("%sself_attn.out_proj.bias", base), d, &cur, &L->bo, err));
-        CHK(mat(w, NAME("%smlp.fc1.weight", base), ff, d, &L->fc1, err));
-        CHK(mat(w, NAME("%smlp.fc2.weight", base), d, ff, &L->fc2, err));
-        CHK(vec(w, NAME("%smlp.fc1.bias", base), ff, &cur, &L->b1, err));
-        CHK(vec(w, NAME("%smlp.fc2.bias", base), d, &cur, &L->b2, err));
+        CHK(vlm_weights_vec_f32(w, NAME("%slayer_norm1.weight", base), d, &cur, &L->ln1_w, err));
+        CHK(vlm_weights_vec_f32(w, NAME("%slayer_norm1.bias", base), d, &cur, &L->ln1_b, err));
+        CHK(vlm_weights_vec_f32(w, NAME("%slayer_norm2.weight", base), d, &cur, &L->ln2_w, err));
+        CHK(vlm_weights_vec_f32(w, NAME("%slayer_norm2.bias", base), d, &cur, &L->ln2_b, err));
+        CHK(vlm_weights_mat(w, NAME("%sself_attn.q_proj.weight", base), d, d, &L->wq, err));
+        CHK(vlm_weights_mat(w, NAME("%sself_attn.k_proj.weight", base), d, d, &L->wk, err));
+        CHK(vlm_weights_mat(w, NAME("%sself_attn.v_proj.weight", base), d, d, &L->wv, err));
+        CHK(vlm_weights_mat(w, NAME("%sself_attn.out_proj.weight", base), d, d, &L->wo, err));
+        CHK(vlm_weights_vec_f32(w, NAME("%sself_attn.q_proj.bias", base), d, &cur, &L->bq, err));
+        CHK(vlm_weights_vec_f32(w, NAME("%sself_attn.k_proj.bias", base), d, &cur, &L->bk, err));
+        CHK(vlm_weights_vec_f32(w, NAME("%sself_attn.v_proj.bias", base), d, &cur, &L->bv, err));
+        CHK(vlm_weights_vec_f32(w, NAME("%sself_attn.out_proj.bias", base), d, &cur, &L->bo, err));
+        CHK(vlm_weights_mat(w, NAME("%smlp.fc1.weight", base), ff, d, &L->fc1, err));
+        CHK(vlm_weights_mat(w, NAME("%smlp.fc2.weight", base), d, ff, &L->fc2, err));
+        CHK(vlm_weights_vec_f32(w, NAME("%smlp.fc1.bias", base), ff, &cur, &L->b1, err));
+        CHK(vlm_weights_vec_f32(w, NAME("%smlp.fc2.bias", base), d, &cur, &L->b2, err));
     }
 #undef NAME
     return VLM_OK;
