@@ -7,13 +7,22 @@ VLM_HEALTH_TIMEOUT=${VLM_HEALTH_TIMEOUT:-600}   # seconds to wait for /health (h
 
 vlm_log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
-# A TCP port nothing listens on, from a range above the usual services (racy by nature: the
-# server start below retries on another port if it loses the race).
+# A TCP port no socket uses, from outside the kernel's ephemeral range (the source ports of
+# outgoing connections, health checks included, come from that range and block a bind to the
+# same port), above the usual services. Racy by nature: the starts below retry on another
+# port if they lose the race.
 vlm_free_port() {
-  local p
+  local p lo=32768 hi=60999 a b
+  read -r a b < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null && { lo=$a; hi=$b; }
   for _ in $(seq 200); do
-    p=$(( 20000 + RANDOM % 30000 ))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+    if [ "$lo" -gt 11024 ]; then p=$(( 10000 + RANDOM % (lo - 10000) ))
+    elif [ "$hi" -lt 64535 ]; then p=$(( hi + 1 + RANDOM % (65535 - hi) ))
+    else p=$(( 20000 + RANDOM % 30000 )); fi
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+    if command -v ss >/dev/null 2>&1; then
+      [ -n "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ] && continue
+    fi
+    echo "$p"; return 0
   done
   return 1
 }
