@@ -209,11 +209,13 @@ gemv_seq_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const vo
     }
 }
 
-/* Up to 8 x rows: the sequential stream per 4 x rows; more: the register tiles. */
+/* Up to 8 x rows in the whole call: the sequential stream per 4 x rows; more: the register
+ * tiles. The two sum in different orders, so the choice follows the call's row count m_total,
+ * never the rows of one task (a thread's share of a 37-row call can be 5 rows). */
 static inline __attribute__((always_inline)) void
 gemv_dispatch(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w, size_t ldw,
-              int n0, int n1, const float *bias, float *y, int ldy) {
-    if (m > 8) {
+              int n0, int n1, const float *bias, float *y, int ldy, int m_total) {
+    if (m_total > 8) {
         gemv_body(x, ldx, m, k, wt, w, ldw, n0, n1, bias, y, ldy);
         return;
     }
@@ -223,16 +225,16 @@ gemv_dispatch(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const vo
 }
 
 static void gemv_bf16(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
-                      int n1, const float *bias, float *y, int ldy) {
-    gemv_dispatch(x, ldx, m, k, VLM_DT_BF16, w, ldw, n0, n1, bias, y, ldy);
+                      int n1, const float *bias, float *y, int ldy, int m_total) {
+    gemv_dispatch(x, ldx, m, k, VLM_DT_BF16, w, ldw, n0, n1, bias, y, ldy, m_total);
 }
 static void gemv_f16(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
-                     int n1, const float *bias, float *y, int ldy) {
-    gemv_dispatch(x, ldx, m, k, VLM_DT_F16, w, ldw, n0, n1, bias, y, ldy);
+                     int n1, const float *bias, float *y, int ldy, int m_total) {
+    gemv_dispatch(x, ldx, m, k, VLM_DT_F16, w, ldw, n0, n1, bias, y, ldy, m_total);
 }
 static void gemv_f32(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
-                     int n1, const float *bias, float *y, int ldy) {
-    gemv_dispatch(x, ldx, m, k, VLM_DT_F32, w, ldw, n0, n1, bias, y, ldy);
+                     int n1, const float *bias, float *y, int ldy, int m_total) {
+    gemv_dispatch(x, ldx, m, k, VLM_DT_F32, w, ldw, n0, n1, bias, y, ldy, m_total);
 }
 
 /* Many x rows: W packed to f32 panels of NR=16 columns, a 6 x 16 register tile (12 ymm
@@ -366,9 +368,9 @@ static void matmul_avx2(const float *x, int ldx, int m, int k, enum vlm_dtype wt
         return;
     }
     if (m_total < 64) {   /* below this many x rows the unpacked path measured faster */
-        if (wt == VLM_DT_BF16) gemv_bf16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
-        else if (wt == VLM_DT_F16) gemv_f16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
-        else gemv_f32(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
+        if (wt == VLM_DT_BF16) gemv_bf16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy, m_total);
+        else if (wt == VLM_DT_F16) gemv_f16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy, m_total);
+        else gemv_f32(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy, m_total);
     } else {
         gemm_avx2(x, ldx, m, k, wt, w, ldw, n0, n1, bias, y, ldy);
     }
