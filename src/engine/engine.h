@@ -15,6 +15,7 @@
 
 #include "vlm.h"
 #include "models/batch.h"
+#include "models/model_info.h"
 
 struct vlm_error;
 struct vlm_pool;
@@ -26,9 +27,6 @@ struct vlm_mllama_span;
 
 /* ---- the model ---------------------------------------------------------------------- */
 
-#define VLM_MAX_EOS 8
-
-/* Facts about a loaded model that callers need (all read-only). */
 /* KV-cache element type (vLLM's --kv-cache-dtype). AUTO is the type activations are computed
  * in, as in vLLM; here that is f32 for every checkpoint (bf16 weights are widened), which keeps
  * answers equal to transformers run in float32. F16/BF16 halve the cache's memory and the bytes
@@ -39,35 +37,6 @@ enum vlm_kv_dtype { VLM_KV_AUTO = 0, VLM_KV_F32, VLM_KV_F16, VLM_KV_BF16 };
 int vlm_kv_dtype_parse(const char *s, enum vlm_kv_dtype *out);
 const char *vlm_kv_dtype_name(enum vlm_kv_dtype t);
 
-struct vlm_model_info {
-    const char *arch;            /* config.json architectures[0] */
-    const char *dir;             /* the model folder */
-    int n_vocab;                 /* rows of the logits */
-    int d_model;                 /* width of one embedding row (text hidden size) */
-    int n_layer;
-    int kv_dim;                  /* floats of K (and of V) per token per layer */
-    int n_ctx_train;             /* max_position_embeddings: the default max_model_len */
-    int32_t image_token_id;      /* -1 if the model takes no images */
-    int n_embd_rows;             /* input token ids are [0, n_embd_rows): n_vocab, or more where the
-                                    embedding has rows the logits lack (Mllama's <|image|>: vocab + 8) */
-    int cross_image_rows;        /* cross-attention families (Mllama): rows of d_model one image's
-                                    encoding has (vlm_model_encode_image); 0 when images are spliced */
-    int max_tiles;               /* Mllama: tiles per image at most (max_num_tiles); 0 otherwise */
-    int max_images;              /* images one sequence may hold; 0 = no limit of the model's own */
-    int cross_image_tokens;      /* KV-cache tokens one image's cross-attention K/V take (counted in
-                                    the KV capacity; any KV dtype); 0 when images are spliced */
-    int image_rows_whole;        /* 0, or the rows of one image when they attend to each other
-                                    both ways (Gemma 3: mm_tokens_per_image): a prefill step must
-                                    then not end inside an image (vlm_prefill_take) */
-    int32_t bos_id;              /* -1 if none */
-    int32_t eos_ids[VLM_MAX_EOS];/* from generation_config.json, else config.json, else tokenizer */
-    int n_eos;
-    size_t weight_bytes;         /* total bytes of all weight tensors */
-    /* generation_config.json defaults (what transformers' generate uses when a request is silent) */
-    int   gen_do_sample;
-    float gen_temperature, gen_top_p, gen_repetition_penalty;
-    int   gen_top_k;
-};
 
 /* vlm_model_load / vlm_model_free / vlm_model_default_params are in include/vlm.h. */
 const struct vlm_model_info *vlm_model_get_info(const struct vlm_model *m);

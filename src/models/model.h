@@ -9,9 +9,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "engine/engine.h"
 #include "formats/config.h"
 #include "formats/weights.h"
+#include "models/batch.h"
+#include "models/model_info.h"
+#include "tensor/tensor.h"
 
 struct vlm_error;
 struct vlm_pool;
