@@ -1,6 +1,6 @@
 /* server.c — start/stop of `vlm serve`, routing, API-key check, and the small endpoints
  * (/health, /version, /v1/models, /metrics, /detokenize). Chat and text completions and
- * /tokenize are in generate.c. */
+ * /tokenize are in completions.c; the response helpers both use in respond.c. */
 #include "server/server_internal.h"
 
 #include "text/chat_template.h"
@@ -35,42 +35,6 @@ void vlm_server_config_default(struct vlm_server_config *c) {
     c->response_role = "assistant";
     c->log_requests = 1;
     c->log_stats = 1;
-}
-
-double vlm_srv_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-int vlm_srv_error(struct vlm_http_response *resp, const struct vlm_api_error *e) {
-    resp->status = e->status;
-    resp->body = vlm_api_error_body(e);
-    resp->body_len = resp->body ? strlen(resp->body) : 0;
-    return e->status;
-}
-
-void vlm_srv_json(struct vlm_http_response *resp, int status, json_t *obj) {
-    char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    json_decref(obj);
-    if (!s) {
-        struct vlm_api_error e;
-        vlm_api_fail(&e, 500, NULL, "out of memory");
-        vlm_srv_error(resp, &e);
-        return;
-    }
-    resp->status = status;
-    resp->body = vlm_strdup(s);
-    resp->body_len = resp->body ? strlen(resp->body) : 0;
-    free(s);
-}
-
-int vlm_srv_model_ok(const struct vlm_server *s, const char *name) {
-    if (!name) return 1;
-    if (!strcmp(name, s->model_name)) return 1;
-    for (int i = 0; i < s->cfg.n_served_names; i++)
-        if (!strcmp(name, s->cfg.served_names[i])) return 1;
-    return 0;
 }
 
 /* Constant-time comparison of "Bearer KEY" against the key. */
@@ -205,7 +169,7 @@ static void route(void *app, const struct vlm_http_request *req, struct vlm_http
         vlm_srv_error(resp, &e);
     }
     vlm_metrics_http(s->metrics, resp->status ? resp->status : 200);
-    /* access log: generations that ran log their own line when they end (generate.c); the rest
+    /* access log: generations that ran log their own line when they end (completions.c); the rest
        here, at INFO for the API and for errors, at DEBUG for probes (/health, /metrics, ...) */
     int st = resp->status ? resp->status : 200;
     if (s->cfg.log_requests && !(is_generation(p) && st < 400))

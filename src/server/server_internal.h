@@ -1,5 +1,5 @@
 /* server_internal.h — the server's state shared by server.c (routing, small endpoints) and
- * generate.c (chat and text completions). */
+ * completions.c (chat and text completions); response helpers in respond.c. */
 #ifndef VLM_SERVER_SERVER_INTERNAL_H
 #define VLM_SERVER_SERVER_INTERNAL_H
 
@@ -44,12 +44,12 @@ struct vlm_server {
     volatile int           stopping;       /* set at shutdown: waiting handlers cancel and return */
 };
 
-/* Handlers in generate.c. */
+/* Handlers in completions.c. */
 void vlm_srv_chat(struct vlm_server *s, const struct vlm_http_request *req, struct vlm_http_response *resp);
 void vlm_srv_completion(struct vlm_server *s, const struct vlm_http_request *req, struct vlm_http_response *resp);
 void vlm_srv_tokenize(struct vlm_server *s, const struct vlm_http_request *req, struct vlm_http_response *resp);
 
-/* Fills resp with an error body; returns status. */
+/* respond.c. Fills resp with an error body; returns status. */
 int  vlm_srv_error(struct vlm_http_response *resp, const struct vlm_api_error *e);
 /* Fills resp with a JSON object (consumed). */
 void vlm_srv_json(struct vlm_http_response *resp, int status, json_t *obj);

@@ -2,7 +2,7 @@
  * shapes: a role chunk, content deltas (held back while they may begin a stop string),
  * a finish chunk per choice, the usage chunk when asked, and "data: [DONE]". An error after
  * the stream started is one `data: {"error": ...}` event. */
-#include "server/generate.h"
+#include "server/completions.h"
 
 #include "util/alloc.h"
 #include "util/error.h"
