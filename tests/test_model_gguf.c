@@ -317,7 +317,90 @@ static void folder_and_errors(void) {
     rmdir(dir);
 }
 
+/* Runs ids through m (text only): the last row's logits into logits (n_vocab) and n greedy
+ * tokens into greedy. */
+static int run_text(const struct vlm_model *m, const int32_t *ids, int n_ids, float *logits, int32_t *greedy, int n) {
+    const struct vlm_model_info *mi = vlm_model_get_info(m);
+    struct vlm_ctx_params cp = vlm_ctx_default_params();
+    cp.n_seq_max = 1;
+    cp.n_batch_max = n_ids;
+    cp.n_ctx = n_ids + n + 1;
+    cp.n_threads = 1;
+    struct vlm_ctx *ctx = NULL;
+    struct vlm_error err;
+    if (vlm_ctx_new(m, &cp, &ctx, &err) != VLM_OK) { fprintf(stderr, "ctx: %s\n", err.msg); return -1; }
+    int32_t *pos = vlm_malloc(sizeof(int32_t) * (size_t)n_ids), *seq = vlm_calloc((size_t)n_ids, sizeof *seq);
+    for (int i = 0; i < n_ids; i++) pos[i] = i;
+    struct vlm_batch b = {n_ids, ids, NULL, pos, seq, NULL, NULL};
+    int rc = vlm_ctx_decode(ctx, &b, &err) == VLM_OK ? 0 : -1;
+    if (!rc) memcpy(logits, vlm_ctx_logits(ctx, 0), sizeof(float) * (size_t)mi->n_vocab);
+    int32_t tok = rc ? 0 : vlm_argmax(logits, mi->n_vocab);
+    for (int i = 0; i < n && !rc; i++) {
+        greedy[i] = tok;
+        int32_t p = n_ids + i, s = 0;
+        struct vlm_batch one = {1, &tok, NULL, &p, &s, NULL, NULL};
+        if (vlm_ctx_decode(ctx, &one, &err) != VLM_OK) rc = -1;
+        else tok = vlm_argmax(vlm_ctx_logits(ctx, 0), mi->n_vocab);
+    }
+    if (rc) fprintf(stderr, "decode: %s\n", err.msg);
+    vlm_free(pos);
+    vlm_free(seq);
+    vlm_ctx_free(ctx);
+    return rc;
+}
+
+/* Gemma 3 text GGUF (llama.cpp's converter: norms stored as 1 + w, tied Q8_0 embedding, sliding
+ * window, linear RoPE on the global layer, final soft-capping) against transformers' logits of
+ * the safetensors it came from and vlm.c on those safetensors. f32: the same arithmetic, so
+ * 1e-4. Q8_0: quantized weights and int8 activations move these logits (|l| < 1.5) by ~1e-2;
+ * 5e-2 against the file dequantized to f32 (the kernels' rounding) and 1e-1 against the f32
+ * model (no greedy check for Q8_0: the continuation's top-2 gaps go down to 0.0025). */
+static void gemma3_text(void) {
+    char dir[512], f32[512], q8[512];
+    snprintf(dir, sizeof dir, "%s", test_path("tests/fixtures/gemma3/gguf-text"));
+    snprintf(f32, sizeof f32, "%s", test_path("tests/fixtures/gguf/gemma3-text-f32.gguf"));
+    snprintf(q8, sizeof q8, "%s", test_path("tests/fixtures/gguf/gemma3-text-q8_0.gguf"));
+    size_t len;
+    char *text = read_rel(dir, "ref.json", &len);
+    json_t *ref = text ? json_loadb(text, len, 0, NULL) : NULL;
+    vlm_free(text);
+    if (!ref) { CHECK_MSG(0, "%s/ref.json unreadable", dir); return; }
+    json_t *jids = json_object_get(ref, "input_ids"), *jl = json_object_get(ref, "logits"), *jg = json_object_get(ref, "greedy");
+    int n_ids = (int)json_array_size(jids), n_vocab = (int)json_array_size(jl);
+    int32_t ids[64], g_hf[N_GREEDY], g[4][N_GREEDY];
+    for (int i = 0; i < n_ids && i < 64; i++) ids[i] = (int32_t)json_integer_value(json_array_get(jids, (size_t)i));
+    for (int i = 0; i < N_GREEDY; i++) g_hf[i] = (int32_t)json_integer_value(json_array_get(jg, (size_t)i));
+    float *hf = vlm_malloc(sizeof(float) * (size_t)n_vocab), *l[4];
+    for (int i = 0; i < n_vocab; i++) hf[i] = (float)json_number_value(json_array_get(jl, (size_t)i));
+    struct vlm_model *m[4] = {load(dir, NULL, 0), load(f32, NULL, 1), load(q8, NULL, 0), load(q8, NULL, 0)};
+    const char *label[4] = {"safetensors", "gguf f32", "gguf q8_0", "gguf q8_0 dequantized"};
+    int ok = m[0] && m[1] && m[2] && m[3] && dequantize_model(m[3]) == VLM_OK && n_ids <= 64;
+    for (int k = 0; k < 4; k++) {
+        l[k] = vlm_malloc(sizeof(float) * (size_t)n_vocab);
+        if (ok) {
+            CHECK_EQ_INT(vlm_model_get_info(m[k])->n_vocab, n_vocab);
+            ok = run_text(m[k], ids, n_ids, l[k], g[k], N_GREEDY) == 0;
+        }
+    }
+    CHECK(ok);
+    if (ok) {
+        double d[4] = {max_diff(l[0], hf, n_vocab), max_diff(l[1], hf, n_vocab), max_diff(l[2], l[3], n_vocab), max_diff(l[2], l[1], n_vocab)};
+        printf("  gemma3 text: logits max abs diff vs transformers: safetensors %.3g, gguf f32 %.3g; "
+               "q8_0 vs dequantized %.3g, vs f32 %.3g\n", d[0], d[1], d[2], d[3]);
+        CHECK_MSG(d[0] <= 1e-4 && d[1] <= 1e-4, "%s / %s differ from transformers", label[0], label[1]);
+        CHECK_MSG(d[2] <= 5e-2 && d[3] <= 1e-1, "%s: logits differ by %g / %g", label[2], d[2], d[3]);
+        CHECK_MSG(!memcmp(g[0], g_hf, sizeof g_hf) && !memcmp(g[1], g_hf, sizeof g_hf), "greedy differs from transformers'");
+        const struct vlm_model_info *mi = vlm_model_get_info(m[1]);
+        CHECK_EQ_INT(mi->bos_id, 1);
+        CHECK(vlm_model_tokenizer(m[1]) != NULL);
+    }
+    for (int k = 0; k < 4; k++) { vlm_free(l[k]); vlm_model_free(m[k]); }
+    vlm_free(hf);
+    json_decref(ref);
+}
+
 int main(void) {
+    gemma3_text();
     parity("padded-tile", "f32", 1e-4, 1);
     parity("rope-linear", "f32", 1e-4, 1);
     parity("padded-tile", "f16", 1e-2, 1);
