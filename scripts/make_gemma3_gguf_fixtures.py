@@ -16,6 +16,11 @@ multiples of 32 so that Q8_0 takes every matrix. The tokenizer is a 420-piece Se
 trained here (Gemma's kind: byte fallback, no normalisation), as the converter wants
 tokenizer.model.
 
+Also writes tests/fixtures/gemma3/quant-proj-64/ (make_gemma3_fixtures.py's format): a tiny
+Gemma3ForConditionalGeneration whose text width (64) is a multiple of 32, so that --quantization
+q8_0 / q4_k reaches its transposed mm_input_projection_weight (the published fixtures' widths
+leave it unquantized), for tests/test_model_gemma3.c.
+
 Usage: /work/venv/bin/python scripts/make_gemma3_gguf_fixtures.py \
            [--llamacpp /work/llamacpp-src/llama_cpp_python-0.3.36/vendor/llama.cpp]
 """
@@ -31,7 +36,7 @@ import torch
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_gemma3_fixtures import greedy, randomise  # noqa: E402
+from make_gemma3_fixtures import build, greedy, randomise  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "tests/fixtures/gemma3/gguf-text")
@@ -89,6 +94,13 @@ def main():
             subprocess.run([sys.executable, os.path.join(a.llamacpp, "convert_hf_to_gguf.py"), d, "--outtype", ty,
                             "--outfile", os.path.join(OUT, f"gemma3-text-{ty}.gguf")], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    build(os.path.join(ROOT, "tests/fixtures/gemma3"), "quant-proj-64", "vlm",
+          dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+               head_dim=32, query_pre_attn_scalar=32, sliding_window=8,
+               layer_types=["sliding_attention", "full_attention"]),
+          dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28,
+               patch_size=7),
+          dict(tie=True, mm_tokens=4, images=[1], published_style=False), 11)
     print(f"gemma3 gguf-text: {len(ids)} ids, |logits| max {float(logits.abs().max()):.2f}, greedy {toks[:6]}..., "
           f"min gap {gap:.4f}")
 
