@@ -19,6 +19,8 @@
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "formats/gguf.h"
+#include "models/gemma3_gguf.h"
 
 #define N_GREEDY 16
 
@@ -399,7 +401,88 @@ static void gemma3_text(void) {
     json_decref(ref);
 }
 
+static struct vlm_gguf_kv *kv_of(struct vlm_gguf *g, const char *key) {
+    return (struct vlm_gguf_kv *)vlm_gguf_find(g, key);
+}
+
+/* Builds the config of g, expecting an error naming want when want is non-NULL. */
+static json_t *gemma3_cfg(const struct vlm_gguf *g, const char *want) {
+    json_t *tc = json_object();
+    struct vlm_error err;
+    vlm_error_clear(&err);
+    int rc = vlm_gguf_gemma3_text_config(g, tc, &err);
+    if (want) {
+        CHECK_MSG(rc != VLM_OK && strstr(err.msg, want) && strstr(err.msg, g->fname), "want an error naming %s: \"%s\"", want, err.msg);
+        json_decref(tc);
+        return NULL;
+    }
+    CHECK_MSG(rc == VLM_OK, "%s", err.msg);
+    return tc;
+}
+
+/* The gemma3.* metadata as llama.cpp reads it, and every value checked: the converter's
+ * file gives the config transformers has, edited metadata gives llama.cpp's defaults or errors
+ * naming file and key. */
+static void gemma3_config_rules(void) {
+    char *data = NULL;
+    size_t len = 0;
+    const char *path = test_path("tests/fixtures/gguf/gemma3-text-q8_0.gguf");
+    char fname[512];
+    snprintf(fname, sizeof fname, "%s", path);
+    struct vlm_error err;
+    struct vlm_gguf g;
+    if (vlm_read_file(fname, 1u << 24, &data, &len, &err) != VLM_OK || vlm_gguf_parse((const uint8_t *)data, len, fname, &g, &err) != VLM_OK) {
+        CHECK_MSG(0, "%s: %s", fname, err.msg);
+        vlm_free(data);
+        return;
+    }
+    json_t *tc = gemma3_cfg(&g, NULL);
+    if (tc) {
+        char *s = json_dumps(json_object_get(tc, "layer_types"), JSON_COMPACT);
+        CHECK_EQ_STR(s, "[\"sliding_attention\",\"sliding_attention\",\"sliding_attention\",\"sliding_attention\",\"sliding_attention\",\"full_attention\"]");
+        free(s);
+        s = json_dumps(json_object_get(tc, "rope_parameters"), JSON_COMPACT | JSON_SORT_KEYS);
+        CHECK_EQ_STR(s, "{\"full_attention\":{\"factor\":2.0,\"rope_theta\":1000000.0,\"rope_type\":\"linear\"},"
+                        "\"sliding_attention\":{\"rope_theta\":10000.0,\"rope_type\":\"default\"}}");
+        free(s);
+        CHECK_EQ_INT(json_integer_value(json_object_get(tc, "sliding_window")), 4);
+        CHECK_EQ_INT(json_integer_value(json_object_get(tc, "query_pre_attn_scalar")), 32);
+        CHECK_EQ_INT(json_integer_value(json_object_get(tc, "vocab_size")), 420);
+        CHECK(json_is_true(json_object_get(tc, "tie_word_embeddings")) && json_is_true(json_object_get(tc, "vlm_gguf")));
+        CHECK_NEAR(json_number_value(json_object_get(tc, "final_logit_softcapping")), 5.0, 1e-9);
+        json_decref(tc);
+    }
+    struct vlm_gguf_kv *sw = kv_of(&g, "gemma3.attention.sliding_window"), *kl = kv_of(&g, "gemma3.attention.key_length");
+    struct vlm_gguf_kv *hk = kv_of(&g, "gemma3.attention.head_count_kv"), *st = kv_of(&g, "gemma3.rope.scaling.type");
+    if (!sw || !kl || !hk || !st) { CHECK_MSG(0, "fixture lacks keys"); vlm_gguf_free(&g); vlm_free(data); return; }
+    uint64_t sw0 = sw->v.u;
+    sw->v.u = 0;   /* no window: every layer global, as llama.cpp's LLAMA_SWA_TYPE_NONE */
+    if ((tc = gemma3_cfg(&g, NULL))) {
+        char *s = json_dumps(json_object_get(tc, "layer_types"), JSON_COMPACT);
+        CHECK(s && !strstr(s, "sliding") && json_is_null(json_object_get(tc, "sliding_window")));
+        free(s);
+        json_decref(tc);
+    }
+    sw->v.u = sw0;
+    sw->type = VLM_GGUF_STRING;
+    gemma3_cfg(&g, "gemma3.attention.sliding_window");
+    sw->type = VLM_GGUF_U32;
+    kl->v.u = 4096;
+    gemma3_cfg(&g, "gemma3.attention.key_length");
+    kl->v.u = 32;
+    hk->v.u = 3;   /* more KV heads than heads */
+    gemma3_cfg(&g, "gemma3.attention.head_count_kv");
+    hk->v.u = 1;
+    const char *ty = st->str;
+    st->str = "yarn!!";   /* 6 bytes, as "linear" */
+    gemma3_cfg(&g, "rope.scaling.type");
+    st->str = ty;
+    vlm_gguf_free(&g);
+    vlm_free(data);
+}
+
 int main(void) {
+    gemma3_config_rules();
     gemma3_text();
     parity("padded-tile", "f32", 1e-4, 1);
     parity("rope-linear", "f32", 1e-4, 1);
