@@ -21,6 +21,14 @@ Gemma3ForConditionalGeneration whose text width (64) is a multiple of 32, so tha
 q8_0 / q4_k reaches its transposed mm_input_projection_weight (the published fixtures' widths
 leave it unquantized), for tests/test_model_gemma3.c.
 
+And tests/fixtures/gguf/gemma3-vlm-f32.gguf + gemma3-vlm-mmproj-f32.gguf: that model converted by
+the converter (text file, and --mmproj: Gemma3VisionModel, projector "gemma3", input projection
+forced to F16), after the tensors are renamed to the published checkpoints' spelling
+("vision_tower.vision_model.*", which the converter expects) and given a 400-piece SentencePiece
+tokenizer with <start_of_image> / <end_of_image> / <image_soft_token> at the model's ids 380 /
+381 / 390. The converter writes no window pattern, so llama.cpp (and vlm.c on these files) runs
+both layers as local ones: the test compares with the safetensors under that layer_types.
+
 Usage: /work/venv/bin/python scripts/make_gemma3_gguf_fixtures.py \
            [--llamacpp /work/llamacpp-src/llama_cpp_python-0.3.36/vendor/llama.cpp]
 """
@@ -65,6 +73,48 @@ def spm(d, tmp):
     os.remove(os.path.join(d, "tokenizer.vocab"))
 
 
+def vlm_gguf(llamacpp, tmp):
+    from safetensors.torch import load_file, save_file
+    src = os.path.join(ROOT, "tests/fixtures/gemma3/quant-proj-64")
+    d = os.path.join(tmp, "vlm")
+    os.makedirs(d)
+    with open(os.path.join(src, "config.json")) as f, open(os.path.join(d, "config.json"), "w") as g:
+        g.write(f.read())
+    renamed = {}
+    for k, v in load_file(os.path.join(src, "model.safetensors")).items():
+        for old, new in (("model.vision_tower.", "vision_tower.vision_model."), ("vision_tower.", "vision_tower.vision_model."),
+                         ("model.multi_modal_projector.", "multi_modal_projector.")):
+            if k.startswith(old) and not k.startswith("vision_tower.vision_model."):
+                k = new + k[len(old):]
+                break
+        renamed[k] = v.contiguous()
+    save_file(renamed, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+    import sentencepiece as sp
+    with open(os.path.join(tmp, "spm-vlm.txt"), "w") as f:
+        f.write("\n".join(["the river that runs past the old mill rises in the hills to the north",
+                           "farmers brought wheat and barley in carts, 12345 and 67890"] * 30))
+    sp.SentencePieceTrainer.train(input=os.path.join(tmp, "spm-vlm.txt"), model_prefix=os.path.join(d, "tokenizer"),
+                                  vocab_size=400, model_type="bpe", byte_fallback=True, character_coverage=1.0,
+                                  bos_id=2, eos_id=1, unk_id=3, pad_id=0, normalization_rule_name="identity",
+                                  remove_extra_whitespaces=False, minloglevel=2)
+    os.remove(os.path.join(d, "tokenizer.vocab"))
+    dec = {str(i): {"content": c, "special": True, "lstrip": False, "rstrip": False, "normalized": False,
+                    "single_word": False}
+           for i, c in [(105, "<start_of_turn>"), (106, "<end_of_turn>"), (380, "<start_of_image>"),
+                        (381, "<end_of_image>"), (390, "<image_soft_token>")]}
+    json.dump({"added_tokens_decoder": dec, "bos_token": "<bos>", "eos_token": "<eos>", "tokenizer_class": "GemmaTokenizer"},
+              open(os.path.join(d, "tokenizer_config.json"), "w"))
+    pre = {"image_processor_type": "Gemma3ImageProcessor", "image_seq_length": 4, "image_mean": [0.5] * 3,
+           "image_std": [0.5] * 3, "size": {"height": 28, "width": 28}, "resample": 2, "rescale_factor": 1 / 255,
+           "do_normalize": True, "do_rescale": True, "do_resize": True, "processor_class": "Gemma3Processor"}
+    json.dump(pre, open(os.path.join(d, "preprocessor_config.json"), "w"))
+    json.dump({"image_seq_length": 4, "processor_class": "Gemma3Processor"}, open(os.path.join(d, "processor_config.json"), "w"))
+    conv = os.path.join(llamacpp, "convert_hf_to_gguf.py")
+    for extra, name in (([], "gemma3-vlm-f32.gguf"), (["--mmproj"], "gemma3-vlm-mmproj-f32.gguf")):
+        subprocess.run([sys.executable, conv, d, "--outtype", "f32", "--outfile", os.path.join(OUT, name)] + extra,
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llamacpp", default="/work/llamacpp-src/llama_cpp_python-0.3.36/vendor/llama.cpp")
@@ -101,6 +151,8 @@ def main():
           dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28,
                patch_size=7),
           dict(tie=True, mm_tokens=4, images=[1], published_style=False), 11)
+    with tempfile.TemporaryDirectory() as tmp:
+        vlm_gguf(a.llamacpp, tmp)
     print(f"gemma3 gguf-text: {len(ids)} ids, |logits| max {float(logits.abs().max()):.2f}, greedy {toks[:6]}..., "
           f"min gap {gap:.4f}")
 

@@ -363,8 +363,47 @@ static void check_quantized(const char *name, const char *quant, double tol) {
     ref_free(&r);
 }
 
+/* The same model from llama.cpp's GGUF pair (text file + "gemma3" mmproj, made by
+ * scripts/make_gemma3_gguf_fixtures.py with convert_hf_to_gguf.py): the converter writes no
+ * window pattern, so the file means both layers local (llama.cpp's default pattern of 6); the
+ * safetensors under that layer_types give the same logits but for the input projection, which
+ * the converter rounds to F16 (7.6e-5 here; 1e-3); the processor and image token come from the metadata. */
+static void check_gguf_pair(void) {
+    char text[512], mm[512];
+    snprintf(text, sizeof text, "%s", test_path("tests/fixtures/gguf/gemma3-vlm-f32.gguf"));
+    snprintf(mm, sizeof mm, "%s", test_path("tests/fixtures/gguf/gemma3-vlm-mmproj-f32.gguf"));
+    struct ref r;
+    if (ref_load(test_path("tests/fixtures/gemma3/quant-proj-64"), &r) != 0) { CHECK_MSG(0, "quant-proj-64 unreadable"); ref_free(&r); return; }
+    const char *dir = variant("quant-proj-64", "text_config.layer_types", json_pack("[s, s]", "sliding_attention", "sliding_attention"));
+    struct vlm_model *ms = dir ? load(dir, 1) : NULL, *mg = NULL;
+    struct vlm_model_params mp = vlm_model_default_params();
+    mp.dtype = "float32";
+    mp.n_threads = 1;
+    mp.mmproj = mm;
+    int rc = vlm_model_load(text, &mp, &mg);
+    CHECK_MSG(rc == VLM_OK && ms, "%s + %s: %s", text, mm, vlm_last_error());
+    float *ls = vlm_malloc(sizeof(float) * (size_t)r.n_vocab), *lg = vlm_malloc(sizeof(float) * (size_t)r.n_vocab);
+    int32_t gs[16], gg[16];
+    if (ms && mg && run_prompt(ms, &r, ls, gs, VLM_KV_AUTO) == VLM_OK && run_prompt(mg, &r, lg, gg, VLM_KV_AUTO) == VLM_OK) {
+        double d = max_abs_diff(ls, lg, r.n_vocab), dhf = max_abs_diff(ls, r.logits, r.n_vocab);
+        printf("  gemma3 GGUF text + mmproj: logits max abs diff vs the safetensors (both layers local) %.3g (tol 1e-3);"
+               " the window pattern matters: %.3g from transformers' file\n", d, dhf);
+        CHECK_MSG(d <= 1e-3, "GGUF pair logits differ by %g", d);
+        const struct vlm_model_info *mi = vlm_model_get_info(mg);
+        CHECK_EQ_INT(mi->image_token_id, 390);
+        CHECK(vlm_model_processor(mg) != NULL && vlm_model_tokenizer(mg) != NULL);
+    }
+    vlm_free(ls);
+    vlm_free(lg);
+    vlm_model_free(ms);
+    vlm_model_free(mg);
+    if (dir) cleanup_variant();
+    ref_free(&r);
+}
+
 int main(void) {
     test_prefill_take();
+    check_gguf_pair();
     check_fixture("quant-proj-64", 1);
     check_quantized("quant-proj-64", "q8_0", 1e-1);
     check_quantized("quant-proj-64", "q4_k", 4e-1);

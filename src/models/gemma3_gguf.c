@@ -1,35 +1,59 @@
-/* gemma3_gguf.c — Gemma 3 from llama.cpp's GGUF text file (general.architecture "gemma3"), as
- * convert_hf_to_gguf.py's Gemma3Model writes it and llama.cpp's llama_model_gemma3 reads it:
- * tensor names mapped to Gemma3ForCausalLM's, and a config.json built from gemma3.* keys with
- * llama.cpp's defaults and rules where they differ from transformers' (see gemma3_config). */
+/* gemma3_gguf.c — Gemma 3 from llama.cpp's GGUF files as convert_hf_to_gguf.py writes them
+ * (Gemma3Model: the text file, general.architecture "gemma3"; Gemma3VisionModel: the mmproj,
+ * projector "gemma3") and llama.cpp reads them: tensor names mapped to Gemma3ForCausalLM's (a
+ * text file alone) or Gemma3ForConditionalGeneration's (with the mmproj), and config.json /
+ * preprocessor_config.json built from the metadata with llama.cpp's defaults and rules where
+ * they differ from transformers' (see vlm_gguf_gemma3_text_config). */
 #include "models/gemma3_gguf.h"
 
 #include <math.h>
 #include <string.h>
 
+#include "models/idefics3_gguf.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
-#define L "model.layers.%d."
+/* The decoder's rules with M the prefix of the model's tensors and L that of its layers. No Q/K
+ * permutation: llama.cpp runs Gemma 3 with NeoX RoPE, the Hugging Face row order. */
+#define GEMMA3_TEXT_NAMES(M, L) \
+    {"token_embd.weight", M "embed_tokens.weight", 0}, \
+    {"output_norm.weight", M "norm.weight", 0}, \
+    {"output.weight", "lm_head.weight", 0}, \
+    {"blk.%d.attn_norm.weight", L "input_layernorm.weight", 0}, \
+    {"blk.%d.post_attention_norm.weight", L "post_attention_layernorm.weight", 0}, \
+    {"blk.%d.ffn_norm.weight", L "pre_feedforward_layernorm.weight", 0}, \
+    {"blk.%d.post_ffw_norm.weight", L "post_feedforward_layernorm.weight", 0}, \
+    {"blk.%d.attn_q_norm.weight", L "self_attn.q_norm.weight", 0}, \
+    {"blk.%d.attn_k_norm.weight", L "self_attn.k_norm.weight", 0}, \
+    {"blk.%d.attn_q.weight", L "self_attn.q_proj.weight", 0}, \
+    {"blk.%d.attn_k.weight", L "self_attn.k_proj.weight", 0}, \
+    {"blk.%d.attn_v.weight", L "self_attn.v_proj.weight", 0}, \
+    {"blk.%d.attn_output.weight", L "self_attn.o_proj.weight", 0}, \
+    {"blk.%d.ffn_gate.weight", L "mlp.gate_proj.weight", 0}, \
+    {"blk.%d.ffn_up.weight", L "mlp.up_proj.weight", 0}, \
+    {"blk.%d.ffn_down.weight", L "mlp.down_proj.weight", 0}
 
-/* No Q/K permutation: llama.cpp runs Gemma 3 with NeoX RoPE, the Hugging Face row order. */
+/* Gemma3ForCausalLM's names (a text file alone). */
 static const struct vlm_gguf_name text_names[] = {
-    {"token_embd.weight", "model.embed_tokens.weight", 0},
-    {"output_norm.weight", "model.norm.weight", 0},
-    {"output.weight", "lm_head.weight", 0},
-    {"blk.%d.attn_norm.weight", L "input_layernorm.weight", 0},
-    {"blk.%d.post_attention_norm.weight", L "post_attention_layernorm.weight", 0},
-    {"blk.%d.ffn_norm.weight", L "pre_feedforward_layernorm.weight", 0},
-    {"blk.%d.post_ffw_norm.weight", L "post_feedforward_layernorm.weight", 0},
-    {"blk.%d.attn_q_norm.weight", L "self_attn.q_norm.weight", 0},
-    {"blk.%d.attn_k_norm.weight", L "self_attn.k_norm.weight", 0},
-    {"blk.%d.attn_q.weight", L "self_attn.q_proj.weight", 0},
-    {"blk.%d.attn_k.weight", L "self_attn.k_proj.weight", 0},
-    {"blk.%d.attn_v.weight", L "self_attn.v_proj.weight", 0},
-    {"blk.%d.attn_output.weight", L "self_attn.o_proj.weight", 0},
-    {"blk.%d.ffn_gate.weight", L "mlp.gate_proj.weight", 0},
-    {"blk.%d.ffn_up.weight", L "mlp.up_proj.weight", 0},
-    {"blk.%d.ffn_down.weight", L "mlp.down_proj.weight", 0},
+    GEMMA3_TEXT_NAMES("model.", "model.layers.%d."),
+    {NULL, NULL, 0},
+};
+
+/* Gemma3ForConditionalGeneration's (transformers 5's spelling). */
+static const struct vlm_gguf_name vlm_text_names[] = {
+    GEMMA3_TEXT_NAMES("model.language_model.", "model.language_model.layers.%d."),
+    {NULL, NULL, 0},
+};
+
+/* The mmproj: SigLIP under gemma3.c's first vision spelling, and the projector (its
+ * input_projection kept (d_vision, d_text) as the checkpoint has it; F16, as the converter
+ * forces it). */
+#define V "vision_tower.vision_model."
+#define E "vision_tower.vision_model.encoder.layers.%d."
+static const struct vlm_gguf_name vision_names[] = {
+    VLM_GGUF_SIGLIP_NAMES(V, E),
+    {"mm.input_projection.weight", "multi_modal_projector.mm_input_projection_weight", 0},
+    {"mm.soft_emb_norm.weight", "multi_modal_projector.mm_soft_emb_norm.weight", 0},
     {NULL, NULL, 0},
 };
 
@@ -151,11 +175,81 @@ static int gemma3_config(const struct vlm_gguf *text, const struct vlm_gguf *mm,
     return vlm_gguf_gemma3_text_config(text, root, err);
 }
 
+/* Image tokens per image as clip.cpp makes them: (image_size / patch_size / n_merge)^2, n_merge
+ * clip.vision.projector.scale_factor (default 4, every published size). */
+static int mm_tokens(const struct vlm_gguf *mm, long long *is, long long *n, struct vlm_error *err) {
+    long long ps, merge;
+    int rc;
+    CHK(vlm_gguf_get_int(mm, "clip.vision.image_size", 896, 1, 8192, is, err));
+    CHK(vlm_gguf_get_int(mm, "clip.vision.patch_size", 14, 1, 1024, &ps, err));
+    CHK(vlm_gguf_get_int(mm, "clip.vision.projector.scale_factor", 4, 1, 64, &merge, err));
+    if (*is % ps || (*is / ps) % merge)
+        return vlm_error_set(err, VLM_E_FORMAT, "%s: clip.vision.image_size %lld is not a multiple of patch_size %lld x scale_factor %lld",
+                             mm->fname, *is, ps, merge);
+    *n = (*is / ps / merge) * (*is / ps / merge);
+    return VLM_OK;
+}
+
+/* Text file + mmproj -> Gemma3ForConditionalGeneration's config. */
+static int gemma3_vlm_config(const struct vlm_gguf *text, const struct vlm_gguf *mm, json_t *root, struct vlm_error *err) {
+    int rc;
+    long long is, n;
+    json_t *tc = json_object(), *vc = json_object();
+    if (set(root, "text_config", tc, err) || set(root, "vision_config", vc, err))
+        return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+    CHK(vlm_gguf_gemma3_text_config(text, tc, err));
+    CHK(vlm_gguf_siglip_vision_config(mm, vc, err));
+    CHK(mm_tokens(mm, &is, &n, err));
+    CHK(set(root, "architectures", json_pack("[s]", "Gemma3ForConditionalGeneration"), err));
+    CHK(set(root, "model_type", json_string("gemma3"), err));
+    CHK(set(root, "mm_tokens_per_image", json_integer(n), err));
+    long long img = vlm_gguf_token_id(text, "<image_soft_token>");
+    if (img < 0) return vlm_error_set(err, VLM_E_FORMAT, "%s: the vocabulary has no \"<image_soft_token>\" token", text->fname);
+    CHK(set(root, "image_token_id", json_integer(img), err));
+    CHK(set(root, "tie_word_embeddings", json_boolean(!vlm_gguf_tensor(text, "output.weight")), err));
+    return set(root, "vlm_gguf", json_true(), err);   /* mm_soft_emb_norm holds 1 + w too */
+}
+
+static int num3(const struct vlm_gguf *g, const char *key, json_t *obj, const char *name, struct vlm_error *err) {
+    const struct vlm_gguf_kv *kv;
+    int rc;
+    CHK(vlm_gguf_get_arr(g, key, VLM_GGUF_F64, &kv, err));
+    if (!kv) return VLM_OK;
+    if (kv->n != 3) return vlm_error_set(err, VLM_E_FORMAT, "%s: %s must hold 3 numbers", g->fname, key);
+    return set(obj, name, json_pack("[f, f, f]", vlm_gguf_arr_num(kv, 0), vlm_gguf_arr_num(kv, 1), vlm_gguf_arr_num(kv, 2)), err);
+}
+
+/* As Gemma 3's preprocessor_config.json: a bilinear resize to image_size squared, the mmproj's
+ * mean and std; no pan-and-scan (llama.cpp's mtmd does none). */
+static int gemma3_processor(const struct vlm_gguf *mm, json_t *pre, json_t *proc, struct vlm_error *err) {
+    int rc;
+    long long is, n;
+    CHK(mm_tokens(mm, &is, &n, err));
+    CHK(set(pre, "image_processor_type", json_string("Gemma3ImageProcessor"), err));
+    CHK(set(pre, "size", json_pack("{sI, sI}", "height", (json_int_t)is, "width", (json_int_t)is), err));
+    CHK(set(pre, "do_pan_and_scan", json_false(), err));
+    CHK(num3(mm, "clip.vision.image_mean", pre, "image_mean", err));
+    CHK(num3(mm, "clip.vision.image_std", pre, "image_std", err));
+    CHK(set(proc, "processor_class", json_string("Gemma3Processor"), err));
+    return set(proc, "image_seq_length", json_integer(n), err);
+}
+
 static int gemma3_heads(const struct vlm_gguf *g, int *n_head, int *n_head_kv, struct vlm_error *err) {
     (void)g; (void)err;
     *n_head = *n_head_kv = 0;   /* no rule un-permutes rows */
     return VLM_OK;
 }
+
+const struct vlm_gguf_family vlm_gguf_gemma3 = {
+    .text_arch = "gemma3",
+    .projector = "gemma3",
+    .hf_arch = "Gemma3ForConditionalGeneration",
+    .text_names = vlm_text_names,
+    .vision_names = vision_names,
+    .config = gemma3_vlm_config,
+    .processor = gemma3_processor,
+    .heads = gemma3_heads,
+};
 
 const struct vlm_gguf_family vlm_gguf_gemma3_text = {
     .text_arch = "gemma3",

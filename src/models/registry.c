@@ -49,6 +49,7 @@ void vlm_family_names(char *buf, size_t size) {
 static const struct vlm_gguf_family *const gguf_rows[] = {
     &vlm_gguf_idefics3,
     &vlm_gguf_gemma3_text,
+    &vlm_gguf_gemma3,
 };
 
 const struct vlm_gguf_family *vlm_gguf_family_find(const char *text_arch, const char *projector) {
