@@ -1,13 +1,14 @@
 /* fuzz_gguf.c — libFuzzer target for the GGUF reader and what reads its metadata: arbitrary
  * bytes as a whole file; on success every tensor view and string array is walked (ASan flags
- * any byte outside the input), the Idefics3 name map is applied (Q/K un-permutation included)
- * and the tokenizer is built from the metadata. */
+ * any byte outside the input), the Idefics3 name map is applied (Q/K un-permutation included),
+ * the Gemma 3 config is built from the metadata and the tokenizer too. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "formats/gguf.h"
 #include "formats/weights.h"
+#include "models/gemma3_gguf.h"
 #include "models/idefics3_gguf.h"
 #include "text/tokenizer.h"
 #include "util/alloc.h"
@@ -43,6 +44,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         vlm_gguf_add_tensors(&w, &g, -1, vlm_gguf_idefics3.vision_names, nh, nkv, NULL, &err);
     }
     vlm_weights_free(&w);
+    json_t *cfg = json_object();
+    if (cfg) vlm_gguf_gemma3_text_config(&g, cfg, &err);
+    json_decref(cfg);
     struct vlm_tokenizer *t = NULL;
     if (vlm_tokenizer_from_gguf(&g, &t, &err) == VLM_OK) {
         int32_t *ids = NULL;

@@ -130,6 +130,10 @@ struct vlm_generate_params {
      * ({"do_image_splitting": false}, {"size": {"longest_edge": 512}}, {"min_pixels": N,
      * "max_pixels": N}); NULL = as the model's processor config says. Borrowed. */
     const char *mm_processor_kwargs;
+    /* Non-NULL: a plain text completion instead of a chat turn, as llama-completion runs a
+     * prompt: BOS (when the tokenizer adds one) + the text's tokens (special-token spellings
+     * matched), no chat template; messages_json and images are then not read. Borrowed. */
+    const char *raw_prompt;
 };
 VLM_API struct vlm_generate_params vlm_generate_default_params(void);
 
@@ -146,7 +150,7 @@ struct vlm_generate_result {
 /* Frees what a result holds (not the struct itself). */
 VLM_API void vlm_generate_result_free(struct vlm_generate_result *r);
 
-/* One chat turn: messages_json is an OpenAI/HF-style array of {"role","content"} (content a
+/* One chat turn (or, with params->raw_prompt, a plain completion): messages_json is an OpenAI/HF-style array of {"role","content"} (content a
  * string or a list of {"type":"text"} / {"type":"image"} parts); the i-th image part is
  * images[i]. Applies the model's chat template with a generation prompt, encodes the images,
  * and generates. Thread-safe: each call makes its own context over the shared model. On

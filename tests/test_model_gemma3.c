@@ -328,8 +328,85 @@ static void test_prefill_take(void) {
     CHECK_EQ_INT(vlm_prefill_take(&whole, rows, 0, 12, 0), 0);
 }
 
+/* --quantization on a model whose text width (64) lets the block types reach every matrix,
+ * the transposed mm_input_projection_weight included (kept float, as llama.cpp does): it loads,
+ * its other matrices are block types, and the logits stay within tol of transformers' f32
+ * (|logits| up to 2.2; every norm weight random, 1 + N(0, 0.3), so the 5-8 bit weights and the
+ * int8 activations of ~12 matrix products in a row move them by about 3% for Q8_0 and 12% for
+ * Q4_K, which falls back to Q5_0 on these widths). */
+static void check_quantized(const char *name, const char *quant, double tol) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "tests/fixtures/gemma3/%s", name);
+    const char *dir = test_path(rel);
+    struct ref r;
+    if (ref_load(dir, &r) != 0) { CHECK_MSG(0, "%s: reference files unreadable", dir); ref_free(&r); return; }
+    struct vlm_model_params mp = vlm_model_default_params();
+    mp.load_tokenizer = 0;
+    mp.n_threads = 1;
+    mp.quantization = quant;
+    struct vlm_model *m = NULL;
+    int rc = vlm_model_load(dir, &mp, &m);
+    CHECK_MSG(rc == VLM_OK, "%s --quantization %s: %s", name, quant, vlm_last_error());
+    if (!m) { ref_free(&r); return; }
+    int n_block = 0;
+    for (size_t i = 0; i < m->weights.n; i++) n_block += vlm_dtype_block_elems(m->weights.w[i].t.type) > 1;
+    CHECK_MSG(n_block >= 15, "%s --quantization %s: only %d block-type tensors", name, quant, n_block);
+    float *lg = vlm_malloc(sizeof(float) * (size_t)r.n_vocab);
+    if (run_prompt(m, &r, lg, NULL, VLM_KV_AUTO) == VLM_OK) {
+        double d = max_abs_diff(lg, r.logits, r.n_vocab);
+        printf("  %s --quantization %s: %d block-type tensors, logits max abs diff vs transformers f32 %.3g (tol %g)\n",
+               name, quant, n_block, d, tol);
+        CHECK_MSG(d <= tol, "%s --quantization %s: logits differ by %g", name, quant, d);
+    }
+    vlm_free(lg);
+    vlm_model_free(m);
+    ref_free(&r);
+}
+
+/* The same model from llama.cpp's GGUF pair (text file + "gemma3" mmproj, made by
+ * scripts/make_gemma3_gguf_fixtures.py with convert_hf_to_gguf.py): the converter writes no
+ * window pattern, so the file means both layers local (llama.cpp's default pattern of 6); the
+ * safetensors under that layer_types give the same logits but for the input projection, which
+ * the converter rounds to F16 (7.6e-5 here; 1e-3); the processor and image token come from the metadata. */
+static void check_gguf_pair(void) {
+    char text[512], mm[512];
+    snprintf(text, sizeof text, "%s", test_path("tests/fixtures/gguf/gemma3-vlm-f32.gguf"));
+    snprintf(mm, sizeof mm, "%s", test_path("tests/fixtures/gguf/gemma3-vlm-mmproj-f32.gguf"));
+    struct ref r;
+    if (ref_load(test_path("tests/fixtures/gemma3/quant-proj-64"), &r) != 0) { CHECK_MSG(0, "quant-proj-64 unreadable"); ref_free(&r); return; }
+    const char *dir = variant("quant-proj-64", "text_config.layer_types", json_pack("[s, s]", "sliding_attention", "sliding_attention"));
+    struct vlm_model *ms = dir ? load(dir, 1) : NULL, *mg = NULL;
+    struct vlm_model_params mp = vlm_model_default_params();
+    mp.dtype = "float32";
+    mp.n_threads = 1;
+    mp.mmproj = mm;
+    int rc = vlm_model_load(text, &mp, &mg);
+    CHECK_MSG(rc == VLM_OK && ms, "%s + %s: %s", text, mm, vlm_last_error());
+    float *ls = vlm_malloc(sizeof(float) * (size_t)r.n_vocab), *lg = vlm_malloc(sizeof(float) * (size_t)r.n_vocab);
+    int32_t gs[16], gg[16];
+    if (ms && mg && run_prompt(ms, &r, ls, gs, VLM_KV_AUTO) == VLM_OK && run_prompt(mg, &r, lg, gg, VLM_KV_AUTO) == VLM_OK) {
+        double d = max_abs_diff(ls, lg, r.n_vocab), dhf = max_abs_diff(ls, r.logits, r.n_vocab);
+        printf("  gemma3 GGUF text + mmproj: logits max abs diff vs the safetensors (both layers local) %.3g (tol 1e-3);"
+               " the window pattern matters: %.3g from transformers' file\n", d, dhf);
+        CHECK_MSG(d <= 1e-3, "GGUF pair logits differ by %g", d);
+        const struct vlm_model_info *mi = vlm_model_get_info(mg);
+        CHECK_EQ_INT(mi->image_token_id, 390);
+        CHECK(vlm_model_processor(mg) != NULL && vlm_model_tokenizer(mg) != NULL);
+    }
+    vlm_free(ls);
+    vlm_free(lg);
+    vlm_model_free(ms);
+    vlm_model_free(mg);
+    if (dir) cleanup_variant();
+    ref_free(&r);
+}
+
 int main(void) {
     test_prefill_take();
+    check_gguf_pair();
+    check_fixture("quant-proj-64", 1);
+    check_quantized("quant-proj-64", "q8_0", 1e-1);
+    check_quantized("quant-proj-64", "q4_k", 4e-1);
     const char *fx[] = {"two-images-gqa-tied", "pan-scan-mha-untied-softcap", "text-causallm-gqa",
                         "two-images-gqa-tied-bf16"};
     for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) check_fixture(fx[i], i % 2 ? 2 : 1);

@@ -19,6 +19,8 @@
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "formats/gguf.h"
+#include "models/gemma3_gguf.h"
 
 #define N_GREEDY 16
 
@@ -317,7 +319,171 @@ static void folder_and_errors(void) {
     rmdir(dir);
 }
 
+/* Runs ids through m (text only): the last row's logits into logits (n_vocab) and n greedy
+ * tokens into greedy. */
+static int run_text(const struct vlm_model *m, const int32_t *ids, int n_ids, float *logits, int32_t *greedy, int n) {
+    const struct vlm_model_info *mi = vlm_model_get_info(m);
+    struct vlm_ctx_params cp = vlm_ctx_default_params();
+    cp.n_seq_max = 1;
+    cp.n_batch_max = n_ids;
+    cp.n_ctx = n_ids + n + 1;
+    cp.n_threads = 1;
+    struct vlm_ctx *ctx = NULL;
+    struct vlm_error err;
+    if (vlm_ctx_new(m, &cp, &ctx, &err) != VLM_OK) { fprintf(stderr, "ctx: %s\n", err.msg); return -1; }
+    int32_t *pos = vlm_malloc(sizeof(int32_t) * (size_t)n_ids), *seq = vlm_calloc((size_t)n_ids, sizeof *seq);
+    for (int i = 0; i < n_ids; i++) pos[i] = i;
+    struct vlm_batch b = {n_ids, ids, NULL, pos, seq, NULL, NULL};
+    int rc = vlm_ctx_decode(ctx, &b, &err) == VLM_OK ? 0 : -1;
+    if (!rc) memcpy(logits, vlm_ctx_logits(ctx, 0), sizeof(float) * (size_t)mi->n_vocab);
+    int32_t tok = rc ? 0 : vlm_argmax(logits, mi->n_vocab);
+    for (int i = 0; i < n && !rc; i++) {
+        greedy[i] = tok;
+        int32_t p = n_ids + i, s = 0;
+        struct vlm_batch one = {1, &tok, NULL, &p, &s, NULL, NULL};
+        if (vlm_ctx_decode(ctx, &one, &err) != VLM_OK) rc = -1;
+        else tok = vlm_argmax(vlm_ctx_logits(ctx, 0), mi->n_vocab);
+    }
+    if (rc) fprintf(stderr, "decode: %s\n", err.msg);
+    vlm_free(pos);
+    vlm_free(seq);
+    vlm_ctx_free(ctx);
+    return rc;
+}
+
+/* Gemma 3 text GGUF (llama.cpp's converter: norms stored as 1 + w, tied Q8_0 embedding, sliding
+ * window, linear RoPE on the global layer, final soft-capping) against transformers' logits of
+ * the safetensors it came from and vlm.c on those safetensors. f32: the same arithmetic, so
+ * 1e-4. Q8_0: quantized weights and int8 activations move these logits (|l| < 1.5) by ~1e-2;
+ * 5e-2 against the file dequantized to f32 (the kernels' rounding) and 1e-1 against the f32
+ * model (no greedy check for Q8_0: the continuation's top-2 gaps go down to 0.0025). */
+static void gemma3_text(void) {
+    char dir[512], f32[512], q8[512];
+    snprintf(dir, sizeof dir, "%s", test_path("tests/fixtures/gemma3/gguf-text"));
+    snprintf(f32, sizeof f32, "%s", test_path("tests/fixtures/gguf/gemma3-text-f32.gguf"));
+    snprintf(q8, sizeof q8, "%s", test_path("tests/fixtures/gguf/gemma3-text-q8_0.gguf"));
+    size_t len;
+    char *text = read_rel(dir, "ref.json", &len);
+    json_t *ref = text ? json_loadb(text, len, 0, NULL) : NULL;
+    vlm_free(text);
+    if (!ref) { CHECK_MSG(0, "%s/ref.json unreadable", dir); return; }
+    json_t *jids = json_object_get(ref, "input_ids"), *jl = json_object_get(ref, "logits"), *jg = json_object_get(ref, "greedy");
+    int n_ids = (int)json_array_size(jids), n_vocab = (int)json_array_size(jl);
+    int32_t ids[64], g_hf[N_GREEDY], g[4][N_GREEDY];
+    for (int i = 0; i < n_ids && i < 64; i++) ids[i] = (int32_t)json_integer_value(json_array_get(jids, (size_t)i));
+    for (int i = 0; i < N_GREEDY; i++) g_hf[i] = (int32_t)json_integer_value(json_array_get(jg, (size_t)i));
+    float *hf = vlm_malloc(sizeof(float) * (size_t)n_vocab), *l[4];
+    for (int i = 0; i < n_vocab; i++) hf[i] = (float)json_number_value(json_array_get(jl, (size_t)i));
+    struct vlm_model *m[4] = {load(dir, NULL, 0), load(f32, NULL, 1), load(q8, NULL, 0), load(q8, NULL, 0)};
+    const char *label[4] = {"safetensors", "gguf f32", "gguf q8_0", "gguf q8_0 dequantized"};
+    int ok = m[0] && m[1] && m[2] && m[3] && dequantize_model(m[3]) == VLM_OK && n_ids <= 64;
+    for (int k = 0; k < 4; k++) {
+        l[k] = vlm_malloc(sizeof(float) * (size_t)n_vocab);
+        if (ok) {
+            CHECK_EQ_INT(vlm_model_get_info(m[k])->n_vocab, n_vocab);
+            ok = run_text(m[k], ids, n_ids, l[k], g[k], N_GREEDY) == 0;
+        }
+    }
+    CHECK(ok);
+    if (ok) {
+        double d[4] = {max_diff(l[0], hf, n_vocab), max_diff(l[1], hf, n_vocab), max_diff(l[2], l[3], n_vocab), max_diff(l[2], l[1], n_vocab)};
+        printf("  gemma3 text: logits max abs diff vs transformers: safetensors %.3g, gguf f32 %.3g; "
+               "q8_0 vs dequantized %.3g, vs f32 %.3g\n", d[0], d[1], d[2], d[3]);
+        CHECK_MSG(d[0] <= 1e-4 && d[1] <= 1e-4, "%s / %s differ from transformers", label[0], label[1]);
+        CHECK_MSG(d[2] <= 5e-2 && d[3] <= 1e-1, "%s: logits differ by %g / %g", label[2], d[2], d[3]);
+        CHECK_MSG(!memcmp(g[0], g_hf, sizeof g_hf) && !memcmp(g[1], g_hf, sizeof g_hf), "greedy differs from transformers'");
+        const struct vlm_model_info *mi = vlm_model_get_info(m[1]);
+        CHECK_EQ_INT(mi->bos_id, 1);
+        CHECK(vlm_model_tokenizer(m[1]) != NULL);
+    }
+    for (int k = 0; k < 4; k++) { vlm_free(l[k]); vlm_model_free(m[k]); }
+    vlm_free(hf);
+    json_decref(ref);
+}
+
+static struct vlm_gguf_kv *kv_of(struct vlm_gguf *g, const char *key) {
+    return (struct vlm_gguf_kv *)vlm_gguf_find(g, key);
+}
+
+/* Builds the config of g, expecting an error naming want when want is non-NULL. */
+static json_t *gemma3_cfg(const struct vlm_gguf *g, const char *want) {
+    json_t *tc = json_object();
+    struct vlm_error err;
+    vlm_error_clear(&err);
+    int rc = vlm_gguf_gemma3_text_config(g, tc, &err);
+    if (want) {
+        CHECK_MSG(rc != VLM_OK && strstr(err.msg, want) && strstr(err.msg, g->fname), "want an error naming %s: \"%s\"", want, err.msg);
+        json_decref(tc);
+        return NULL;
+    }
+    CHECK_MSG(rc == VLM_OK, "%s", err.msg);
+    return tc;
+}
+
+/* The gemma3.* metadata as llama.cpp reads it, and every value checked: the converter's
+ * file gives the config transformers has, edited metadata gives llama.cpp's defaults or errors
+ * naming file and key. */
+static void gemma3_config_rules(void) {
+    char *data = NULL;
+    size_t len = 0;
+    const char *path = test_path("tests/fixtures/gguf/gemma3-text-q8_0.gguf");
+    char fname[512];
+    snprintf(fname, sizeof fname, "%s", path);
+    struct vlm_error err;
+    struct vlm_gguf g;
+    if (vlm_read_file(fname, 1u << 24, &data, &len, &err) != VLM_OK || vlm_gguf_parse((const uint8_t *)data, len, fname, &g, &err) != VLM_OK) {
+        CHECK_MSG(0, "%s: %s", fname, err.msg);
+        vlm_free(data);
+        return;
+    }
+    json_t *tc = gemma3_cfg(&g, NULL);
+    if (tc) {
+        char *s = json_dumps(json_object_get(tc, "layer_types"), JSON_COMPACT);
+        CHECK_EQ_STR(s, "[\"sliding_attention\",\"sliding_attention\",\"sliding_attention\",\"sliding_attention\",\"sliding_attention\",\"full_attention\"]");
+        free(s);
+        s = json_dumps(json_object_get(tc, "rope_parameters"), JSON_COMPACT | JSON_SORT_KEYS);
+        CHECK_EQ_STR(s, "{\"full_attention\":{\"factor\":2.0,\"rope_theta\":1000000.0,\"rope_type\":\"linear\"},"
+                        "\"sliding_attention\":{\"rope_theta\":10000.0,\"rope_type\":\"default\"}}");
+        free(s);
+        CHECK_EQ_INT(json_integer_value(json_object_get(tc, "sliding_window")), 4);
+        CHECK_EQ_INT(json_integer_value(json_object_get(tc, "query_pre_attn_scalar")), 32);
+        CHECK_EQ_INT(json_integer_value(json_object_get(tc, "vocab_size")), 420);
+        CHECK(json_is_true(json_object_get(tc, "tie_word_embeddings")) && json_is_true(json_object_get(tc, "vlm_gguf")));
+        CHECK_NEAR(json_number_value(json_object_get(tc, "final_logit_softcapping")), 5.0, 1e-9);
+        json_decref(tc);
+    }
+    struct vlm_gguf_kv *sw = kv_of(&g, "gemma3.attention.sliding_window"), *kl = kv_of(&g, "gemma3.attention.key_length");
+    struct vlm_gguf_kv *hk = kv_of(&g, "gemma3.attention.head_count_kv"), *st = kv_of(&g, "gemma3.rope.scaling.type");
+    if (!sw || !kl || !hk || !st) { CHECK_MSG(0, "fixture lacks keys"); vlm_gguf_free(&g); vlm_free(data); return; }
+    uint64_t sw0 = sw->v.u;
+    sw->v.u = 0;   /* no window: every layer global, as llama.cpp's LLAMA_SWA_TYPE_NONE */
+    if ((tc = gemma3_cfg(&g, NULL))) {
+        char *s = json_dumps(json_object_get(tc, "layer_types"), JSON_COMPACT);
+        CHECK(s && !strstr(s, "sliding") && json_is_null(json_object_get(tc, "sliding_window")));
+        free(s);
+        json_decref(tc);
+    }
+    sw->v.u = sw0;
+    sw->type = VLM_GGUF_STRING;
+    gemma3_cfg(&g, "gemma3.attention.sliding_window");
+    sw->type = VLM_GGUF_U32;
+    kl->v.u = 4096;
+    gemma3_cfg(&g, "gemma3.attention.key_length");
+    kl->v.u = 32;
+    hk->v.u = 3;   /* more KV heads than heads */
+    gemma3_cfg(&g, "gemma3.attention.head_count_kv");
+    hk->v.u = 1;
+    const char *ty = st->str;
+    st->str = "yarn!!";   /* 6 bytes, as "linear" */
+    gemma3_cfg(&g, "rope.scaling.type");
+    st->str = ty;
+    vlm_gguf_free(&g);
+    vlm_free(data);
+}
+
 int main(void) {
+    gemma3_config_rules();
+    gemma3_text();
     parity("padded-tile", "f32", 1e-4, 1);
     parity("rope-linear", "f32", 1e-4, 1);
     parity("padded-tile", "f16", 1e-2, 1);

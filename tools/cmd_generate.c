@@ -24,6 +24,8 @@ static void usage(FILE *f) {
                "  --image X          an image file, or an http(s)://, file:// or data: URL (repeatable)\n"
                "  --prompt TEXT      the user's text\n"
                "  --system TEXT      a system message first\n"
+               "  --raw              TEXT is a plain completion prompt, no chat template: BOS + TEXT,\n"
+               "                     as llama-completion runs it (for base models; no images)\n"
                "  --messages FILE    a conversation (JSON list of OpenAI/HF messages, several turns);\n"
                "                     {\"type\": \"image\"} parts take the --image arguments in order,\n"
                "                     image_url parts name their own file or URL; --prompt adds a turn\n"
@@ -104,7 +106,7 @@ static void print_json(const struct vlm_generate_result *r) {
 static const char *const generate_flags[] = {
     "--image", "--prompt", "--system", "--messages", "--no-splitting", "--mm-processor-kwargs", "--max-tokens",
     "--temperature", "--top-p", "--top-k", "--min-p", "--repetition-penalty", "--seed", "--stop", "--threads",
-    "--json", "--help"};
+    "--json", "--raw", "--help"};
 
 /* The conversation: --messages FILE (its image_url parts become {"type": "image"} and their URLs
  * join the image list in order, {"type": "image"} parts take --image arguments), then --system
@@ -154,7 +156,7 @@ static json_t *build_messages(const char *file, const char *sys, const char *pro
 int cmd_generate(int argc, char **argv) {
     const char *dir = NULL, *prompt = NULL, *sys = NULL, *mfile = NULL, *image_args[MAX_IMAGES], *stops[16];
     const char *images[MAX_IMAGES];
-    int n_args = 0, n_images = 0, n_stop = 0, json = 0;
+    int n_args = 0, n_images = 0, n_stop = 0, json = 0, raw = 0;
     struct vlm_generate_params gp = vlm_generate_default_params();
     struct vlm_model_params mp = vlm_model_default_params();
     struct vlm_model_ref ref = {0};
@@ -165,6 +167,7 @@ int cmd_generate(int argc, char **argv) {
         int has = v != NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--raw")) raw = 1;
         else if (!strcmp(a, "--no-splitting")) gp.mm_processor_kwargs = "{\"do_image_splitting\": false}";
         else if (!strcmp(a, "--mm-processor-kwargs") && has) { gp.mm_processor_kwargs = v; i++; }
         else if (!strcmp(a, "--image") && has) { if (n_args == MAX_IMAGES) { fprintf(stderr, "vlm generate: at most %d images\n", MAX_IMAGES); return 2; } image_args[n_args++] = v; i++; }
@@ -194,6 +197,11 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!prompt && !mfile) { fprintf(stderr, "vlm generate: --prompt or --messages is required\n\n"); usage(stderr); return 2; }
     if (gp.max_tokens <= 0) { fprintf(stderr, "vlm generate: --max-tokens must be positive\n"); return 2; }
+    if (raw && (!prompt || mfile || sys || n_args)) {
+        fprintf(stderr, "vlm generate: --raw takes --prompt only (no --messages, --system or --image)\n");
+        return 2;
+    }
+    if (raw) gp.raw_prompt = prompt;
     if (!dir) dir = vlm_tool_default_model();
     json_t *msgs = build_messages(mfile, sys, prompt, image_args, n_args, images, &n_images);
     if (!msgs) return 2;

@@ -29,6 +29,7 @@ int cmd_generate(int argc, char **argv);   /* tools/cmd_generate.c */
 int cmd_inspect(int argc, char **argv);    /* tools/cmd_inspect.c */
 int cmd_quantize(int argc, char **argv);   /* tools/cmd_quantize.c */
 int cmd_bench(int argc, char **argv);      /* tools/cmd_bench.c (dispatches --tokenizer) */
+int cmd_perplexity(int argc, char **argv); /* tools/cmd_perplexity.c */
 int cmd_pull(int argc, char **argv);       /* tools/cmd_pull.c */
 int cmd_ls(int argc, char **argv);         /* tools/cmd_ls.c */
 

@@ -24,6 +24,7 @@ static const struct vlm_command commands[] = {
     {"ls", "cached hub models: size and whether this engine runs them (alias: list)", cmd_ls},
     {"list", NULL, cmd_ls},
     {"quantize", "write a model folder as llama.cpp's GGUF pair (vlm quantize SRC OUT.gguf --type q4_k_m)", cmd_quantize},
+    {"perplexity", "perplexity of a text file as llama-perplexity measures it (vlm perplexity MODEL -f F -c 512)", cmd_perplexity},
     {"bench", "image encode, prefill and decode speed beside the machine's limits", cmd_bench},
     {"bench-tokenizer", "tokenizer encoding speed (same as `vlm bench --tokenizer`)", cmd_bench_tokenizer},
     /* one row per subcommand, in the order users meet them */

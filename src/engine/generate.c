@@ -130,10 +130,31 @@ static int parse_overrides(const char *kw, struct vlm_processor_overrides *o, st
     return rc;
 }
 
+/* params->raw_prompt: BOS + the text's ids, no template, no images (llama-completion's prompt). */
+static int raw_prompt(const struct vlm_model *m, const char *text, struct vlm_prompt *pr, struct vlm_error *err) {
+    if (!m->tok) return vlm_error_set(err, VLM_E_INVALID, "the model has no tokenizer");
+    pr->text = vlm_strdup(text);
+    if (!pr->text) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+    int rc = vlm_tokenize(m->tok, text, strlen(text), VLM_TOK_ADD_SPECIAL | VLM_TOK_PARSE_SPECIAL, &pr->ids, &pr->n_ids, err);
+    if (rc != VLM_OK) return rc;
+    if (!pr->n_ids) return vlm_error_set(err, VLM_E_INVALID, "the prompt is empty");
+    pr->image_of = vlm_malloc(sizeof(int32_t) * pr->n_ids);
+    pr->row_of = vlm_malloc(sizeof(int32_t) * pr->n_ids);
+    if (!pr->image_of || !pr->row_of) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < pr->n_ids; i++) pr->image_of[i] = pr->row_of[i] = -1;
+    return VLM_OK;
+}
+
+static int run_prompt(struct gen *g, struct vlm_generate_result *out, struct vlm_error *err);
+
 static int run(struct gen *g, const char *messages_json, const struct vlm_image_bytes *images, int n_images,
                struct vlm_generate_result *out, struct vlm_error *err) {
     struct vlm_model *m = g->m;
     const struct vlm_generate_params *p = g->p;
+    if (p->raw_prompt) {
+        int rc = raw_prompt(m, p->raw_prompt, &g->prompt, err);
+        return rc == VLM_OK ? run_prompt(g, out, err) : rc;
+    }
     json_error_t je;
     json_t *msgs = json_loads(messages_json ? messages_json : "", JSON_REJECT_DUPLICATES, &je);
     if (!msgs) return vlm_error_set(err, VLM_E_INVALID, "messages: not valid JSON (%s)", je.text);
@@ -156,8 +177,14 @@ static int run(struct gen *g, const char *messages_json, const struct vlm_image_
     vlm_free(imgs);
     vlm_free(ip);
     json_decref(msgs);
-    if (rc != VLM_OK) return rc;
+    return rc == VLM_OK ? run_prompt(g, out, err) : rc;
+}
 
+/* Generation from a prepared prompt (g->prompt): image encodes, prefill, sampling. */
+static int run_prompt(struct gen *g, struct vlm_generate_result *out, struct vlm_error *err) {
+    struct vlm_model *m = g->m;
+    const struct vlm_generate_params *p = g->p;
+    int rc;
     struct vlm_ctx_params cp = vlm_ctx_default_params();
     cp.n_seq_max = 1;
     cp.n_batch_max = GEN_CHUNK;

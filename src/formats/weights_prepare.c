@@ -104,13 +104,21 @@ static int convert(struct vlm_weights *w, struct vlm_weight *e, enum vlm_dtype t
     return VLM_OK;
 }
 
+/* Matrices --quantization leaves in a float type: Gemma 3's mm_input_projection_weight is
+ * stored (d_vision, d_text) and used as x @ W, so its rows are not the rows a block type groups
+ * (the family transposes it); llama.cpp's converter keeps it in F16 too (Gemma3VisionModel's
+ * tensor_force_quant). */
+static int keep_float(const char *name) {
+    return ends_with(name, "mm_input_projection_weight");
+}
+
 int vlm_weights_prepare(struct vlm_weights *w, enum vlm_dtype_param dtype, enum vlm_dtype q,
                         struct vlm_pool *pool, struct vlm_error *err) {
     for (size_t i = 0; i < w->n; i++) {
         struct vlm_weight *e = &w->w[i];
         if (!is_matrix(e)) continue;
         int rc = VLM_OK;
-        enum vlm_dtype qt = q == VLM_DT_COUNT ? VLM_DT_COUNT : vlm_quant_type_for(q, e->name, e->t.ne[1]);
+        enum vlm_dtype qt = q == VLM_DT_COUNT || keep_float(e->name) ? VLM_DT_COUNT : vlm_quant_type_for(q, e->name, e->t.ne[1]);
         if (qt != VLM_DT_COUNT) rc = convert(w, e, qt, pool, err);
         else if (dtype == VLM_DTYPE_BFLOAT16 && e->t.type != VLM_DT_BF16) rc = convert(w, e, VLM_DT_BF16, pool, err);
         else if (dtype == VLM_DTYPE_FLOAT16 && e->t.type != VLM_DT_F16) rc = convert(w, e, VLM_DT_F16, pool, err);

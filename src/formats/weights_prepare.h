@@ -30,7 +30,8 @@ int vlm_quant_param_parse(const char *s, enum vlm_dtype *out, struct vlm_error *
  * Q5_K -> Q5_1, Q6_K -> Q8_0); VLM_DT_COUNT when nothing fits (the tensor stays as it is). */
 enum vlm_dtype vlm_quant_type_for(enum vlm_dtype q, const char *name, int64_t k);
 
-/* Applies dtype, then (q != VLM_DT_COUNT) quantizes every 2-D matrix but position embeddings,
+/* Applies dtype, then (q != VLM_DT_COUNT) quantizes every 2-D matrix but position embeddings
+ * and matrices used transposed (Gemma 3's mm_input_projection_weight, kept as dtype says),
  * over the pool. Converted tensors live in memory owned by the map. VLM_E_NOMEM on failure. */
 int vlm_weights_prepare(struct vlm_weights *w, enum vlm_dtype_param dtype, enum vlm_dtype q,
                         struct vlm_pool *pool, struct vlm_error *err);

@@ -84,7 +84,9 @@ static int load_vision(struct vlm_model *m, struct vlm_gemma3 *f, struct vlm_err
     f->owned = vlm_malloc(sizeof(float) * (size_t)vh.d_model);
     if (!f->owned) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
     vlm_tensor_to_f32(t, f->owned, vh.d_model);
-    for (int i = 0; i < vh.d_model; i++) f->owned[i] += 1.0f;
+    int gguf;   /* llama.cpp's converter stores mm_soft_emb_norm as 1 + w already */
+    if ((rc = vlm_config_bool(c, c->root, "vlm_gguf", 0, &gguf, err)) != VLM_OK) return rc;
+    for (int i = 0; i < vh.d_model && !gguf; i++) f->owned[i] += 1.0f;
     f->soft_norm = f->owned;
     f->soft_eps = (float)eps;
     f->mm_tokens = (int)mm;

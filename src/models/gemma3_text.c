@@ -86,7 +86,7 @@ static int read_layer_types(const struct vlm_config *c, json_t *t, struct vlm_ge
 
 int vlm_gemma3_hparams_read(const struct vlm_config *c, json_t *t, struct vlm_gemma3_hparams *hp,
                             struct vlm_error *err) {
-    int rc, bidir, bias;
+    int rc, bidir, bias, gguf;
     long long v, d, nh, nkv, hd, ff, nl, mp, sw = 4096;
     double eps, qpas, acap, fcap;
     const char *act;
@@ -109,6 +109,7 @@ int vlm_gemma3_hparams_read(const struct vlm_config *c, json_t *t, struct vlm_ge
     CHK(vlm_config_str(c, t, "hidden_activation", "gelu_pytorch_tanh", &act, err));
     CHK(vlm_config_bool(c, t, "use_bidirectional_attention", 0, &bidir, err));
     CHK(vlm_config_bool(c, t, "attention_bias", 0, &bias, err));
+    CHK(vlm_config_bool(c, t, "vlm_gguf", 0, &gguf, err));
     if (nh % nkv) return vlm_error_set(err, VLM_E_FORMAT, "%s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld", c->path, nh, nkv);
     if (strcmp(act, "gelu_pytorch_tanh") && strcmp(act, "gelu_tanh") && strcmp(act, "gelu_new"))
         return vlm_error_set(err, VLM_E_UNSUPPORTED, "%s: hidden_activation \"%s\" (only gelu_pytorch_tanh)", c->path, act);
@@ -124,12 +125,14 @@ int vlm_gemma3_hparams_read(const struct vlm_config *c, json_t *t, struct vlm_ge
     (void)acap;
     hp->final_softcap = (float)fcap;
     hp->sliding_window = (int)sw;
+    hp->gguf = gguf;
     CHK(read_layer_types(c, t, hp, err));
     return read_ropes(c, t, hp, err);
 }
 
-/* Binds one tensor; with one_plus, an f32 copy of 1 + w (Gemma3RMSNorm's weight). */
-static int bind(const struct vlm_weights *w, const char *name, int nd, int64_t a, int64_t b,
+/* Binds one tensor; with one_plus, an f32 copy of 1 + w (Gemma3RMSNorm's weight), or of the
+ * stored weight as is when it already holds 1 + w (shift 0: llama.cpp's converter adds the 1). */
+static int bind(const struct vlm_weights *w, float shift, const char *name, int nd, int64_t a, int64_t b,
                 const struct vlm_tensor **t, float **one_plus, const float **out, struct vlm_error *err) {
     int64_t ne[2] = {a, b};
     const struct vlm_tensor *tmp;
@@ -137,15 +140,18 @@ static int bind(const struct vlm_weights *w, const char *name, int nd, int64_t a
     if (rc != VLM_OK || !one_plus) return rc;
     float *dst = *one_plus;
     vlm_tensor_to_f32(t ? *t : tmp, dst, a);
-    for (int64_t i = 0; i < a; i++) dst[i] = 1.0f + dst[i];
+    if (shift != 0.0f)
+        for (int64_t i = 0; i < a; i++) dst[i] = shift + dst[i];
     *out = dst;
     *one_plus += a;
     return VLM_OK;
 }
 
-/* sqrt(d) as transformers holds it: a float32 tensor cast to the embedding's dtype. */
-static float embed_scale_for(enum vlm_dtype t, int d) {
+/* sqrt(d) as transformers holds it: a float32 tensor cast to the embedding's dtype (llama.cpp
+ * keeps the f32 value: gguf). */
+static float embed_scale_for(enum vlm_dtype t, int d, int gguf) {
     float s = (float)sqrt((double)d);
+    if (gguf) return s;
     if (t == VLM_DT_BF16) return vlm_bf16_to_f32(vlm_f32_to_bf16(s));
     if (t == VLM_DT_F16) return vlm_f16_to_f32(vlm_f32_to_f16(s));
     return s;
@@ -164,35 +170,35 @@ int vlm_gemma3_text_load(struct vlm_gemma3_text *g, const struct vlm_gemma3_hpar
     g->inv_freq_local = vlm_malloc(sizeof(float) * (size_t)(hd / 2));
     if (!g->owned || !g->layers || !g->inv_freq_global || !g->inv_freq_local)
         return vlm_error_set(err, VLM_E_NOMEM, "out of memory loading the decoder");
-    float *cur = g->owned;
+    float *cur = g->owned, shift = hp->gguf ? 0.0f : 1.0f;
     char name[256];
 #define NAME(...) (snprintf(name, sizeof name, __VA_ARGS__), name)
-    CHK(bind(w, NAME("%sembed_tokens.weight", prefix), 2, hp->n_vocab, d, &g->embed, NULL, NULL, err));
-    CHK(bind(w, NAME("%snorm.weight", prefix), 1, d, 0, NULL, &cur, &g->norm, err));
+    CHK(bind(w, shift, NAME("%sembed_tokens.weight", prefix), 2, hp->n_vocab, d, &g->embed, NULL, NULL, err));
+    CHK(bind(w, shift, NAME("%snorm.weight", prefix), 1, d, 0, NULL, &cur, &g->norm, err));
     if (hp->tied) g->lm_head = g->embed;   /* transformers ties even when the file has a head */
-    else if (vlm_weights_get(w, lm_head_name)) CHK(bind(w, lm_head_name, 2, hp->n_vocab, d, &g->lm_head, NULL, NULL, err));
+    else if (vlm_weights_get(w, lm_head_name)) CHK(bind(w, shift, lm_head_name, 2, hp->n_vocab, d, &g->lm_head, NULL, NULL, err));
     else return vlm_error_set(err, VLM_E_NOT_FOUND, "%s: missing tensor '%s' (tie_word_embeddings is false)",
                               w->n_files == 1 ? w->files[0] : "the model's safetensors files", lm_head_name);
     for (int i = 0; i < hp->n_layer; i++) {
         struct vlm_gemma3_layer *L = &g->layers[i];
         char base[192];
         snprintf(base, sizeof base, "%slayers.%d.", prefix, i);
-        CHK(bind(w, NAME("%sinput_layernorm.weight", base), 1, d, 0, NULL, &cur, &L->attn_norm, err));
-        CHK(bind(w, NAME("%spost_attention_layernorm.weight", base), 1, d, 0, NULL, &cur, &L->post_attn_norm, err));
-        CHK(bind(w, NAME("%spre_feedforward_layernorm.weight", base), 1, d, 0, NULL, &cur, &L->ffn_norm, err));
-        CHK(bind(w, NAME("%spost_feedforward_layernorm.weight", base), 1, d, 0, NULL, &cur, &L->post_ffn_norm, err));
-        CHK(bind(w, NAME("%sself_attn.q_norm.weight", base), 1, hd, 0, NULL, &cur, &L->q_norm, err));
-        CHK(bind(w, NAME("%sself_attn.k_norm.weight", base), 1, hd, 0, NULL, &cur, &L->k_norm, err));
-        CHK(bind(w, NAME("%sself_attn.q_proj.weight", base), 2, q, d, &L->wq, NULL, NULL, err));
-        CHK(bind(w, NAME("%sself_attn.k_proj.weight", base), 2, kvd, d, &L->wk, NULL, NULL, err));
-        CHK(bind(w, NAME("%sself_attn.v_proj.weight", base), 2, kvd, d, &L->wv, NULL, NULL, err));
-        CHK(bind(w, NAME("%sself_attn.o_proj.weight", base), 2, d, q, &L->wo, NULL, NULL, err));
-        CHK(bind(w, NAME("%smlp.gate_proj.weight", base), 2, hp->d_ff, d, &L->w_gate, NULL, NULL, err));
-        CHK(bind(w, NAME("%smlp.up_proj.weight", base), 2, hp->d_ff, d, &L->w_up, NULL, NULL, err));
-        CHK(bind(w, NAME("%smlp.down_proj.weight", base), 2, d, hp->d_ff, &L->w_down, NULL, NULL, err));
+        CHK(bind(w, shift, NAME("%sinput_layernorm.weight", base), 1, d, 0, NULL, &cur, &L->attn_norm, err));
+        CHK(bind(w, shift, NAME("%spost_attention_layernorm.weight", base), 1, d, 0, NULL, &cur, &L->post_attn_norm, err));
+        CHK(bind(w, shift, NAME("%spre_feedforward_layernorm.weight", base), 1, d, 0, NULL, &cur, &L->ffn_norm, err));
+        CHK(bind(w, shift, NAME("%spost_feedforward_layernorm.weight", base), 1, d, 0, NULL, &cur, &L->post_ffn_norm, err));
+        CHK(bind(w, shift, NAME("%sself_attn.q_norm.weight", base), 1, hd, 0, NULL, &cur, &L->q_norm, err));
+        CHK(bind(w, shift, NAME("%sself_attn.k_norm.weight", base), 1, hd, 0, NULL, &cur, &L->k_norm, err));
+        CHK(bind(w, shift, NAME("%sself_attn.q_proj.weight", base), 2, q, d, &L->wq, NULL, NULL, err));
+        CHK(bind(w, shift, NAME("%sself_attn.k_proj.weight", base), 2, kvd, d, &L->wk, NULL, NULL, err));
+        CHK(bind(w, shift, NAME("%sself_attn.v_proj.weight", base), 2, kvd, d, &L->wv, NULL, NULL, err));
+        CHK(bind(w, shift, NAME("%sself_attn.o_proj.weight", base), 2, d, q, &L->wo, NULL, NULL, err));
+        CHK(bind(w, shift, NAME("%smlp.gate_proj.weight", base), 2, hp->d_ff, d, &L->w_gate, NULL, NULL, err));
+        CHK(bind(w, shift, NAME("%smlp.up_proj.weight", base), 2, hp->d_ff, d, &L->w_up, NULL, NULL, err));
+        CHK(bind(w, shift, NAME("%smlp.down_proj.weight", base), 2, d, hp->d_ff, &L->w_down, NULL, NULL, err));
     }
 #undef NAME
-    g->embed_scale = embed_scale_for(g->embed->type, d);
+    g->embed_scale = embed_scale_for(g->embed->type, d, hp->gguf);
     vlm_rope_inv_freq(&g->hp.rope_global, 0, g->inv_freq_global);
     vlm_rope_inv_freq(&g->hp.rope_local, 0, g->inv_freq_local);
     return VLM_OK;

@@ -29,6 +29,9 @@ struct vlm_gemma3_hparams {
     int   sliding_window;      /* keys a local layer's query sees (itself included); 0 = no window */
     int   tied;                /* lm_head is embed_tokens */
     int   image_run;           /* rows of one image (mm_tokens_per_image); 0 = text only */
+    int   gguf;                /* config "vlm_gguf" (set by the GGUF loader only): the norm weights
+                                  already hold 1 + w, and the embedding scale is sqrt(d) in f32,
+                                  as llama.cpp's converter writes and llama.cpp computes them */
     struct vlm_rope_params rope_global, rope_local;
     uint8_t sliding[VLM_GEMMA3_MAX_LAYERS];   /* 1 = local (sliding_attention) layer */
 };

@@ -30,6 +30,32 @@ struct vlm_gguf_family {
     int (*heads)(const struct vlm_gguf *text, int *n_head, int *n_head_kv, struct vlm_error *err);
 };
 
+/* The rename rules of a SigLIP tower in a clip mmproj (clip.cpp's v.* names), for a family's
+ * vision table: V is the family's prefix of the tower ("model.vision_model."), E that of its
+ * layers with one %d ("model.vision_model.encoder.layers.%d."). */
+#define VLM_GGUF_SIGLIP_NAMES(V, E) \
+    {"v.patch_embd.weight", V "embeddings.patch_embedding.weight", 0}, \
+    {"v.patch_embd.bias", V "embeddings.patch_embedding.bias", 0}, \
+    {"v.position_embd.weight", V "embeddings.position_embedding.weight", 0}, \
+    {"v.post_ln.weight", V "post_layernorm.weight", 0}, \
+    {"v.post_ln.bias", V "post_layernorm.bias", 0}, \
+    {"v.blk.%d.ln1.weight", E "layer_norm1.weight", 0}, \
+    {"v.blk.%d.ln1.bias", E "layer_norm1.bias", 0}, \
+    {"v.blk.%d.ln2.weight", E "layer_norm2.weight", 0}, \
+    {"v.blk.%d.ln2.bias", E "layer_norm2.bias", 0}, \
+    {"v.blk.%d.attn_q.weight", E "self_attn.q_proj.weight", 0}, \
+    {"v.blk.%d.attn_q.bias", E "self_attn.q_proj.bias", 0}, \
+    {"v.blk.%d.attn_k.weight", E "self_attn.k_proj.weight", 0}, \
+    {"v.blk.%d.attn_k.bias", E "self_attn.k_proj.bias", 0}, \
+    {"v.blk.%d.attn_v.weight", E "self_attn.v_proj.weight", 0}, \
+    {"v.blk.%d.attn_v.bias", E "self_attn.v_proj.bias", 0}, \
+    {"v.blk.%d.attn_out.weight", E "self_attn.out_proj.weight", 0}, \
+    {"v.blk.%d.attn_out.bias", E "self_attn.out_proj.bias", 0}, \
+    {"v.blk.%d.ffn_up.weight", E "mlp.fc1.weight", 0}, \
+    {"v.blk.%d.ffn_up.bias", E "mlp.fc1.bias", 0}, \
+    {"v.blk.%d.ffn_down.weight", E "mlp.fc2.weight", 0}, \
+    {"v.blk.%d.ffn_down.bias", E "mlp.fc2.bias", 0}
+
 /* registry.c: the family for a text file's architecture and an mmproj's projector type
  * (projector NULL: no mmproj given); NULL when none. */
 const struct vlm_gguf_family *vlm_gguf_family_find(const char *text_arch, const char *projector);

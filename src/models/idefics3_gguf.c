@@ -34,27 +34,7 @@ static const struct vlm_gguf_name text_names[] = {
 };
 
 static const struct vlm_gguf_name vision_names[] = {
-    {"v.patch_embd.weight", V "embeddings.patch_embedding.weight", 0},
-    {"v.patch_embd.bias", V "embeddings.patch_embedding.bias", 0},
-    {"v.position_embd.weight", V "embeddings.position_embedding.weight", 0},
-    {"v.post_ln.weight", V "post_layernorm.weight", 0},
-    {"v.post_ln.bias", V "post_layernorm.bias", 0},
-    {"v.blk.%d.ln1.weight", E "layer_norm1.weight", 0},
-    {"v.blk.%d.ln1.bias", E "layer_norm1.bias", 0},
-    {"v.blk.%d.ln2.weight", E "layer_norm2.weight", 0},
-    {"v.blk.%d.ln2.bias", E "layer_norm2.bias", 0},
-    {"v.blk.%d.attn_q.weight", E "self_attn.q_proj.weight", 0},
-    {"v.blk.%d.attn_q.bias", E "self_attn.q_proj.bias", 0},
-    {"v.blk.%d.attn_k.weight", E "self_attn.k_proj.weight", 0},
-    {"v.blk.%d.attn_k.bias", E "self_attn.k_proj.bias", 0},
-    {"v.blk.%d.attn_v.weight", E "self_attn.v_proj.weight", 0},
-    {"v.blk.%d.attn_v.bias", E "self_attn.v_proj.bias", 0},
-    {"v.blk.%d.attn_out.weight", E "self_attn.out_proj.weight", 0},
-    {"v.blk.%d.attn_out.bias", E "self_attn.out_proj.bias", 0},
-    {"v.blk.%d.ffn_up.weight", E "mlp.fc1.weight", 0},
-    {"v.blk.%d.ffn_up.bias", E "mlp.fc1.bias", 0},
-    {"v.blk.%d.ffn_down.weight", E "mlp.fc2.weight", 0},
-    {"v.blk.%d.ffn_down.bias", E "mlp.fc2.bias", 0},
+    VLM_GGUF_SIGLIP_NAMES(V, E),
     {"mm.model.fc.weight", "model.connector.modality_projection.proj.weight", 0},
     {NULL, NULL, 0},
 };
@@ -115,7 +95,7 @@ int vlm_gguf_llama_text_config(const struct vlm_gguf *g, json_t *tc, struct vlm_
 }
 
 /* clip.vision.* keys -> a SigLIP vision_config. */
-static int vision_config(const struct vlm_gguf *g, json_t *vc, struct vlm_error *err) {
+int vlm_gguf_siglip_vision_config(const struct vlm_gguf *g, json_t *vc, struct vlm_error *err) {
     int rc, gelu = 0, silu = 0;
     CHK(vlm_gguf_cfg_int(g, "clip.vision.embedding_length", 1, 1 << 15, vc, "hidden_size", err));
     CHK(vlm_gguf_cfg_int(g, "clip.vision.feed_forward_length", 1, 1 << 17, vc, "intermediate_size", err));
@@ -140,7 +120,7 @@ static int idefics3_config(const struct vlm_gguf *text, const struct vlm_gguf *m
     CHK(set(root, "architectures", json_pack("[s]", "Idefics3ForConditionalGeneration"), err));
     CHK(set(root, "model_type", json_string("idefics3"), err));
     CHK(vlm_gguf_llama_text_config(text, tc, err));
-    CHK(vision_config(mm, vc, err));
+    CHK(vlm_gguf_siglip_vision_config(mm, vc, err));
     CHK(vlm_gguf_cfg_int(mm, "clip.vision.projector.scale_factor", 1, 16, root, "scale_factor", err));
     long long img = vlm_gguf_token_id(text, "<image>");
     if (img < 0) return vlm_error_set(err, VLM_E_FORMAT, "%s: the vocabulary has no \"<image>\" token", text->fname);

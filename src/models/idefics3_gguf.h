@@ -12,4 +12,8 @@ extern const struct vlm_gguf_family vlm_gguf_idefics3;
  * tie_word_embeddings = no output.weight). */
 int vlm_gguf_llama_text_config(const struct vlm_gguf *g, json_t *tc, struct vlm_error *err);
 
+/* Fills vc with a SigLIP vision_config from an mmproj's clip.vision.* keys (width, feed-forward,
+ * layers, heads, image and patch size, LayerNorm eps; GELU-tanh required). */
+int vlm_gguf_siglip_vision_config(const struct vlm_gguf *g, json_t *vc, struct vlm_error *err);
+
 #endif

@@ -5,6 +5,7 @@
 
 #include "models/gguf_family.h"
 #include "models/gemma3.h"
+#include "models/gemma3_gguf.h"
 #include "models/idefics3.h"
 #include "models/llava.h"
 #include "models/mllama.h"
@@ -47,6 +48,8 @@ void vlm_family_names(char *buf, size_t size) {
 /* GGUF: (text file architecture, mmproj projector type) -> the family's GGUF mapping. */
 static const struct vlm_gguf_family *const gguf_rows[] = {
     &vlm_gguf_idefics3,
+    &vlm_gguf_gemma3_text,
+    &vlm_gguf_gemma3,
 };
 
 const struct vlm_gguf_family *vlm_gguf_family_find(const char *text_arch, const char *projector) {

@@ -68,3 +68,32 @@ def test_generate_json_system_messages_and_processor_settings(vlm_env, tmp_path)
     assert split["usage"]["prompt_tokens"] > base["usage"]["prompt_tokens"]
     nosplit = gen_json(vlm_env, "--image", IMG, "--prompt", "What is shown in the image?", "--no-splitting")
     assert nosplit["prompt_token_ids"] == base["prompt_token_ids"]
+
+
+GEMMA3_GGUF = os.path.join(ROOT, "tests", "fixtures", "gguf", "gemma3-text-f32.gguf")
+PPL_TEXT = os.path.join(ROOT, "tests", "fixtures", "gemma3-270m", "ppl-text.txt")
+
+
+def test_perplexity_and_raw_completion_on_a_gguf(vlm_env):
+    """`vlm perplexity` prints llama-perplexity's running figures and final estimate (the last
+    running figure is the final one); a text shorter than two chunks is a clear error; `vlm
+    generate --raw` runs BOS + the text without a chat template (the file has none)."""
+    p = vlm(vlm_env, "perplexity", GEMMA3_GGUF, "-f", PPL_TEXT, "-c", "64", "--chunks", "3", "--threads", "1")
+    assert p.returncode == 0, p.stderr
+    running = [float(x.split("]")[1]) for x in p.stdout.replace("\n", "").split(",") if x.startswith("[")]
+    final = float(p.stdout.split("Final estimate: PPL = ")[1].split()[0])
+    assert len(running) == 3 and abs(running[-1] - final) < 1e-3 and final > 1
+    # llama.cpp 0c1e570 on the same file: llama-perplexity -m gemma3-text-f32.gguf -f ppl-text.txt
+    # -c 64 --chunks 3 -t 1 printed [1]523.7997,[2]494.6360,[3]488.4364 (its f16 KV cache and
+    # GELU table move the last digits); vlm.c: 523.7887, 494.6434, 488.4332
+    for got, want in zip(running, [523.7997, 494.6360, 488.4364]):
+        assert abs(got / want - 1) < 1e-4, (running, want)
+    p = vlm(vlm_env, "perplexity", GEMMA3_GGUF, "-f", PPL_TEXT, "-c", "8192")
+    assert p.returncode == 1 and "needs at least 16384" in p.stderr and PPL_TEXT in p.stderr
+    p = vlm(vlm_env, "generate", GEMMA3_GGUF, "--raw", "--prompt", "the river", "--json", "--max-tokens", "4",
+            "--temperature", "0")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["prompt_token_ids"][0] == 1 and out["usage"]["completion_tokens"] == 4
+    p = vlm(vlm_env, "generate", GEMMA3_GGUF, "--prompt", "the river")
+    assert p.returncode == 1 and "no chat template" in p.stderr
