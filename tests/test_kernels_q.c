@@ -139,6 +139,72 @@ static void test_kernels_vs_reference(void) {
     }
 }
 
+/* gemm_q (the many-row path) equals matmul_q of the same table bit for bit: every type, row
+ * counts around the register tile (4) with an offset first row, column ranges around the
+ * panel width (2), with and without bias, weights with extreme values (|w| = 127, d_x large). */
+static void test_gemm_q_same_bits(void) {
+    const struct vlm_kernels *tb[8];
+    struct vlm_kernels novnni;
+    int ntb = tables(tb, &novnni);
+    static const int ms[] = {1, 3, 4, 9, 22}, ns[] = {1, 2, 5, 8};
+    for (int q = 0; q < N_QT; q++)
+        for (int a = 0; a < 5; a++)
+            for (int b = 0; b < 4; b++) {
+                if (test_quick() && (a + b + q) % 3) continue;
+                enum vlm_dtype t = qtypes[q];
+                int m = ms[a], n = ns[b], k = vlm_dtype_block_elems(t) == 256 ? 512 : 96 + 32 * (a & 1);
+                int i0 = 2, mt = m + i0, ldy = n + 3, n0 = n > 2 ? 1 : 0;
+                float *wf, *x = vlm_malloc((size_t)mt * k * 4), *bias = vlm_malloc((size_t)n * 4);
+                uint8_t *w = make_qweights(t, n, k, &wf);
+                fill(x, (size_t)mt * k, (a + b) % 2 ? 100.0f : 1.0f);
+                fill(bias, (size_t)n, 0.5f);
+                struct act A;
+                act_make(&A, x, mt, k);
+                float *r = vlm_malloc((size_t)m * ldy * 4), *g = vlm_malloc((size_t)m * ldy * 4);
+                size_t rb = vlm_dtype_row_bytes(t, k);
+                for (int v = 0; v < ntb; v++) {
+                    for (size_t i = 0; i < (size_t)m * ldy; i++) r[i] = g[i] = 1234.5f;
+                    const float *bs = b & 1 ? bias : NULL;
+                    tb[v]->matmul_q(&A.a, i0, m, t, w, rb, n0, n, bs, r, ldy);
+                    tb[v]->gemm_q(&A.a, i0, m, t, w, rb, n0, n, bs, g, ldy);
+                    CHECK_MSG(!memcmp(r, g, (size_t)m * ldy * 4), "%s %s m=%d n=%d k=%d: gemm_q differs from matmul_q",
+                              tb[v]->name, vlm_dtype_name(t), m, n, k);
+                }
+                vlm_free(A.buf); vlm_free(w); vlm_free(wf); vlm_free(x); vlm_free(bias); vlm_free(r); vlm_free(g);
+            }
+}
+
+/* q8_act_quantize of every table: vlm_q8_act_quantize's bytes, with ties, NaN, inf, subnormal
+ * blocks (1/d overflows), all-zero blocks and large values, over an offset row range. */
+static void test_act_quantize(void) {
+    enum { M = 5, K = 320 };
+    static float x[M * (K + 7)];
+    int ldx = K + 7;
+    fill(x, sizeof x / sizeof *x, 3.0f);
+    x[3] = NAN; x[40] = INFINITY; x[70] = -INFINITY;            /* row 0: blocks 0, 1, 2 */
+    for (int i = 96; i < 128; i++) x[i] = i == 100 ? 1e-40f : 0.0f;   /* subnormal block */
+    for (int i = 128; i < 160; i++) x[i] = 0.0f;                /* zero block */
+    for (int i = 0; i < 32; i++) x[ldx + i] = (float)(i - 16) * 0.5f + (i == 3 ? 127.0f : 0.0f);   /* ties */
+    for (int i = 0; i < 32; i++) x[2 * ldx + 32 + i] = 3e38f * (i & 1 ? -1.0f : 1.0f);
+    size_t mk = (size_t)M * K, bytes = mk + mk / 32 * 4 + mk / 16 * 2;
+    char *ref = vlm_malloc(bytes), *got = vlm_malloc(bytes);
+    struct vlm_q8_act a = {.q = (int8_t *)ref, .d = (float *)(ref + mk), .s = (int16_t *)(ref + mk + mk / 32 * 4), .k = K};
+    memset(ref, 0x5a, bytes);
+    vlm_q8_act_quantize(&a, x, ldx, 1, M);
+    vlm_q8_act_quantize(&a, x, ldx, 0, 1);
+    for (int v = 0; v < VLM_KERNELS_N_VARIANTS; v++) {
+        const struct vlm_kernels *kt = vlm_kernels_variant(v);
+        if (!kt) continue;
+        struct vlm_q8_act b = {.q = (int8_t *)got, .d = (float *)(got + mk), .s = (int16_t *)(got + mk + mk / 32 * 4), .k = K};
+        memset(got, 0x5a, bytes);
+        kt->q8_act_quantize(&b, x, ldx, 1, M);
+        kt->q8_act_quantize(&b, x, ldx, 0, 1);
+        CHECK_MSG(!memcmp(ref, got, bytes), "%s q8_act_quantize differs from vlm_q8_act_quantize", kt->name);
+    }
+    vlm_free(ref);
+    vlm_free(got);
+}
+
 /* vlm_matmul over pools of 1, 2 and 3 threads, and row r computed alone (m = 1) or within
  * m = 37 rows: all bit-identical. Also against the generic table's result (tolerance). */
 static void test_driver(void) {
@@ -250,6 +316,8 @@ static void test_round_bf16(void) {
 int main(void) {
     printf("in use: %s\n", vlm_kernels()->name);
     test_kernels_vs_reference();
+    test_gemm_q_same_bits();
+    test_act_quantize();
     test_driver();
     test_bf16_compute();
     test_round_bf16();

@@ -170,7 +170,7 @@ static int build_config(struct vlm_model *m, const struct vlm_gguf_family *fam, 
 
 static int load_pair(struct vlm_model *m, const char *text_path, const char *mm_path, const struct vlm_model_params *p,
                      struct vlm_gguf *text, struct vlm_gguf *mm, struct vlm_error *err) {
-    int ft, fm, rc = open_gguf(&m->weights, text_path, text, &ft, err);
+    int ft = 0, fm = 0, rc = open_gguf(&m->weights, text_path, text, &ft, err);
     if (rc == VLM_OK && mm_path) rc = open_gguf(&m->weights, mm_path, mm, &fm, err);
     if (rc != VLM_OK) return rc;
     char *proj = NULL;

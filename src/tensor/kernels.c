@@ -44,6 +44,7 @@ static void choose(void) {
         tables[1] = tables[0];
         vlm_kernels_init_avx2(&tables[1]);
         vlm_kernels_init_q_avx2(&tables[1]);
+        vlm_kernels_init_gemm_q_avx2(&tables[1]);
         supported[1] = 1;
         chosen = 1;
         if (cpu_has_avx512()) {

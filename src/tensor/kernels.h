@@ -41,6 +41,14 @@ struct vlm_kernels {
     void (*matmul_q)(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dtype wt,
                      const void *w, size_t ldw, int n0, int n1, const float *bias, float *y,
                      int ldy);
+    /* The same product, bit for bit, for calls of many rows (the driver picks it from the
+     * whole call's row count): the weights unpacked once per call and reused over every row
+     * instead of once per 4 rows. */
+    void (*gemm_q)(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dtype wt,
+                   const void *w, size_t ldw, int n0, int n1, const float *bias, float *y,
+                   int ldy);
+    /* vlm_q8_act_quantize (below), byte for byte, in the table's instructions. */
+    void (*q8_act_quantize)(const struct vlm_q8_act *xa, const float *x, int ldx, int r0, int r1);
     /* dst[i] = src[i] rounded to bf16 precision exactly as vlm_f32_to_bf16 (RNE, NaN made
      * quiet), as f32; the activations of VLM_COMPUTE_BF16 products. */
     void (*round_bf16)(float *dst, const float *src, size_t n);
@@ -102,6 +110,8 @@ void vlm_kernels_init_avx512(struct vlm_kernels *k);
 void vlm_kernels_init_avx512bf16(struct vlm_kernels *k);
 /* matmul_q of the AVX2 table (kernels_q_avx2.c). */
 void vlm_kernels_init_q_avx2(struct vlm_kernels *k);
+/* gemm_q and q8_act_quantize of the AVX2 table (kernels_gemm_q_avx2.c). */
+void vlm_kernels_init_gemm_q_avx2(struct vlm_kernels *k);
 /* matmul_q of the AVX-512 table, with vpdpbusd when vnni (kernels_q_avx512.c). */
 void vlm_kernels_init_q_avx512(struct vlm_kernels *k, int vnni);
 

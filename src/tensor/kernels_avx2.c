@@ -244,20 +244,47 @@ static void gemv_f32(const float *x, int ldx, int m, int k, const void *w, size_
 #define G2_KC 256
 #define G2_NC 64
 
+/* r[i] (8 floats each) transposed in place: r[i][j] <- r[j][i]. */
+static inline void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20); r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20); r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31); r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31); r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* panel[t*16 + c] = W row j0+c, element k0+t, as f32 (0 for c >= nc): each row converted
+ * into rows[c], then 8 x 8 blocks transposed into the panel. */
 static void pack_panel(float *panel, enum vlm_dtype wt, const void *w, size_t ldw, int j0, int nc,
                        int k0, int kc) {
-    float row[G2_KC];
+    float rows[G2_NR][G2_KC] __attribute__((aligned(32)));
     for (int c = 0; c < G2_NR; c++) {
         if (c >= nc) {
-            for (int t = 0; t < kc; t++) panel[t * G2_NR + c] = 0.0f;
+            memset(rows[c], 0, sizeof rows[c]);
             continue;
         }
         const void *wr = w_row(wt, w, ldw, j0 + c);
         int t = 0;
-        for (; t + 8 <= kc; t += 8) _mm256_storeu_ps(row + t, load_w8(wt, wr, (size_t)k0 + t));
-        if (t < kc) _mm256_storeu_ps(row + t, load_w8_tail(wt, wr, (size_t)k0 + t, kc - t));
-        for (t = 0; t < kc; t++) panel[t * G2_NR + c] = row[t];
+        for (; t + 8 <= kc; t += 8) _mm256_storeu_ps(rows[c] + t, load_w8(wt, wr, (size_t)k0 + t));
+        if (t < kc) _mm256_storeu_ps(rows[c] + t, load_w8_tail(wt, wr, (size_t)k0 + t, kc - t));
     }
+    int t = 0;
+    for (; t + 8 <= kc; t += 8)
+        for (int c0 = 0; c0 < G2_NR; c0 += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_load_ps(rows[c0 + i] + t);
+            transpose8(r);
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(panel + (size_t)(t + i) * G2_NR + c0, r[i]);
+        }
+    for (; t < kc; t++)
+        for (int c = 0; c < G2_NR; c++) panel[t * G2_NR + c] = rows[c][t];
 }
 
 /* C (rows x 16) (+)= A (rows x kc) @ B (kc x 16); A(r, t) at a[r*rs + t*ks]; B rows at b + t*ldb
@@ -278,58 +305,46 @@ store_row(float *yr, __m256 c0, __m256 c1, int first, const float *bias, int ful
     }
 }
 
-/* The 6-row tile with 12 named accumulators (so they stay in registers). */
+/* A tile of RM <= 6 rows x 16 columns: 2*RM accumulators held in registers (the loops unrolled).
+ * Each element is one FMA chain over t whatever RM, so a row gives the same bits in any tile. */
 static inline __attribute__((always_inline)) void
-micro6_body(const float *a, size_t rs, size_t ks, int kc, const float *b, size_t ldb, float *y,
-            size_t ldy, int first, const float *bias, int nc, int full) {
+micro_body(const float *a, size_t rs, size_t ks, const int RM, int kc, const float *b, size_t ldb,
+           float *y, size_t ldy, int first, const float *bias, int nc, const int full) {
     __m256i mk0 = tail_mask8(nc), mk1 = tail_mask8(nc - 8);
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    __m256 c0[G2_MR], c1[G2_MR];
+#pragma GCC unroll 6
+    for (int r = 0; r < RM; r++) c0[r] = c1[r] = _mm256_setzero_ps();
     for (int t = 0; t < kc; t++) {
         const float *bt = b + (size_t)t * ldb, *at = a + (size_t)t * ks;
         __m256 b0 = full ? _mm256_loadu_ps(bt) : _mm256_maskload_ps(bt, mk0);
         __m256 b1 = full ? _mm256_loadu_ps(bt + 8) : _mm256_maskload_ps(bt + 8, mk1);
-        __m256 av;
-        av = _mm256_broadcast_ss(at);          c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
-        av = _mm256_broadcast_ss(at + rs);     c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
-        av = _mm256_broadcast_ss(at + 2 * rs); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
-        av = _mm256_broadcast_ss(at + 3 * rs); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
-        av = _mm256_broadcast_ss(at + 4 * rs); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
-        av = _mm256_broadcast_ss(at + 5 * rs); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
-    }
-    store_row(y, c00, c01, first, bias, full, mk0, mk1);
-    store_row(y + ldy, c10, c11, first, bias, full, mk0, mk1);
-    store_row(y + 2 * ldy, c20, c21, first, bias, full, mk0, mk1);
-    store_row(y + 3 * ldy, c30, c31, first, bias, full, mk0, mk1);
-    store_row(y + 4 * ldy, c40, c41, first, bias, full, mk0, mk1);
-    store_row(y + 5 * ldy, c50, c51, first, bias, full, mk0, mk1);
-}
-
-static void micro_6(const float *a, size_t rs, size_t ks, int kc, const float *b, size_t ldb,
-                    float *y, size_t ldy, int first, const float *bias, int nc) {
-    if (nc == G2_NR) micro6_body(a, rs, ks, kc, b, ldb, y, ldy, first, bias, nc, 1);
-    else micro6_body(a, rs, ks, kc, b, ldb, y, ldy, first, bias, nc, 0);
-}
-
-static void micro_6_rows(const float *a, size_t rs, int kc, const float *b, size_t ldb, float *y,
-                         size_t ldy, int first, const float *bias, int nc) {
-    if (nc == G2_NR) micro6_body(a, rs, 1, kc, b, ldb, y, ldy, first, bias, nc, 1);
-    else micro6_body(a, rs, 1, kc, b, ldb, y, ldy, first, bias, nc, 0);
-}
-
-/* Fewer than 6 rows: one row at a time. */
-static void micro_n(const float *a, size_t rs, size_t ks, int rows, int kc, const float *b,
-                    size_t ldb, float *y, size_t ldy, int first, const float *bias, int nc) {
-    __m256i mk0 = tail_mask8(nc), mk1 = tail_mask8(nc - 8);
-    for (int r = 0; r < rows; r++) {
-        __m256 c0 = _mm256_setzero_ps(), c1 = c0;
-        for (int t = 0; t < kc; t++) {
-            __m256 av = _mm256_broadcast_ss(a + r * rs + (size_t)t * ks);
-            c0 = _mm256_fmadd_ps(av, _mm256_maskload_ps(b + (size_t)t * ldb, mk0), c0);
-            c1 = _mm256_fmadd_ps(av, _mm256_maskload_ps(b + (size_t)t * ldb + 8, mk1), c1);
+#pragma GCC unroll 6
+        for (int r = 0; r < RM; r++) {
+            __m256 av = _mm256_broadcast_ss(at + r * rs);
+            c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
         }
-        store_row(y + r * ldy, c0, c1, first, bias, 0, mk0, mk1);
     }
+#pragma GCC unroll 6
+    for (int r = 0; r < RM; r++) store_row(y + r * ldy, c0[r], c1[r], first, bias, full, mk0, mk1);
+}
+
+#define MICRO_FN(RM)                                                                                  \
+    static void micro_##RM(const float *a, size_t rs, size_t ks, int kc, const float *b, size_t ldb,  \
+                           float *y, size_t ldy, int first, const float *bias, int nc) {              \
+        if (nc == G2_NR) micro_body(a, rs, ks, RM, kc, b, ldb, y, ldy, first, bias, nc, 1);           \
+        else micro_body(a, rs, ks, RM, kc, b, ldb, y, ldy, first, bias, nc, 0);                       \
+    }
+MICRO_FN(1) MICRO_FN(2) MICRO_FN(3) MICRO_FN(4) MICRO_FN(5) MICRO_FN(6)
+
+typedef void (*micro_fn)(const float *, size_t, size_t, int, const float *, size_t, float *, size_t, int,
+                         const float *, int);
+static const micro_fn micro_rows[G2_MR + 1] = {NULL, micro_1, micro_2, micro_3, micro_4, micro_5, micro_6};
+
+/* rows x 16 (rows <= 6; A with k stride 1, as the matmul's x) */
+static void micro_6_rows(const float *a, size_t rs, int rows, int kc, const float *b, size_t ldb, float *y,
+                         size_t ldy, int first, const float *bias, int nc) {
+    micro_rows[rows](a, rs, 1, kc, b, ldb, y, ldy, first, bias, nc);
 }
 
 static void gemm_avx2(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w,
@@ -350,8 +365,7 @@ static void gemm_avx2(const float *x, int ldx, int m, int k, enum vlm_dtype wt, 
                     const float *xs = x + (size_t)i * ldx + k0;
                     float *ys = y + (size_t)i * ldy + j;
                     const float *bs = bias ? bias + j : NULL;
-                    if (rows == G2_MR) micro_6_rows(xs, (size_t)ldx, kc, panels[p], G2_NR, ys, (size_t)ldy, k0 == 0, bs, nc);
-                    else micro_n(xs, (size_t)ldx, 1, rows, kc, panels[p], G2_NR, ys, (size_t)ldy, k0 == 0, bs, nc);
+                    micro_6_rows(xs, (size_t)ldx, rows, kc, panels[p], G2_NR, ys, (size_t)ldy, k0 == 0, bs, nc);
                 }
             }
         }
@@ -393,8 +407,8 @@ static void gemm_f32_avx2(int m, int n, int k, const float *a, size_t a_rs, size
                 micro_6(a + (size_t)i * a_rs + (size_t)k0 * a_ks, a_rs, a_ks, kc, bj, ldb,
                         c + (size_t)i * ldc + j, ldc, first, NULL, nc);
             if (i < m)
-                micro_n(a + (size_t)i * a_rs + (size_t)k0 * a_ks, a_rs, a_ks, m - i, kc, bj, ldb,
-                        c + (size_t)i * ldc + j, ldc, first, NULL, nc);
+                micro_rows[m - i](a + (size_t)i * a_rs + (size_t)k0 * a_ks, a_rs, a_ks, kc, bj, ldb,
+                                  c + (size_t)i * ldc + j, ldc, first, NULL, nc);
         }
     }
 }

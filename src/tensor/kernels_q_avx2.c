@@ -3,28 +3,10 @@
  * int8 activations of up to 4 rows, f32 scaling per 16/32 elements. Every output row goes
  * through the same operations whatever the rows beside it (results independent of the split). */
 #include "tensor/kernels.h"
+#include "tensor/kernels_q_avx2.h"
 
 #include <immintrin.h>
 #include <string.h>
-
-static inline float h2f(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
-static inline uint32_t rd32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* u8 x s8 products summed in groups of 4 into 8 int32 lanes (no saturation: u <= 128 and
  * |s| <= 127 keep each pair sum within int16). */
@@ -32,38 +14,17 @@ static inline __m256 dp(__m256i u, __m256i s) {
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
 
-/* Bit i of h as byte i (0x00 or 0xff), i < 32. */
-static inline __m256i bits_to_bytes(uint32_t h) {
-    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
-    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), shuf);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-}
-
 /* Q8_0, Q4_0, Q4_1, Q5_0, Q5_1: one 32-element block per step. */
 static inline __attribute__((always_inline)) void
 rows_b32(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const int NR, float *out) {
     int k = xa->k, nb = k / 32;
-    const int q8 = wt == VLM_DT_Q8_0, five = wt == VLM_DT_Q5_0 || wt == VLM_DT_Q5_1;
-    const int has_min = wt == VLM_DT_Q4_1 || wt == VLM_DT_Q5_1;
-    const int bb = q8 ? 34 : wt == VLM_DT_Q4_0 ? 18 : wt == VLM_DT_Q4_1 ? 20 : wt == VLM_DT_Q5_0 ? 22 : 24;
-    const int hoff = has_min ? 4 : 2, qoff = q8 ? 2 : hoff + (five ? 4 : 0);
-    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const int has_min = wt == VLM_DT_Q4_1 || wt == VLM_DT_Q5_1, bb = b32_bytes(wt);
     __m256 acc[4];
     float bacc[4];
     for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps(), bacc[r] = 0.0f;
     for (int b = 0; b < nb; b++) {
         const uint8_t *p = wr + (size_t)b * bb;
-        __m256i w;
-        if (q8) {
-            w = _mm256_loadu_si256((const __m256i *)(p + 2));
-        } else {
-            __m128i q = _mm_loadu_si128((const __m128i *)(p + qoff));
-            w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
-            if (five) w = _mm256_or_si256(w, _mm256_and_si256(bits_to_bytes(rd32(p + hoff)), _mm256_set1_epi8(0x10)));
-            if (!has_min) w = _mm256_sub_epi8(w, _mm256_set1_epi8(five ? 16 : 8));
-        }
+        __m256i w = b32_levels(wt, p);
         __m256i uw = has_min ? w : _mm256_sign_epi8(w, w);   /* |w| */
         float dw = h2f(p), c = has_min ? h2f(p + 2) : 0.0f;
         for (int r = 0; r < NR; r++) {
@@ -91,15 +52,8 @@ rows_q4_k(int five, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, c
     for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps(), macc[r] = _mm256_setzero_ps();
     for (int sb = 0; sb < nsb; sb++) {
         const uint8_t *p = wr + (size_t)sb * bb, *qs = p + (five ? 48 : 16);
-        uint32_t s0 = rd32(p + 4), s1 = rd32(p + 8), s2 = rd32(p + 12);
-        uint64_t sc = (uint64_t)(s0 & 0x3f3f3f3fu) |
-                      (uint64_t)((s2 & 0x0f0f0f0fu) | ((s0 >> 6) & 0x03030303u) << 4) << 32;
-        uint64_t mn = (uint64_t)(s1 & 0x3f3f3f3fu) |
-                      (uint64_t)(((s2 >> 4) & 0x0f0f0f0fu) | ((s1 >> 6) & 0x03030303u) << 4) << 32;
-        __m256 scv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc))),
-                                   _mm256_set1_ps(h2f(p)));
-        __m256 mnv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))),
-                                   _mm256_set1_ps(h2f(p + 2)));
+        __m256 scv, mnv;
+        k4_factors(p, &scv, &mnv);
         __m256i W[8];
         __m256i H = five ? _mm256_loadu_si256((const __m256i *)(p + 16)) : _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
@@ -131,29 +85,14 @@ rows_q4_k(int five, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, c
 static inline __attribute__((always_inline)) void
 rows_q6_k(const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const int NR, float *out) {
     int k = xa->k, nsb = k / 256;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
     const __m256i lo_i = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), hi_i = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
     __m256 acc[4], oacc[4];
     for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps(), oacc[r] = _mm256_setzero_ps();
     for (int sb = 0; sb < nsb; sb++) {
         const uint8_t *p = wr + (size_t)sb * 210;
-        __m128i sc = _mm_loadu_si128((const __m128i *)(p + 192));
-        __m256 d = _mm256_set1_ps(h2f(p + 208));
-        __m256 a0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)), d);
-        __m256 a1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8))), d);
         __m256i W[8];
-        for (int h = 0; h < 2; h++) {
-            __m256i L0 = _mm256_loadu_si256((const __m256i *)(p + 64 * h));
-            __m256i L1 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
-            __m256i Q = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
-            __m256i nib[4] = {_mm256_and_si256(L0, m4), _mm256_and_si256(L1, m4),
-                              _mm256_and_si256(_mm256_srli_epi16(L0, 4), m4),
-                              _mm256_and_si256(_mm256_srli_epi16(L1, 4), m4)};
-            for (int t = 0; t < 4; t++) {
-                __m256i top = _mm256_and_si256(_mm256_srli_epi16(Q, 2 * t), m2);
-                W[4 * h + t] = _mm256_or_si256(nib[t], _mm256_slli_epi16(top, 4));
-            }
-        }
+        __m256 a0, a1;
+        q6_unpack(p, W, &a0, &a1);
         for (int r = 0; r < NR; r++) {
             size_t row = r0 + (size_t)r;
             const int8_t *x = xa->q + row * k + 256 * sb;

@@ -92,5 +92,7 @@ static void round_bf16_avx512(float *dst, const float *src, size_t n) {
 
 void vlm_kernels_init_q_avx512(struct vlm_kernels *k, int vnni) {
     k->matmul_q = vnni ? matmul_q_vnni : matmul_q_novnni;
+    /* its 4-row kernel for many rows too (the AVX2 table's tiled gemm_q is unmeasured on AVX-512) */
+    k->gemm_q = k->matmul_q;
     k->round_bf16 = round_bf16_avx512;
 }

@@ -16,6 +16,9 @@
 #define MM_SMALL_M 8
 #define MM_NC      128
 #define MULTI_MAX_M 16
+/* From this many rows in the call, block-type weights go through gemm_q (unpacked once per
+ * call, reused over the rows) instead of matmul_q; both give the same bits. */
+#define MM_GEMM_Q_M 16
 
 struct mm_part {
     enum vlm_dtype wt;
@@ -50,7 +53,8 @@ static void mm_task(void *ctx, int task, int thread) {
     if (n0 >= n1 || m0 >= m1) return;
     float *y = p->y + (size_t)m0 * p->ldy;
     if (vlm_dtype_block_elems(p->wt) > 1) {
-        j->kt->matmul_q(j->xa, m0, m1 - m0, p->wt, p->w, p->ldw, n0, n1, p->bias, y, p->ldy);
+        (j->m >= MM_GEMM_Q_M ? j->kt->gemm_q : j->kt->matmul_q)(j->xa, m0, m1 - m0, p->wt, p->w, p->ldw,
+                                                                 n0, n1, p->bias, y, p->ldy);
     } else if (p->bf16) {
         j->kt->matmul(j->xb + (size_t)m0 * j->k, j->k, m1 - m0, j->k, p->wt, p->w, p->ldw, n0, n1,
                       p->bias, y, p->ldy, j->m, 1);
@@ -71,7 +75,7 @@ struct prep_job {
 
 static void prep_rows(const struct prep_job *pj, int r0, int r1) {
     const struct mm_job *j = pj->j;
-    if (pj->xa) vlm_q8_act_quantize(pj->xa, j->x, j->ldx, r0, r1);
+    if (pj->xa) j->kt->q8_act_quantize(pj->xa, j->x, j->ldx, r0, r1);
     if (pj->xb)
         for (int r = r0; r < r1; r++) j->kt->round_bf16(pj->xb + (size_t)r * j->k, j->x + (size_t)r * j->ldx, (size_t)j->k);
 }
