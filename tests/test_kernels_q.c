@@ -244,7 +244,8 @@ static void test_driver(void) {
  * and identical for 1, 2 and 3 threads. */
 static void test_bf16_compute(void) {
     struct vlm_pool *pools[3] = {vlm_pool_new(1), vlm_pool_new(2), vlm_pool_new(3)};
-    static const int ms[] = {1, 7, 37, 160};
+    /* 33, 36, 37: 2 or 3 threads split them 16 + 16 + 1, 4 or 5 rows */
+    static const int ms[] = {1, 7, 33, 36, 37, 160};
     int n = 97, k = 320;
     uint16_t *w = vlm_malloc((size_t)n * k * 2);
     for (int i = 0; i < n * k; i++) w[i] = vlm_f32_to_bf16(frand() * 0.1f);

@@ -327,8 +327,10 @@ gemv_seq_body(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const vo
  * vlm bench --batch 8 on the SmolVLM-256M shape 290 vs 266 tokens/s with two streams of 4. */
 static inline __attribute__((always_inline)) void
 gemv_dispatch(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const void *w, size_t ldw,
-           int n0, int n1, const float *bias, float *y, int ldy) {
-    if (m > GEMV_SEQ_MAX_M) {
+           int n0, int n1, const float *bias, float *y, int ldy, int m_total) {
+    /* the call's row count, not this task's, picks the path: the two sum in different orders,
+       and a thread's share of a 36-row call can be 4 rows */
+    if (m_total > GEMV_SEQ_MAX_M) {
         gemv_tiles_body(x, ldx, m, k, wt, w, ldw, n0, n1, bias, y, ldy);
         return;
     }
@@ -341,16 +343,16 @@ gemv_dispatch(const float *x, int ldx, int m, int k, enum vlm_dtype wt, const vo
     }
 }
 static void gemv_bf16(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
-                      int n1, const float *bias, float *y, int ldy) {
-    gemv_dispatch(x, ldx, m, k, VLM_DT_BF16, w, ldw, n0, n1, bias, y, ldy);
+                      int n1, const float *bias, float *y, int ldy, int m_total) {
+    gemv_dispatch(x, ldx, m, k, VLM_DT_BF16, w, ldw, n0, n1, bias, y, ldy, m_total);
 }
 static void gemv_f16(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
-                     int n1, const float *bias, float *y, int ldy) {
-    gemv_dispatch(x, ldx, m, k, VLM_DT_F16, w, ldw, n0, n1, bias, y, ldy);
+                     int n1, const float *bias, float *y, int ldy, int m_total) {
+    gemv_dispatch(x, ldx, m, k, VLM_DT_F16, w, ldw, n0, n1, bias, y, ldy, m_total);
 }
 static void gemv_f32(const float *x, int ldx, int m, int k, const void *w, size_t ldw, int n0,
-                     int n1, const float *bias, float *y, int ldy) {
-    gemv_dispatch(x, ldx, m, k, VLM_DT_F32, w, ldw, n0, n1, bias, y, ldy);
+                     int n1, const float *bias, float *y, int ldy, int m_total) {
+    gemv_dispatch(x, ldx, m, k, VLM_DT_F32, w, ldw, n0, n1, bias, y, ldy, m_total);
 }
 
 /* Many x rows: W is packed (converted to f32) into panels of NR=32 columns x KC depth, and an
@@ -529,9 +531,9 @@ static void matmul_avx512(const float *x, int ldx, int m, int k, enum vlm_dtype 
         return;
     }
     if (m_total < GEMV_MAX_M) {
-        if (wt == VLM_DT_BF16) gemv_bf16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
-        else if (wt == VLM_DT_F16) gemv_f16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
-        else gemv_f32(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy);
+        if (wt == VLM_DT_BF16) gemv_bf16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy, m_total);
+        else if (wt == VLM_DT_F16) gemv_f16(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy, m_total);
+        else gemv_f32(x, ldx, m, k, w, ldw, n0, n1, bias, y, ldy, m_total);
     }
     else gemm_avx512(x, ldx, m, k, wt, w, ldw, n0, n1, bias, y, ldy);
 }
