@@ -41,6 +41,9 @@ struct vlm_kernels {
     void (*matmul_q)(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dtype wt,
                      const void *w, size_t ldw, int n0, int n1, const float *bias, float *y,
                      int ldy);
+    /* xa rows [r0, r1) = x rows [r0, r1) (row i at x + i*ldx) quantized: exactly the bytes of
+     * vlm_q8_act_quantize, which is the generic table's entry. */
+    void (*q8_act)(const struct vlm_q8_act *xa, const float *x, int ldx, int r0, int r1);
     /* dst[i] = src[i] rounded to bf16 precision exactly as vlm_f32_to_bf16 (RNE, NaN made
      * quiet), as f32; the activations of VLM_COMPUTE_BF16 products. */
     void (*round_bf16)(float *dst, const float *src, size_t n);

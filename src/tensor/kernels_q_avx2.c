@@ -261,6 +261,48 @@ static void matmul_q_avx2(const struct vlm_q8_act *xa, int i0, int m, enum vlm_d
     }
 }
 
+/* vlm_q8_act_quantize's bytes, a block of 32 per step: the max of |x| ignoring NaN (vmaxps
+ * returns its second operand when either is NaN, as fmaxf keeps the non-NaN one), the same
+ * scalar d and 1/d, x * (1/d) rounded half to even by vcvtps2dq (lrintf in the default
+ * rounding mode; NaN, inf and out-of-range give INT_MIN as lrintf's LONG_MIN, both clamped
+ * to -127), sums per 16. */
+static inline void q8_block_avx2(const float *xb, int8_t *q, float *d, int16_t *s) {
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    __m256 v[4], m = _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_loadu_ps(xb + 8 * i);
+        m = _mm256_max_ps(_mm256_and_ps(v[i], absm), m);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float amax = _mm_cvtss_f32(m4), db = amax / 127.0f, id = db > 0.0f ? 1.0f / db : 0.0f;
+    *d = db;
+    __m256i qi[4];
+    for (int i = 0; i < 4; i++)
+        qi[i] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(v[i], _mm256_set1_ps(id))), lo), hi);
+    for (int h = 0; h < 2; h++) {
+        __m256i t = _mm256_add_epi32(qi[2 * h], qi[2 * h + 1]);
+        __m128i t4 = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+        t4 = _mm_add_epi32(t4, _mm_unpackhi_epi64(t4, t4));
+        t4 = _mm_add_epi32(t4, _mm_shuffle_epi32(t4, 1));
+        s[h] = (int16_t)_mm_cvtsi128_si32(t4);
+    }
+    /* packs interleave the 128-bit halves: lanes back in order by the dword permute */
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
+    _mm256_storeu_si256((__m256i *)q, _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+static void q8_act_avx2(const struct vlm_q8_act *xa, const float *x, int ldx, int r0, int r1) {
+    int k = xa->k;
+    for (int r = r0; r < r1; r++)
+        for (int b = 0; b < k / 32; b++) {
+            size_t e = (size_t)r * k + 32 * (size_t)b;   /* element index in xa */
+            q8_block_avx2(x + (size_t)r * ldx + 32 * b, xa->q + e, xa->d + e / 32, xa->s + e / 16);
+        }
+}
+
 /* vlm_f32_to_bf16's integer rounding, 8 lanes at a time; the tail in scalar. */
 static void round_bf16_avx2(float *dst, const float *src, size_t n) {
     const __m256i hi = _mm256_set1_epi32((int)0xffff0000u), abs = _mm256_set1_epi32(0x7fffffff);
@@ -280,5 +322,6 @@ static void round_bf16_avx2(float *dst, const float *src, size_t n) {
 
 void vlm_kernels_init_q_avx2(struct vlm_kernels *k) {
     k->matmul_q = matmul_q_avx2;
+    k->q8_act = q8_act_avx2;
     k->round_bf16 = round_bf16_avx2;
 }

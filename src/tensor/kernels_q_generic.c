@@ -77,5 +77,6 @@ static void round_bf16_generic(float *dst, const float *src, size_t n) {
 
 void vlm_kernels_init_q_generic(struct vlm_kernels *k) {
     k->matmul_q = matmul_q_generic;
+    k->q8_act = vlm_q8_act_quantize;
     k->round_bf16 = round_bf16_generic;
 }

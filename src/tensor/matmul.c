@@ -71,7 +71,7 @@ struct prep_job {
 
 static void prep_rows(const struct prep_job *pj, int r0, int r1) {
     const struct mm_job *j = pj->j;
-    if (pj->xa) vlm_q8_act_quantize(pj->xa, j->x, j->ldx, r0, r1);
+    if (pj->xa) j->kt->q8_act(pj->xa, j->x, j->ldx, r0, r1);
     if (pj->xb)
         for (int r = r0; r < r1; r++) j->kt->round_bf16(pj->xb + (size_t)r * j->k, j->x + (size_t)r * j->ldx, (size_t)j->k);
 }
