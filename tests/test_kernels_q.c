@@ -125,11 +125,11 @@ static void test_kernels_vs_reference(void) {
     int ntb = tables(tb, &novnni);
     static const int ms[] = {1, 2, 3, 4, 5, 7, 9};
     static const int ns[] = {1, 3, 17};
-    static const int k32[] = {32, 64, 96, 288, 576}, k256[] = {256, 512, 1536};
+    static const int k32[] = {32, 64, 96, 288, 576, 8224}, k256[] = {256, 512, 1536};
     for (int q = 0; q < N_QT; q++) {
         int kq = vlm_dtype_block_elems(qtypes[q]) == 256;
         const int *ks = kq ? k256 : k32;
-        int nk = kq ? 3 : 5;
+        int nk = kq ? 3 : 6;   /* 8224: past the AVX2 kernel's offset-product buffer (its other path) */
         for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
             for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
                 for (int c = 0; c < nk; c++) {
@@ -286,6 +286,47 @@ static void test_bf16_compute(void) {
     for (int p = 0; p < 3; p++) vlm_pool_free(pools[p]);
 }
 
+/* q8_act_quantize of every table over a row range: vlm_q8_act_quantize's bytes, with ties,
+ * zero blocks, a subnormal block (1/d overflows), inf, NaN in every lane and rows at a stride. */
+static void test_q8_act(void) {
+    enum { M = 3, K = 320, LD = 333 };
+    static float x[M * LD];
+    for (int i = 0; i < M * LD; i++) x[i] = frand() * 4.0f;
+    for (int i = 0; i < 32; i++) x[32 + i] = 0.0f;                          /* a zero block */
+    for (int i = 0; i < 32; i++) x[64 + i] = (float)(i - 16) * 1e-39f;      /* subnormal block */
+    for (int i = 0; i < 32; i++) x[96 + i] = (float)(i - 15) * 0.5f;        /* x/d on .5 ties */
+    x[96] = 127.0f * 0.5f;
+    x[130] = INFINITY;
+    x[170] = NAN;
+    x[LD + 200] = -INFINITY;
+    x[2 * LD + 7] = NAN;
+    x[2 * LD + 8] = -0.0f;
+    x[2 * LD + 31] = NAN;                                                   /* NaN in every lane position */
+    x[2 * LD + 64 + 28] = NAN;
+    x[LD + 96 + 3] = NAN;
+    struct act ref;
+    size_t mk = (size_t)M * K;
+    ref.buf = vlm_malloc(mk + mk / 32 * 4 + mk / 16 * 2);
+    ref.a = (struct vlm_q8_act){.q = ref.buf, .d = (float *)((char *)ref.buf + mk),
+                                .s = (int16_t *)((char *)ref.buf + mk + mk / 32 * 4), .k = K};
+    vlm_q8_act_quantize(&ref.a, x, LD, 0, M);
+    void *got = vlm_malloc(mk + mk / 32 * 4 + mk / 16 * 2);
+    for (int v = 0; v < VLM_KERNELS_N_VARIANTS; v++) {
+        const struct vlm_kernels *kt = vlm_kernels_variant(v);
+        if (!kt) continue;
+        memset(got, 0x55, mk + mk / 32 * 4 + mk / 16 * 2);
+        struct vlm_q8_act g = {.q = got, .d = (float *)((char *)got + mk), .s = (int16_t *)((char *)got + mk + mk / 32 * 4), .k = K};
+        kt->q8_act_quantize(&g, x, LD, 1, M);   /* rows 1, 2 only: row 0 stays untouched */
+        int same = !memcmp(g.q + K, ref.a.q + K, mk - K) && !memcmp(g.d + K / 32, ref.a.d + K / 32, (mk - K) / 32 * 4) &&
+                   !memcmp(g.s + K / 16, ref.a.s + K / 16, (mk - K) / 16 * 2);
+        kt->q8_act_quantize(&g, x, LD, 0, 1);
+        same &= !memcmp(got, ref.buf, mk + mk / 32 * 4 + mk / 16 * 2);
+        CHECK_MSG(same, "%s q8_act: differs from vlm_q8_act_quantize", kt->name);
+    }
+    vlm_free(got);
+    vlm_free(ref.buf);
+}
+
 /* round_bf16 of every table: vlm_f32_to_bf16's bits, special values and tails included. */
 static void test_round_bf16(void) {
     enum { N = 203 };
@@ -322,5 +363,6 @@ int main(void) {
     test_driver();
     test_bf16_compute();
     test_round_bf16();
+    test_q8_act();
     TEST_MAIN_END();
 }

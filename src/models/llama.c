@@ -294,21 +294,24 @@ static void attend_task(void *ctx, int task, int thread) {
     attend_group(c, &c->s->grp[c->s->small[task]], NULL);
 }
 
-/* Attention of every sequence in the batch. A decode row's attention is microseconds of work,
- * too little to split across threads by itself, so the small groups (one per decoding
- * sequence) run as one task each in a single pool run; a long prompt chunk uses the whole pool. */
+/* Attention of every sequence in the batch. A decode row's attention is tens of microseconds
+ * of work at most, so the small groups (one per decoding sequence) run as one task each in a
+ * single pool run; a long prompt chunk uses the whole pool, and so does a lone small group
+ * with keys enough to repay a pool run (its heads split over the threads: one decoding
+ * sequence at a depth of hundreds would otherwise leave the other threads waiting). */
 static void attend(const struct vlm_llama *l, struct vlm_kv *kv, struct vlm_pool *pool, struct llama_scratch *s,
                    const struct vlm_batch *b, int layer) {
     const struct vlm_llama_hparams *hp = &l->hp;
     struct attend_ctx c = {l, kv, s, b, layer};
     int n_small = 0;
+    double small_work = 0;
     for (int g = 0; g < s->n_grp; g++) {
         const struct att_group *gr = &s->grp[g];
         double work = (double)gr->nr * (b->pos[s->rows[gr->off + gr->nr - 1]] + 1) * hp->n_head * hp->d_head;
-        if (work < (1 << 22)) s->small[n_small++] = g;
+        if (work < (1 << 22)) s->small[n_small++] = g, small_work = work;
         else attend_group(&c, gr, pool);
     }
-    if (n_small == 1) attend_group(&c, &s->grp[s->small[0]], NULL);   /* no barrier for one */
+    if (n_small == 1) attend_group(&c, &s->grp[s->small[0]], small_work >= (1 << 15) ? pool : NULL);
     else if (n_small > 1) vlm_pool_run(pool, n_small, attend_task, &c);
 }
 

@@ -620,13 +620,74 @@ static const float *kv_row_avx2(float *buf, const void *base, enum vlm_dtype kt,
     return buf;
 }
 
+/* s[t] = dot_avx2(q, row t) for f32 rows, four rows per pass so that they share the loads of
+ * q; each row goes through dot_avx2's operations in its order (the same bits). */
+static void dots_f32(float *s, const float *q, const float *k, size_t ld, int n, int d) {
+    int t = 0;
+    for (; t + 4 <= n; t += 4) {
+        const float *kr[4] = {k + (size_t)t * ld, k + (size_t)(t + 1) * ld, k + (size_t)(t + 2) * ld,
+                              k + (size_t)(t + 3) * ld};
+        __m256 a[4], b[4];
+        for (int r = 0; r < 4; r++) a[r] = b[r] = _mm256_setzero_ps();
+        int i = 0;
+        for (; i + 16 <= d; i += 16) {
+            __m256 q0 = _mm256_loadu_ps(q + i), q1 = _mm256_loadu_ps(q + i + 8);
+            for (int r = 0; r < 4; r++) {
+                a[r] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(kr[r] + i), a[r]);
+                b[r] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(kr[r] + i + 8), b[r]);
+            }
+        }
+        for (; i + 8 <= d; i += 8) {
+            __m256 q0 = _mm256_loadu_ps(q + i);
+            for (int r = 0; r < 4; r++) a[r] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(kr[r] + i), a[r]);
+        }
+        for (int r = 0; r < 4; r++) {
+            float v = hsum256(_mm256_add_ps(a[r], b[r]));
+            for (int e = i; e < d; e++) v += q[e] * kr[r][e];
+            s[t + r] = v;
+        }
+    }
+    for (; t < n; t++) s[t] = dot_avx2(q, k + (size_t)t * ld, d);
+}
+
+/* acc += sum over t of p[t] * row t for f32 rows, 64 elements of acc held in registers across
+ * the rows: per element the fused multiply-adds of axpy_avx2, row by row (the same bits). */
+static void axpys_f32(float *acc, const float *p, const float *v, size_t ld, int n, int d) {
+    int i = 0;
+    for (; i + 64 <= d; i += 64) {
+        __m256 y[8];
+        for (int c = 0; c < 8; c++) y[c] = _mm256_loadu_ps(acc + i + 8 * c);
+        for (int t = 0; t < n; t++) {
+            __m256 va = _mm256_set1_ps(p[t]);
+            const float *x = v + (size_t)t * ld + i;
+            for (int c = 0; c < 8; c++) y[c] = _mm256_fmadd_ps(va, _mm256_loadu_ps(x + 8 * c), y[c]);
+        }
+        for (int c = 0; c < 8; c++) _mm256_storeu_ps(acc + i + 8 * c, y[c]);
+    }
+    for (; i + 8 <= d; i += 8) {
+        __m256 y = _mm256_loadu_ps(acc + i);
+        for (int t = 0; t < n; t++) y = _mm256_fmadd_ps(_mm256_set1_ps(p[t]), _mm256_loadu_ps(v + (size_t)t * ld + i), y);
+        _mm256_storeu_ps(acc + i, y);
+    }
+    for (; i < d; i++)
+        for (int t = 0; t < n; t++) acc[i] += p[t] * v[(size_t)t * ld + i];
+}
+
 static void dots_avx2(float *s, const float *q, const void *k, enum vlm_dtype kt, size_t ld, int n, int d) {
     float buf[512];
+    if (kt == VLM_DT_F32) {
+        dots_f32(s, q, k, ld, n, d);
+        return;
+    }
     for (int t = 0; t < n; t++) s[t] = dot_avx2(q, kv_row_avx2(buf, k, kt, ld, t, d), d);
 }
 
 static void axpys_avx2(float *acc, const float *p, const void *v, enum vlm_dtype kt, size_t ld, int n, int d) {
     float buf[512];
+    if (kt == VLM_DT_F32) {
+        axpys_f32(acc, p, v, ld, n, d);
+        return;
+    }
     for (int t = 0; t < n; t++) axpy_avx2(acc, p[t], kv_row_avx2(buf, v, kt, ld, t, d), d);
 }
 

@@ -14,25 +14,68 @@ static inline __m256 dp(__m256i u, __m256i s) {
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
 
-/* Q8_0, Q4_0, Q4_1, Q5_0, Q5_1: one 32-element block per step. */
+/* Byte v of a Q5 block's high bits as 8 bytes: byte i is 0x10 when bit i of v is set. */
+#define HB1(v) ((((v) >> 0 & 1ull) << 4) | (((v) >> 1 & 1ull) << 12) | (((v) >> 2 & 1ull) << 20) |    \
+                (((v) >> 3 & 1ull) << 28) | (((v) >> 4 & 1ull) << 36) | (((v) >> 5 & 1ull) << 44) |   \
+                (((v) >> 6 & 1ull) << 52) | (((v) >> 7 & 1ull) << 60))
+#define HB4(v)  HB1(v), HB1((v) + 1), HB1((v) + 2), HB1((v) + 3)
+#define HB16(v) HB4(v), HB4((v) + 4), HB4((v) + 8), HB4((v) + 12)
+#define HB64(v) HB16(v), HB16((v) + 16), HB16((v) + 32), HB16((v) + 48)
+static const uint64_t hb_tab[256] = {HB64(0), HB64(64), HB64(128), HB64(192)};
+
+/* The high bits (bit 4) of a Q5_0 / Q5_1 block's 32 levels, from hb_tab: four loads instead of
+ * a shuffle, a compare and two masks in the vector units. */
+static inline __m256i q5_high(const uint8_t *qh) {
+    __m128i lo = _mm_set_epi64x((long long)hb_tab[qh[1]], (long long)hb_tab[qh[0]]);
+    __m128i hi = _mm_set_epi64x((long long)hb_tab[qh[3]], (long long)hb_tab[qh[2]]);
+    return _mm256_set_m128i(hi, lo);
+}
+
+/* Q4_0 / Q5_0 levels are stored with an offset (8 / 16) above the signed value; with xo the
+ * kernel multiplies the stored (unsigned) levels and subtracts offset * (x pair sums), which
+ * gives the same int16 pair sums as |w| . sign(x, w) (both exact) for two fewer vpsignb and no
+ * vpsubb per block. xo: per activation row and block, vpmaddubsw(offset, x). */
+#define XO_MAX_BLOCKS 256
+
+/* Q8_0, Q4_0, Q4_1, Q5_0, Q5_1: one 32-element block per step. xo: NULL, or (Q4_0 / Q5_0)
+ * the offset products of rows r0 .. r0 + NR - 1, nb apart. */
 static inline __attribute__((always_inline)) void
-rows_b32(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const int NR, float *out) {
+rows_b32(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const int NR,
+         const __m256i *xo, float *out) {
     int k = xa->k, nb = k / 32;
-    const int has_min = wt == VLM_DT_Q4_1 || wt == VLM_DT_Q5_1, bb = b32_bytes(wt);
+    const int q8 = wt == VLM_DT_Q8_0, five = wt == VLM_DT_Q5_0 || wt == VLM_DT_Q5_1;
+    const int has_min = wt == VLM_DT_Q4_1 || wt == VLM_DT_Q5_1, off = !q8 && !has_min && xo;
+    const int bb = q8 ? 34 : wt == VLM_DT_Q4_0 ? 18 : wt == VLM_DT_Q4_1 ? 20 : wt == VLM_DT_Q5_0 ? 22 : 24;
+    const int hoff = has_min ? 4 : 2, qoff = q8 ? 2 : hoff + (five ? 4 : 0);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[4];
     float bacc[4];
     for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps(), bacc[r] = 0.0f;
     for (int b = 0; b < nb; b++) {
         const uint8_t *p = wr + (size_t)b * bb;
-        __m256i w = b32_levels(wt, p);
-        __m256i uw = has_min ? w : _mm256_sign_epi8(w, w);   /* |w| */
+        __m256i w;
+        if (q8) {
+            w = _mm256_loadu_si256((const __m256i *)(p + 2));
+        } else {
+            __m128i q = _mm_loadu_si128((const __m128i *)(p + qoff));
+            w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
+            if (five) w = _mm256_or_si256(w, q5_high(p + hoff));
+            if (!has_min && !off) w = _mm256_sub_epi8(w, _mm256_set1_epi8(five ? 16 : 8));
+        }
+        __m256i uw = has_min || off ? w : _mm256_sign_epi8(w, w);   /* |w|, or the stored levels */
         float dw = h2f(p), c = has_min ? h2f(p + 2) : 0.0f;
         for (int r = 0; r < NR; r++) {
             size_t row = r0 + (size_t)r;
-            __m256i x = _mm256_loadu_si256((const __m256i *)(xa->q + row * k + 32 * b));
-            if (!has_min) x = _mm256_sign_epi8(x, w);   /* x with w's sign (0 where w = 0) */
+            __m256i x = _mm256_loadu_si256((const __m256i *)(xa->q + row * k + 32 * b)), pr;
+            if (off) {
+                pr = _mm256_sub_epi16(_mm256_maddubs_epi16(uw, x), _mm256_loadu_si256(xo + (size_t)r * nb + b));
+            } else {
+                if (!has_min) x = _mm256_sign_epi8(x, w);   /* x with w's sign (0 where w = 0) */
+                pr = _mm256_maddubs_epi16(uw, x);
+            }
             float dx = xa->d[row * nb + b];
-            acc[r] = _mm256_fmadd_ps(dp(uw, x), _mm256_set1_ps(dw * dx), acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pr, ones)), _mm256_set1_ps(dw * dx), acc[r]);
             if (has_min) {
                 const int16_t *s = xa->s + row * (k / 16) + 2 * b;
                 bacc[r] += c * dx * (float)(s[0] + s[1]);
@@ -40,6 +83,20 @@ rows_b32(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size
         }
     }
     for (int r = 0; r < NR; r++) out[r] = hsum8(acc[r]) + bacc[r];
+}
+
+/* xo of rows r0 .. r0 + NR - 1 for Q4_0 / Q5_0 (see rows_b32); NULL for the other types and
+ * past XO_MAX_BLOCKS blocks (the sign path gives the same results). */
+static inline __attribute__((always_inline)) const __m256i *
+make_xo(enum vlm_dtype wt, const struct vlm_q8_act *xa, size_t r0, int NR, __m256i *xo) {
+    int k = xa->k, nb = k / 32;
+    if ((wt != VLM_DT_Q4_0 && wt != VLM_DT_Q5_0) || nb > XO_MAX_BLOCKS) return NULL;
+    const __m256i o = _mm256_set1_epi8(wt == VLM_DT_Q5_0 ? 16 : 8);
+    for (int r = 0; r < NR; r++)
+        for (int b = 0; b < nb; b++)
+            _mm256_storeu_si256(xo + (size_t)r * nb + b,
+                                _mm256_maddubs_epi16(o, _mm256_loadu_si256((const __m256i *)(xa->q + (r0 + r) * (size_t)k + 32 * b))));
+    return xo;
 }
 
 /* Q4_K / Q5_K: per 256, 8 sub-blocks of 32 with scale d*sc[j] and min dmin*m[j]. */
@@ -116,23 +173,26 @@ rows_q6_k(const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const int N
 }
 
 static inline __attribute__((always_inline)) void
-rows(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const int NR, float *out) {
+rows(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const int NR, const __m256i *xo,
+     float *out) {
     switch (wt) {
     case VLM_DT_Q4_K: rows_q4_k(0, wr, xa, r0, NR, out); break;
     case VLM_DT_Q5_K: rows_q4_k(1, wr, xa, r0, NR, out); break;
     case VLM_DT_Q6_K: rows_q6_k(wr, xa, r0, NR, out); break;
-    default: rows_b32(wt, wr, xa, r0, NR, out); break;
+    default: rows_b32(wt, wr, xa, r0, NR, xo, out); break;
     }
 }
 
 #define COLS(T, NR)                                                                                  \
     static void cols_##T##_##NR(const struct vlm_q8_act *xa, size_t r0, const uint8_t *w, size_t ldw, \
                                 int n0, int n1, const float *bias, float *y, int ldy) {              \
+        __m256i xo_[(T == VLM_DT_Q4_0 || T == VLM_DT_Q5_0) ? NR * XO_MAX_BLOCKS : 1];                  \
+        const __m256i *xo = make_xo(T, xa, r0, NR, xo_);                                             \
         for (int j = n0; j < n1; j++) {                                                              \
             float out[4];                                                                            \
             if (NR == 1 && j + 4 < n1) /* decode: a row 4 ahead on its way (more misses in flight) */ \
                 for (size_t o = 0; o < ldw; o += 64) _mm_prefetch((const char *)w + (size_t)(j + 4) * ldw + o, _MM_HINT_T0); \
-            rows(T, w + (size_t)j * ldw, xa, r0, NR, out);                                           \
+            rows(T, w + (size_t)j * ldw, xa, r0, NR, xo, out);                                           \
             for (int r = 0; r < NR; r++) y[(size_t)r * ldy + j] = bias ? out[r] + bias[j] : out[r];  \
         }                                                                                            \
     }
