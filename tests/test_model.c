@@ -708,10 +708,12 @@ static float *run_steps_fq(const char *dir, struct ref *r, const char *dtype, co
 }
 
 /* --dtype auto on a bf16 checkpoint: bf16 products, within 5e-2 of transformers' own bf16 run
- * (ref key logits_bf16_run) or, where transformers' bf16 run is itself farther than that from
- * exact f32 math (it rounds every activation to bf16: 0.133 on the SmolVLM-256M shape, where
- * its argmax even differs), no farther from it than exact f32 math is; and every logit of the
- * prompt and 8 greedy steps bit-identical for 1 and 2 threads. */
+ * (ref key logits_bf16_run). Where that run is itself farther than 5e-2 from exact f32 math (it
+ * rounds every activation to bf16: 0.12-0.133 on the SmolVLM-256M shape, where its argmax even
+ * differs), distance to it measures its rounding, not ours: two independent roundings land
+ * about sqrt(ours^2 + theirs^2) apart, farther than either. There auto must depart from exact
+ * f32 math by no more than transformers' bf16 run does. And every logit of the prompt and 8
+ * greedy steps bit-identical for 1 and 2 threads. */
 static void check_dtype_auto(const char *dir) {
     struct ref r;
     if (ref_load(dir, &r) != 0) {
@@ -728,10 +730,11 @@ static void check_dtype_auto(const char *dir) {
             d = fmax(d, fabs(one[i] - v));
             dr = fmax(dr, fabs(r.logits[i] - v));
         }
-        double bound = fmax(5e-2, dr);
-        printf("  %s --dtype auto: logits vs transformers bf16 run %.3g (bound %.3g), vs f32 math %.3g;"
-               " f32 math vs the bf16 run %.3g\n", dir, d, bound, df, dr);
-        CHECK(d <= bound);
+        printf("  %s --dtype auto: logits vs transformers bf16 run %.3g, vs f32 math %.3g;"
+               " f32 math vs the bf16 run %.3g (bound: %s)\n", dir, d, df, dr,
+               dr <= 5e-2 ? "auto within 5e-2 of the bf16 run" : "auto no farther from f32 math than the bf16 run");
+        if (dr <= 5e-2) CHECK(d <= 5e-2);
+        else CHECK(df <= dr);
         CHECK_MSG(!memcmp(one, two, sizeof(float) * 9 * (size_t)r.n_vocab), "%s: --dtype auto differs between 1 and 2 threads", dir);
     }
     vlm_free(one);
