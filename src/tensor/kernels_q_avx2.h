@@ -1,6 +1,7 @@
 /* kernels_q_avx2.h — helpers of the AVX2 block-type kernels (kernels_q_avx2.c, the row kernels;
- * kernels_gemm_q_avx2.c, the many-row GEMM), which must unpack weights the same way: included
- * only by files compiled with -mavx2 -mfma -mf16c. */
+ * kernels_gemm_q_avx2.c, the many-row GEMM), which must unpack weights the same way; the scalar
+ * helpers (h2f, rd32, hsum8) serve the AVX-512 block kernels too. Included only by files
+ * compiled with -mavx2 -mfma -mf16c or more. */
 #ifndef VLM_TENSOR_KERNELS_Q_AVX2_H
 #define VLM_TENSOR_KERNELS_Q_AVX2_H
 

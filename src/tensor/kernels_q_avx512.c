@@ -2,28 +2,10 @@
  * compiled twice, with AVX512-VNNI's vpdpbusd where the CPU has it (chosen at run time) and
  * with vpmaddubsw/vpmaddwd otherwise; the two give identical results (exact integer sums). */
 #include "tensor/kernels.h"
+#include "tensor/kernels_q_avx2.h"   /* h2f, rd32, hsum8: shared with the AVX2 block kernels */
 
 #include <immintrin.h>
 #include <string.h>
-
-static inline float q_h2f(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
-static inline uint32_t q_rd32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static inline float q_hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* permutexvar indices: lanes 0-7 <- 0, 8-15 <- 1 (two blocks of 32); 32-element sub-block pairs
  * (2c, 2c+1); each of 8 values twice; 16-element groups 4c..4c+3, four lanes each. */

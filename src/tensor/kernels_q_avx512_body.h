@@ -27,7 +27,7 @@ QF(rows_q8_0)(const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const i
         __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + 2));
         __m256i w1 = two ? _mm256_loadu_si256((const __m256i *)(p + 36)) : _mm256_setzero_si256();
         __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(w0), w1, 1);
-        __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(q_h2f(p)), _mm256_set1_ps(two ? q_h2f(p + 34) : 0.0f), 1);
+        __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(h2f(p)), _mm256_set1_ps(two ? h2f(p + 34) : 0.0f), 1);
         __m512i uw = _mm512_abs_epi8(w);
         __mmask64 neg = _mm512_movepi8_mask(w);
         __mmask64 lm = two ? ~(__mmask64)0 : 0xffffffffull;
@@ -69,10 +69,10 @@ QF(rows_q4_0)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa,
         __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
         z = _mm512_shuffle_i64x2(z, z, 0xD8);   /* [b0 lo, b0 hi, b1 lo, b1 hi] */
         if (five) {
-            uint64_t h = q_rd32(p0 + hoff) | (two ? (uint64_t)q_rd32(p1 + hoff) << 32 : 0);
+            uint64_t h = rd32(p0 + hoff) | (two ? (uint64_t)rd32(p1 + hoff) << 32 : 0);
             z = _mm512_mask_add_epi8(z, (__mmask64)h, z, _mm512_set1_epi8(0x10));
         }
-        float d0 = q_h2f(p0), d1 = two ? q_h2f(p1) : 0.0f;
+        float d0 = h2f(p0), d1 = two ? h2f(p1) : 0.0f;
         __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(d0), _mm256_set1_ps(d1), 1);
         __mmask64 lm = two ? ~(__mmask64)0 : 0xffffffffull;
         __mmask64 neg = 0;
@@ -81,7 +81,7 @@ QF(rows_q4_0)(enum vlm_dtype wt, const uint8_t *wr, const struct vlm_q8_act *xa,
             neg = _mm512_movepi8_mask(z);
             z = _mm512_abs_epi8(z);
         }
-        float c0 = has_min ? q_h2f(p0 + 2) : 0.0f, c1 = has_min && two ? q_h2f(p1 + 2) : 0.0f;
+        float c0 = has_min ? h2f(p0 + 2) : 0.0f, c1 = has_min && two ? h2f(p1 + 2) : 0.0f;
         for (int r = 0; r < NR; r++) {
             size_t row = r0 + (size_t)r;
             __m512i x = _mm512_maskz_loadu_epi8(lm, xa->q + row * k + 32 * b);
@@ -113,7 +113,7 @@ QF(rows_q4_k)(int five, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r
     for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps(), macc[r] = _mm256_setzero_ps();
     for (int sb = 0; sb < nsb; sb++) {
         const uint8_t *p = wr + (size_t)sb * bb, *qs = p + (five ? 48 : 16);
-        uint32_t s0 = q_rd32(p + 4), s1 = q_rd32(p + 8), s2 = q_rd32(p + 12);
+        uint32_t s0 = rd32(p + 4), s1 = rd32(p + 8), s2 = rd32(p + 12);
         /* scales: bytes 0-3 low 6 bits (j<4); j>=4: low nibble of bytes 8-11, top 2 bits of 0-3.
          * mins: bytes 4-7 low 6 bits; j>=4: high nibble of bytes 8-11, top 2 bits of 4-7. */
         uint64_t sc = (uint64_t)(s0 & 0x3f3f3f3fu) |
@@ -121,9 +121,9 @@ QF(rows_q4_k)(int five, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r
         uint64_t mn = (uint64_t)(s1 & 0x3f3f3f3fu) |
                       (uint64_t)(((s2 >> 4) & 0x0f0f0f0fu) | ((s1 >> 6) & 0x03030303u) << 4) << 32;
         __m256 scv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc))),
-                                   _mm256_set1_ps(q_h2f(p)));
+                                   _mm256_set1_ps(h2f(p)));
         __m256 mnv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))),
-                                   _mm256_set1_ps(q_h2f(p + 2)));
+                                   _mm256_set1_ps(h2f(p + 2)));
         __m512i v0 = _mm512_loadu_si512(qs), v1 = _mm512_loadu_si512(qs + 64);
         __m512i lo0 = _mm512_and_si512(v0, m4), hi0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
         __m512i lo1 = _mm512_and_si512(v1, m4), hi1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
@@ -152,7 +152,7 @@ QF(rows_q4_k)(int five, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r
             macc[r] = _mm256_fmadd_ps(_mm256_mul_ps(mnv, dx), s32, macc[r]);
         }
     }
-    for (int r = 0; r < NR; r++) out[r] = _mm512_reduce_add_ps(acc[r]) - q_hsum256(macc[r]);
+    for (int r = 0; r < NR; r++) out[r] = _mm512_reduce_add_ps(acc[r]) - hsum8(macc[r]);
 }
 
 /* Q6_K: per 256, levels 0..63 (low nibbles of ql, 2 bits of qh) in 4 vectors of 64, scale
@@ -168,7 +168,7 @@ QF(rows_q6_k)(const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const i
     for (int sb = 0; sb < nsb; sb++) {
         const uint8_t *p = wr + (size_t)sb * 210;
         __m512 a16 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 192)))),
-                                   _mm512_set1_ps(q_h2f(p + 208)));
+                                   _mm512_set1_ps(h2f(p + 208)));
         __m512i W[4];
         for (int h = 0; h < 2; h++) {
             __m512i L = _mm512_loadu_si512(p + 64 * h);
