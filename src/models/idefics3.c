@@ -13,6 +13,15 @@
 
 #define CHK(x) do { if ((rc = (x)) != VLM_OK) goto fail; } while (0)
 
+static void idefics3_free(struct vlm_model *m) {
+    struct vlm_idefics3 *f = m->impl;
+    if (!f) return;
+    vlm_siglip_free(&f->vision);
+    vlm_llama_free(&f->text);
+    vlm_free(f);
+    m->impl = NULL;
+}
+
 static int idefics3_load(struct vlm_model *m, struct vlm_error *err) {
     struct vlm_idefics3 *f = vlm_calloc(1, sizeof *f);
     if (!f) return vlm_error_set(err, VLM_E_NOMEM, "out of memory");
@@ -58,20 +67,8 @@ static int idefics3_load(struct vlm_model *m, struct vlm_error *err) {
     m->info.image_token_id = (int32_t)itok;
     return VLM_OK;
 fail:
-    vlm_siglip_free(&f->vision);
-    vlm_llama_free(&f->text);
-    vlm_free(f);
-    m->impl = NULL;
+    idefics3_free(m);
     return rc;
-}
-
-static void idefics3_free(struct vlm_model *m) {
-    struct vlm_idefics3 *f = m->impl;
-    if (!f) return;
-    vlm_siglip_free(&f->vision);
-    vlm_llama_free(&f->text);
-    vlm_free(f);
-    m->impl = NULL;
 }
 
 static int idefics3_encode(const struct vlm_model *m, struct vlm_pool *pool, const struct vlm_image_input *in,

@@ -82,6 +82,15 @@ static int check_no_sliding(const struct vlm_config *c, json_t *t, int n_layer, 
     return VLM_OK;
 }
 
+static void qwen_free(struct vlm_model *m) {
+    struct vlm_qwen25vl *f = m->impl;
+    if (!f) return;
+    vlm_qwen_vision_free(&f->vision);
+    vlm_llama_free(&f->text);
+    vlm_free(f);
+    m->impl = NULL;
+}
+
 static int qwen_load(struct vlm_model *m, struct vlm_error *err) {
     int v2 = m->family == &vlm_family_qwen2vl, rc, tie_top, sec[3];
     struct vlm_qwen25vl *f = vlm_calloc(1, sizeof *f);
@@ -126,20 +135,8 @@ static int qwen_load(struct vlm_model *m, struct vlm_error *err) {
     return VLM_OK;
 fail:
     json_decref(tc);
-    vlm_qwen_vision_free(&f->vision);
-    vlm_llama_free(&f->text);
-    vlm_free(f);
-    m->impl = NULL;
+    qwen_free(m);
     return rc;
-}
-
-static void qwen_free(struct vlm_model *m) {
-    struct vlm_qwen25vl *f = m->impl;
-    if (!f) return;
-    vlm_qwen_vision_free(&f->vision);
-    vlm_llama_free(&f->text);
-    vlm_free(f);
-    m->impl = NULL;
 }
 
 static int qwen_encode(const struct vlm_model *m, struct vlm_pool *pool, const struct vlm_image_input *in,
