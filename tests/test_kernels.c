@@ -484,6 +484,9 @@ static void test_attention(void) {
         {5, 5, 4, 4, 16, 1, 0, 0, 0},     /* prefill, causal */
         {7, 20, 6, 2, 64, 1, 13, 0, 8},   /* chunk after a cache of 13, GQA, strided */
         {1, 77, 9, 3, 64, 1, 76, 0, 40},  /* decode step, SmolVLM-256M heads */
+        {1, 700, 9, 3, 64, 1, 699, 0, 0}, /* decode in chunks of keys, merged */
+        {3, 500, 4, 2, 64, 1, 260, 1, 8}, /* 3 rows, chunks past some rows' last key, mask */
+        {1, 9000, 2, 1, 32, 0, 0, 1, 0},  /* longer chunks past 64 of them */
         {33, 70, 4, 1, 33, 0, 0, 1, 0},   /* vision-like, odd head_dim, key mask */
         {17, 130, 12, 12, 64, 0, 0, 1, 3},
         {4, 100, 2, 2, 128, 1, 96, 1, 0}, /* causal + mask */
@@ -503,7 +506,7 @@ static void test_attention(void) {
         size_t stride = (size_t)nkh * hd + cs[c].extra;
         float *q = vlm_malloc((size_t)nq * nh * hd * 4), *k = vlm_malloc(nkv * stride * 4),
               *v = vlm_malloc(nkv * stride * 4), *o = vlm_malloc((size_t)nq * nh * hd * 4),
-              *r = vlm_malloc((size_t)nq * nh * hd * 4);
+              *r = vlm_malloc((size_t)nq * nh * hd * 4), *o1t = vlm_malloc((size_t)nq * nh * hd * 4);
         uint8_t *mask = NULL;
         fill(q, (size_t)nq * nh * hd, 2.0f); fill(k, nkv * stride, 2.0f); fill(v, nkv * stride, 1.0f);
         if (cs[c].masked) {
@@ -535,6 +538,10 @@ static void test_attention(void) {
                 if (!kt) continue;
                 vlm_attention_with(kt, p % 2 ? pool : NULL, o, q, nq, ka, va, kvt[t], nkv, nh, nkh, hd, stride,
                                    scale, cs[c].causal, cs[c].q_pos0, mask);
+                /* the same bits on 1 and 2 threads */
+                if (p % 2 == 0) memcpy(o1t, o, (size_t)nq * nh * hd * 4);
+                else CHECK_MSG(!memcmp(o1t, o, (size_t)nq * nh * hd * 4), "attention %s kv %s case %zu: 1 and 2 threads differ",
+                               kt->name, vlm_dtype_name(kvt[t]), c);
                 double me = 0;
                 for (size_t i = 0; i < (size_t)nq * nh * hd; i++) me = fmax(me, fabs(o[i] - r[i]));
                 CHECK_MSG(me < 2e-5, "attention %s kv %s case %zu pool %d: max err %g", kt->name,
@@ -542,7 +549,7 @@ static void test_attention(void) {
             }
         }
         vlm_free(k16); vlm_free(v16); vlm_free(kr); vlm_free(vr);
-        vlm_free(q); vlm_free(k); vlm_free(v); vlm_free(o); vlm_free(r); vlm_free(mask);
+        vlm_free(q); vlm_free(k); vlm_free(v); vlm_free(o); vlm_free(r); vlm_free(mask); vlm_free(o1t);
     }
     /* a query that sees no key gives zeros */
     float q1[4] = {1, 2, 3, 4}, k1[4] = {1, 1, 1, 1}, o1[4] = {9, 9, 9, 9};

@@ -5,6 +5,7 @@
 #include "tensor/tensor.h"
 
 #include "tensor/kernels.h"
+#include "util/alloc.h"
 #include "util/threadpool.h"
 
 #include <math.h>
@@ -13,6 +14,9 @@
 #define ATT_KB   64    /* keys per block */
 #define ATT_QB   16    /* query rows per task */
 #define ATT_MAXD 512
+#define ATT_KC   64    /* decode: keys per task (a multiple of ATT_KB) */
+#define ATT_MAXCH 64   /* decode: at most this many chunks (longer caches get longer chunks) */
+#define ATT_CHUNK_MAXQ 4   /* chunked from 1 up to this many query rows */
 
 struct att_job {
     const struct vlm_kernels *kt;
@@ -28,6 +32,8 @@ struct att_job {
     float scale;
     const int32_t *lo, *hi;  /* per-query visible key range [lo, hi) (spans), else NULL */
     float softcap;           /* > 0: scores become softcap * tanh(score / softcap) */
+    int n_chunks, chunk;     /* row path: keys per task (n_kv: one chunk, no partials) */
+    float *part;             /* n_chunks > 1: (n_q, n_head, n_chunks) x (hd acc, max, sum) */
 };
 
 /* Row `row` of a K or V array (kh/vh already point at the head's columns). */
@@ -35,11 +41,24 @@ static inline const void *kv_at(const struct att_job *j, const void *base, int r
     return (const char *)base + (size_t)row * j->stride * j->kv_es;
 }
 
-/* One query row of one head: out_row = softmax(scale * q.K^T) V over the visible keys. */
-static void att_row(const struct att_job *j, const float *qr, const void *kh, const void *vh,
-                    int n_vis, float *orow) {
+/* Whole K and V rows r0 .. r1 (every head) asked for at once, in address order: a decode step
+ * finds its cache evicted by the weights streamed since the last step, and one head's part of a
+ * row is a short strided piece that the hardware prefetchers follow poorly. */
+static void prefetch_keys(const struct att_job *j, int r0, int r1) {
+    size_t a = (size_t)r0 * j->stride * j->kv_es, e = (size_t)r1 * j->stride * j->kv_es;
+    for (size_t o = a; o < e; o += 64) {
+        __builtin_prefetch((const char *)j->k + o);
+        __builtin_prefetch((const char *)j->v + o);
+    }
+}
+
+/* One query row of one head over n_vis keys, unnormalised: acc = sum_t exp(s_t - mx) v_t, *sum
+ * = sum_t exp(s_t - mx), *mx = the largest score (-inf when every key is hidden). mask, when
+ * given, is indexed like kh's rows. */
+static void att_part(const struct att_job *j, const float *qr, const void *kh, const void *vh,
+                     const uint8_t *mask, int n_vis, float *acc, float *mx_out, float *sum_out) {
     const struct vlm_kernels *kt = j->kt;
-    float acc[ATT_MAXD], s[ATT_KB];
+    float s[ATT_KB];
     float mx = -INFINITY, sum = 0.0f;
     memset(acc, 0, (size_t)j->hd * sizeof *acc);
     for (int b0 = 0; b0 < n_vis; b0 += ATT_KB) {
@@ -49,7 +68,7 @@ static void att_row(const struct att_job *j, const float *qr, const void *kh, co
         for (int t = 0; t < nb; t++) {
             float sc = s[t] * j->scale;
             if (j->softcap > 0.0f) sc = j->softcap * tanhf(sc / j->softcap);
-            s[t] = j->mask && !j->mask[b0 + t] ? -INFINITY : sc;
+            s[t] = mask && !mask[b0 + t] ? -INFINITY : sc;
             if (s[t] > bmx) bmx = s[t];
         }
         if (bmx == -INFINITY) continue;          /* the whole block is masked */
@@ -62,6 +81,15 @@ static void att_row(const struct att_job *j, const float *qr, const void *kh, co
         sum += kt->exp_sum(s, mx, nb);           /* masked keys get 0 */
         kt->axpys(acc, s, kv_at(j, vh, b0), j->kv_type, j->stride, nb, j->hd);
     }
+    *mx_out = mx;
+    *sum_out = sum;
+}
+
+/* One query row of one head: out_row = softmax(scale * q.K^T) V over the visible keys. */
+static void att_row(const struct att_job *j, const float *qr, const void *kh, const void *vh,
+                    const uint8_t *mask, int n_vis, float *orow) {
+    float acc[ATT_MAXD], mx, sum;
+    att_part(j, qr, kh, vh, mask, n_vis, acc, &mx, &sum);
     if (sum > 0.0f) {
         float inv = 1.0f / sum;
         for (int d = 0; d < j->hd; d++) orow[d] = acc[d] * inv;
@@ -167,9 +195,52 @@ static void att_block(const struct att_job *j, int h, int i0, int i1, const void
     }
 }
 
+/* The keys [*lo, *hi) query row i sees on the row path (spans, causal, or all). */
+static void row_keys(const struct att_job *j, int i, int *lo, int *hi) {
+    int l = 0, h = j->n_kv;
+    if (j->lo) {
+        l = j->lo[i] < 0 ? 0 : j->lo[i];
+        h = j->hi[i] < j->n_kv ? j->hi[i] : j->n_kv;
+    } else if (j->causal) {
+        long last = (long)j->q_pos0 + i + 1;
+        if (last < h) h = last < 0 ? 0 : (int)last;
+    }
+    *lo = l;
+    *hi = h > l ? h : l;
+}
+
+/* Decode in chunks: task (chunk c, query block qb) runs every head over the chunk's keys, so
+ * the chunk's K and V rows are read whole, once, in address order. */
+static void att_chunk_task(const struct att_job *j, int c, int qb) {
+    int i0 = qb * j->qblock, i1 = i0 + j->qblock < j->n_q ? i0 + j->qblock : j->n_q, hd = j->hd;
+    int k0 = c * j->chunk, k1 = k0 + j->chunk < j->n_kv ? k0 + j->chunk : j->n_kv;
+    prefetch_keys(j, k0, k1);
+    for (int i = i0; i < i1; i++) {
+        int lo, hi;
+        row_keys(j, i, &lo, &hi);
+        int c0 = k0 > lo ? k0 : lo, c1 = k1 < hi ? k1 : hi;
+        for (int h = 0; h < j->n_head; h++) {
+            float *pp = j->part + (((size_t)i * j->n_head + h) * j->n_chunks + c) * (size_t)(hd + 2);
+            if (c1 <= c0) {   /* no visible key in this chunk */
+                pp[hd] = -INFINITY;
+                pp[hd + 1] = 0.0f;
+                continue;
+            }
+            size_t head = (size_t)(h / (j->n_head / j->n_kv_head)) * hd * j->kv_es;
+            const void *kh = (const char *)j->k + head, *vh = (const char *)j->v + head;
+            att_part(j, j->q + ((size_t)i * j->n_head + h) * hd, kv_at(j, kh, c0), kv_at(j, vh, c0),
+                     j->mask ? j->mask + c0 : NULL, c1 - c0, pp, &pp[hd], &pp[hd + 1]);
+        }
+    }
+}
+
 static void att_task(void *ctx, int task, int thread) {
     (void)thread;
     const struct att_job *j = ctx;
+    if (j->n_chunks > 1) {
+        att_chunk_task(j, task / j->n_qblocks, task % j->n_qblocks);
+        return;
+    }
     int h = task / j->n_qblocks, qb = task % j->n_qblocks;
     int g = h / (j->n_head / j->n_kv_head);
     size_t head = (size_t)g * j->hd * j->kv_es;   /* kv head g's columns */
@@ -179,22 +250,40 @@ static void att_task(void *ctx, int task, int thread) {
         att_block(j, h, qb * j->qblock, i1, kh, vh);
         return;
     }
-    for (int i = qb * j->qblock; i < i1 && j->lo; i++) {   /* spans: keys [lo, hi) */
-        int lo = j->lo[i] < 0 ? 0 : j->lo[i], hi = j->hi[i] < j->n_kv ? j->hi[i] : j->n_kv;
-        const float *qr = j->q + ((size_t)i * j->n_head + h) * j->hd;
-        float *orow = j->out + ((size_t)i * j->n_head + h) * j->hd;
-        att_row(j, qr, kv_at(j, kh, lo), kv_at(j, vh, lo), hi > lo ? hi - lo : 0, orow);
+    for (int i = qb * j->qblock; i < i1; i++) {
+        int lo, hi;
+        row_keys(j, i, &lo, &hi);
+        att_row(j, j->q + ((size_t)i * j->n_head + h) * j->hd, kv_at(j, kh, lo), kv_at(j, vh, lo),
+                j->mask ? j->mask + lo : NULL, hi - lo, j->out + ((size_t)i * j->n_head + h) * j->hd);
     }
-    for (int i = qb * j->qblock; i < i1 && !j->lo; i++) {
-        int n_vis = j->n_kv;
-        if (j->causal) {
-            long last = (long)j->q_pos0 + i + 1;
-            if (last < n_vis) n_vis = last < 0 ? 0 : (int)last;
+}
+
+/* The chunks' partials of each row and head, in key order: out = sum_c e^(m_c - M) acc_c /
+ * sum_c e^(m_c - M) sum_c, M the largest m_c. A row whose keys fall in one chunk gets exactly
+ * att_row's result (factor 1, sums of one term). */
+static void att_merge(const struct att_job *j) {
+    int hd = j->hd;
+    for (int i = 0; i < j->n_q; i++)
+        for (int h = 0; h < j->n_head; h++) {
+            const float *pp = j->part + ((size_t)i * j->n_head + h) * j->n_chunks * (size_t)(hd + 2);
+            float *orow = j->out + ((size_t)i * j->n_head + h) * hd, acc[ATT_MAXD], mx = -INFINITY, sum = 0.0f;
+            for (int c = 0; c < j->n_chunks; c++)
+                if (pp[(size_t)c * (hd + 2) + hd] > mx) mx = pp[(size_t)c * (hd + 2) + hd];
+            memset(acc, 0, (size_t)hd * sizeof *acc);
+            for (int c = 0; c < j->n_chunks && mx != -INFINITY; c++) {
+                const float *pc = pp + (size_t)c * (hd + 2);
+                if (pc[hd] == -INFINITY) continue;
+                float f = expf(pc[hd] - mx);
+                sum += f * pc[hd + 1];
+                for (int d = 0; d < hd; d++) acc[d] += f * pc[d];
+            }
+            if (sum > 0.0f) {
+                float inv = 1.0f / sum;
+                for (int d = 0; d < hd; d++) orow[d] = acc[d] * inv;
+            } else {
+                memset(orow, 0, (size_t)hd * sizeof *orow);
+            }
         }
-        const float *qr = j->q + ((size_t)i * j->n_head + h) * j->hd;
-        float *orow = j->out + ((size_t)i * j->n_head + h) * j->hd;
-        att_row(j, qr, kh, vh, n_vis, orow);
-    }
 }
 
 void vlm_attention(struct vlm_pool *pool, float *out, const float *q, int n_q, const float *k,
@@ -236,7 +325,24 @@ static void attention_run(const struct vlm_kernels *kt, struct vlm_pool *pool, f
     j.blocked = n_q >= 16 && head_dim <= 256;
     j.qblock = j.blocked ? (BQ * 64 / head_dim < BQ ? BQ * 64 / head_dim : BQ) : ATT_QB;
     j.n_qblocks = (n_q + j.qblock - 1) / j.qblock;
-    vlm_pool_run(pool, n_head * j.n_qblocks, att_task, &j);
+    /* Decode (a few query rows): keys in chunks of ATT_KC (more past ATT_MAXCH chunks), one task
+       per chunk with every head, so that the threads share one long cache evenly and read it in
+       address order; the split follows n_kv only, never the thread count. */
+    j.n_chunks = 1;
+    j.chunk = n_kv;
+    if (!j.blocked && n_q <= ATT_CHUNK_MAXQ && n_kv > ATT_KC) {
+        j.chunk = (n_kv + ATT_MAXCH - 1) / ATT_MAXCH;
+        j.chunk = j.chunk < ATT_KC ? ATT_KC : (j.chunk + ATT_KB - 1) / ATT_KB * ATT_KB;
+        j.n_chunks = (n_kv + j.chunk - 1) / j.chunk;
+        j.part = vlm_malloc((size_t)n_q * n_head * j.n_chunks * (size_t)(head_dim + 2) * sizeof(float));
+        if (!j.part) {
+            for (size_t i = 0; i < (size_t)n_q * n_head * head_dim; i++) out[i] = NAN;
+            return;
+        }
+    }
+    vlm_pool_run(pool, (j.n_chunks > 1 ? j.n_chunks : n_head) * j.n_qblocks, att_task, &j);
+    if (j.n_chunks > 1) att_merge(&j);
+    vlm_free(j.part);
 }
 
 void vlm_attention_with(const struct vlm_kernels *kt, struct vlm_pool *pool, float *out,
