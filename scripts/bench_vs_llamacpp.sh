@@ -76,7 +76,7 @@ fi
 # ---- the same files for both: llama.cpp's converter + llama-quantize ----
 convert() {  # convert OUTFILE OUTTYPE [--mmproj]
     [ -s "$1" ] && return 0
-    echo "== convert_hf_to_gguf.py --outtype $2 $3 -> $1" >&2
+    echo "== convert_hf_to_gguf.py --outtype $2 ${3:-} -> $1" >&2
     PYTHONPATH="$LLAMA_SRC/gguf-py" "$PY" "$LLAMA_SRC/convert_hf_to_gguf.py" "$MODEL" --outtype "$2" ${3:-} --outfile "$1" >/dev/null 2>"$1.log" \
         || { tail -5 "$1.log" >&2; exit 1; }
 }
