@@ -1,7 +1,9 @@
 /* attention.c — scaled dot-product attention over a (possibly strided) K/V, with GQA, causal
  * and key masks, softmax in f32 with a running max (online), so no n_q x n_kv score matrix is
- * ever stored. Few queries (decode): one row at a time with dot/axpy. Many queries (vision,
- * prefill): blocks of queries x keys through the matmul kernel (S = Q K^T, O += P V). */
+ * ever stored. Few queries (decode): one row at a time with dots/axpys; past 64 keys the keys
+ * go in chunks, one task per chunk for every head (its K/V rows prefetched whole), and the
+ * chunks' partial softmaxes are merged in key order. Many queries (vision, prefill): blocks of
+ * queries x keys through the matmul kernel (S = Q K^T, O += P V). */
 #include "tensor/tensor.h"
 
 #include "tensor/kernels.h"
