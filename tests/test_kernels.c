@@ -487,6 +487,7 @@ static void test_attention(void) {
         {1, 700, 9, 3, 64, 1, 699, 0, 0}, /* decode in chunks of keys, merged */
         {3, 500, 4, 2, 64, 1, 260, 1, 8}, /* 3 rows, chunks past some rows' last key, mask */
         {1, 9000, 2, 1, 32, 0, 0, 1, 0},  /* longer chunks past 64 of them */
+        {4, 5000, 16, 2, 64, 1, 4996, 0, 0}, /* partials too many for the stack */
         {33, 70, 4, 1, 33, 0, 0, 1, 0},   /* vision-like, odd head_dim, key mask */
         {17, 130, 12, 12, 64, 0, 0, 1, 3},
         {4, 100, 2, 2, 128, 1, 96, 1, 0}, /* causal + mask */

@@ -18,7 +18,8 @@
 #define ATT_MAXD 512
 #define ATT_KC   64    /* decode: keys per task (a multiple of ATT_KB) */
 #define ATT_MAXCH 64   /* decode: at most this many chunks (longer caches get longer chunks) */
-#define ATT_CHUNK_MAXQ 4   /* chunked from 1 up to this many query rows */
+#define ATT_CHUNK_MAXQ 4
+#define ATT_PART_STACK 8192   /* floats of partials kept on the stack (a decode step's, typically) */   /* chunked from 1 up to this many query rows */
 
 struct att_job {
     const struct vlm_kernels *kt;
@@ -327,6 +328,7 @@ static void attention_run(const struct vlm_kernels *kt, struct vlm_pool *pool, f
     j.blocked = n_q >= 16 && head_dim <= 256;
     j.qblock = j.blocked ? (BQ * 64 / head_dim < BQ ? BQ * 64 / head_dim : BQ) : ATT_QB;
     j.n_qblocks = (n_q + j.qblock - 1) / j.qblock;
+    float part_stack[ATT_PART_STACK];
     /* Decode (a few query rows): keys in chunks of ATT_KC (more past ATT_MAXCH chunks), one task
        per chunk with every head, so that the threads share one long cache evenly and read it in
        address order; the split follows n_kv only, never the thread count. */
@@ -336,7 +338,8 @@ static void attention_run(const struct vlm_kernels *kt, struct vlm_pool *pool, f
         j.chunk = (n_kv + ATT_MAXCH - 1) / ATT_MAXCH;
         j.chunk = j.chunk < ATT_KC ? ATT_KC : (j.chunk + ATT_KB - 1) / ATT_KB * ATT_KB;
         j.n_chunks = (n_kv + j.chunk - 1) / j.chunk;
-        j.part = vlm_malloc((size_t)n_q * n_head * j.n_chunks * (size_t)(head_dim + 2) * sizeof(float));
+        size_t np = (size_t)n_q * n_head * j.n_chunks * (size_t)(head_dim + 2);
+        j.part = np <= ATT_PART_STACK ? part_stack : vlm_malloc(np * sizeof(float));
         if (!j.part) {
             for (size_t i = 0; i < (size_t)n_q * n_head * head_dim; i++) out[i] = NAN;
             return;
@@ -344,7 +347,7 @@ static void attention_run(const struct vlm_kernels *kt, struct vlm_pool *pool, f
     }
     vlm_pool_run(pool, (j.n_chunks > 1 ? j.n_chunks : n_head) * j.n_qblocks, att_task, &j);
     if (j.n_chunks > 1) att_merge(&j);
-    vlm_free(j.part);
+    if (j.part != part_stack) vlm_free(j.part);
 }
 
 void vlm_attention_with(const struct vlm_kernels *kt, struct vlm_pool *pool, float *out,
