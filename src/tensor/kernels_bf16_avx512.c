@@ -3,8 +3,9 @@
  * arithmetic (VLM_COMPUTE_BF16: activations already rounded to bf16, so the products are the
  * exact ones the f32 path would form from them, summed in f32 in another order): twice the
  * FLOPs per instruction of f32 FMA, but on a CPU with one vdpbf16ps port and two FMA ports no
- * faster (measured 0.72x the f32 GEMM at 256x1536x576), so only chosen on request
- * (VLM_KERNELS=avx512bf16); with VLM_COMPUTE_F32 it is the AVX-512 table. */
+ * faster (measured 0.72x the f32 GEMM at 256x1536x576 on a Xeon), so chosen by default only on
+ * AMD (1.5x on an EPYC Zen 5), else on request (VLM_KERNELS=avx512bf16); with VLM_COMPUTE_F32
+ * it is the AVX-512 table. */
 #include "tensor/kernels.h"
 
 #include <immintrin.h>
