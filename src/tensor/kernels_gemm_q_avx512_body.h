@@ -217,6 +217,185 @@ static int QF(gemm_b32)(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dty
     return 1;
 }
 
+/* ---- the 256-element block types: Q4_K, Q5_K, Q6_K ----
+ * Super-block t of column c, at (t*GQ_NR + c): its levels as the row kernel's 4 vectors of 64
+ * at u + 256*(..); the factors of vector q (the scales d*sc the row kernel permutes into place
+ * per 16/32 elements), already permuted, at f + 64*(..) + 16*q; at g + 16*(..) the min factors
+ * dmin*m per 32 (Q4_K/Q5_K, 8 lanes) or d*sc per 16 unpermuted (Q6_K). A lane permutation
+ * commutes with the lane-wise product, so permute(sc) * permute(d_x) is the row kernel's
+ * permute(sc * d_x) exactly. */
+struct QF(kpanel) {
+    uint8_t *u;
+    float   *f, *g;
+    int      nsb;
+};
+
+static void QF(unpack_k)(const struct QF(kpanel) *P, enum vlm_dtype wt, const uint8_t *wr, int c) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
+    for (int sb = 0; sb < P->nsb; sb++) {
+        size_t at = (size_t)sb * GQ_NR + c;
+        __m512i W[4];
+        if (wt == VLM_DT_Q6_K) {
+            const __m512i sh_lo = _mm512_loadu_si512(q_sh6[0]), sh_hi = _mm512_loadu_si512(q_sh6[1]);
+            const uint8_t *p = wr + (size_t)sb * 210;
+            __m512 a16 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 192)))),
+                                       _mm512_set1_ps(h2f(p + 208)));
+            for (int h = 0; h < 2; h++) {
+                __m512i L = _mm512_loadu_si512(p + 64 * h);
+                __m512i Q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h)));
+                __m512i tlo = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(Q, sh_lo), m2), 4);
+                __m512i thi = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(Q, sh_hi), m2), 4);
+                W[2 * h] = _mm512_or_si512(_mm512_and_si512(L, m4), tlo);
+                W[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4), thi);
+            }
+            for (int q = 0; q < 4; q++)
+                _mm512_storeu_ps(P->f + at * 64 + 16 * q, _mm512_permutexvar_ps(_mm512_loadu_si512(q_idx_sub16[q]), a16));
+            _mm512_storeu_ps(P->g + at * 16, a16);
+        } else {
+            const int five = wt == VLM_DT_Q5_K;
+            const uint8_t *p = wr + (size_t)sb * (five ? 176 : 144), *qs = p + (five ? 48 : 16);
+            __m256 scv, mnv;
+            k4_factors(p, &scv, &mnv);
+            __m512i v0 = _mm512_loadu_si512(qs), v1 = _mm512_loadu_si512(qs + 64);
+            __m512i lo0 = _mm512_and_si512(v0, m4), hi0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
+            __m512i lo1 = _mm512_and_si512(v1, m4), hi1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
+            W[0] = _mm512_shuffle_i64x2(lo0, hi0, 0x44), W[1] = _mm512_shuffle_i64x2(lo0, hi0, 0xEE);
+            W[2] = _mm512_shuffle_i64x2(lo1, hi1, 0x44), W[3] = _mm512_shuffle_i64x2(lo1, hi1, 0xEE);
+            if (five) {
+                __m512i H = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16)));
+                for (int q = 0; q < 4; q++) {
+                    __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * q))),
+                                                     _mm256_set1_epi8((char)(1 << (2 * q + 1))), 1);
+                    W[q] = _mm512_mask_add_epi8(W[q], _mm512_test_epi8_mask(H, sel), W[q], _mm512_set1_epi8(0x10));
+                }
+            }
+            __m512 f = _mm512_castps256_ps512(scv);
+            for (int q = 0; q < 4; q++)
+                _mm512_storeu_ps(P->f + at * 64 + 16 * q, _mm512_permutexvar_ps(_mm512_loadu_si512(q_idx_sub32[q]), f));
+            _mm512_storeu_ps(P->g + at * 16, _mm512_castps256_ps512(mnv));
+        }
+        for (int q = 0; q < 4; q++) _mm512_storeu_si512(P->u + at * 256 + 64 * q, W[q]);
+    }
+}
+
+static void QF(zero_k)(const struct QF(kpanel) *P, int c) {
+    for (int sb = 0; sb < P->nsb; sb++) {
+        size_t at = (size_t)sb * GQ_NR + c;
+        memset(P->u + at * 256, 0, 256);
+        memset(P->f + at * 64, 0, 64 * sizeof(float));
+        memset(P->g + at * 16, 0, 16 * sizeof(float));
+    }
+}
+
+/* The row kernel's min (Q4_K/Q5_K) or offset (Q6_K) sum of one (row, column), its last term. */
+static inline float QF(finish_k)(const struct QF(kpanel) *P, int q6, int c, const float *xd, const int16_t *xs,
+                                 __m512 acc) {
+    if (q6) {
+        const __m512i dup = _mm512_loadu_si512(q_idx_dup);
+        __m512 oacc = _mm512_setzero_ps();
+        for (int sb = 0; sb < P->nsb; sb++) {
+            __m512 a16 = _mm512_loadu_ps(P->g + ((size_t)sb * GQ_NR + c) * 16);
+            __m512 dx = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_loadu_ps(xd + 8 * sb)));
+            __m512 f = _mm512_mul_ps(a16, dx);
+            __m512 s = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(xs + 16 * sb))));
+            oacc = _mm512_fmadd_ps(f, s, oacc);
+        }
+        return _mm512_reduce_add_ps(acc) - 32.0f * _mm512_reduce_add_ps(oacc);
+    }
+    __m256 macc = _mm256_setzero_ps();
+    for (int sb = 0; sb < P->nsb; sb++) {
+        __m256 mnv = _mm256_loadu_ps(P->g + ((size_t)sb * GQ_NR + c) * 16);
+        __m256 dx = _mm256_loadu_ps(xd + 8 * sb);
+        __m256i s16 = _mm256_loadu_si256((const __m256i *)(xs + 16 * sb));
+        __m256 s32 = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
+        macc = _mm256_fmadd_ps(_mm256_mul_ps(mnv, dx), s32, macc);
+    }
+    return _mm512_reduce_add_ps(acc) - hsum8(macc);
+}
+
+static inline __attribute__((always_inline)) void
+QF(tile_k)(const struct QF(kpanel) *P, int q6, const struct vlm_q8_act *xa, size_t r0, const int RM, int nc,
+           const float *bias, float *y, int ldy) {
+    const int k = xa->k;
+    __m512 acc[GQ_MR][GQ_NR];
+    const int8_t *xq[GQ_MR];
+    const float *xd[GQ_MR];
+#pragma GCC unroll 4
+    for (int r = 0; r < RM; r++) {
+        xq[r] = xa->q + (r0 + r) * (size_t)k;
+        xd[r] = xa->d + (r0 + r) * (size_t)(k / 32);
+#pragma GCC unroll 4
+        for (int c = 0; c < GQ_NR; c++) acc[r][c] = _mm512_setzero_ps();
+    }
+    for (int sb = 0; sb < P->nsb; sb++) {
+        const uint8_t *pu = P->u + (size_t)sb * GQ_NR * 256;
+        const float *pf = P->f + (size_t)sb * GQ_NR * 64;
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            const __m512i idx = _mm512_loadu_si512(q_idx_sub32[q]);
+            __m512i x[GQ_MR];
+            __m512 dx[GQ_MR];
+#pragma GCC unroll 4
+            for (int r = 0; r < RM; r++) {
+                x[r] = _mm512_loadu_si512(xq[r] + 256 * sb + 64 * q);
+                dx[r] = _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(_mm256_loadu_ps(xd[r] + 8 * sb)));
+            }
+#pragma GCC unroll 4
+            for (int c = 0; c < GQ_NR; c++) {
+                __m512i u = _mm512_loadu_si512(pu + 256 * c + 64 * q);
+                __m512 fw = _mm512_loadu_ps(pf + 64 * c + 16 * q);
+#pragma GCC unroll 4
+                for (int r = 0; r < RM; r++)
+                    acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(QF(dp)(u, x[r])), _mm512_mul_ps(fw, dx[r]), acc[r][c]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < GQ_NR; c++) {
+            if (c >= nc) continue;
+            float out = QF(finish_k)(P, q6, c, xd[r], xa->s + (r0 + r) * (size_t)(k / 16), acc[r][c]);
+            y[(size_t)r * ldy + c] = bias ? out + bias[c] : out;
+        }
+}
+
+#define QF_TILE(RM)                                                                                 \
+    static void QF(tile_k_##RM)(const struct QF(kpanel) *P, int q6, const struct vlm_q8_act *xa,    \
+                                size_t r0, int nc, const float *bias, float *y, int ldy) {          \
+        QF(tile_k)(P, q6, xa, r0, RM, nc, bias, y, ldy);                                            \
+    }
+QF_TILE(1) QF_TILE(2) QF_TILE(3) QF_TILE(4)
+#undef QF_TILE
+
+typedef void (*QF(ktile_fn))(const struct QF(kpanel) *, int, const struct vlm_q8_act *, size_t, int,
+                             const float *, float *, int);
+
+/* Returns 0 when it could not get its panel (nothing written). */
+static int QF(gemm_k)(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dtype wt, const void *w,
+                      size_t ldw, int n0, int n1, const float *bias, float *y, int ldy) {
+    static const QF(ktile_fn) fn[GQ_MR] = {QF(tile_k_1), QF(tile_k_2), QF(tile_k_3), QF(tile_k_4)};
+    const int nsb = xa->k / 256, q6 = wt == VLM_DT_Q6_K;
+    size_t ub = (size_t)nsb * GQ_NR * 256, fb = (size_t)nsb * GQ_NR * 64 * sizeof(float);
+    size_t gb = (size_t)nsb * GQ_NR * 16 * sizeof(float);
+    char *buf = vlm_malloc(ub + fb + gb);
+    if (!buf) return 0;
+    struct QF(kpanel) P = {.u = (uint8_t *)buf, .f = (float *)(buf + ub), .g = (float *)(buf + ub + fb), .nsb = nsb};
+    for (int j = n0; j < n1; j += GQ_NR) {
+        int nc = n1 - j < GQ_NR ? n1 - j : GQ_NR;
+        for (int c = 0; c < GQ_NR; c++) {
+            if (c < nc) QF(unpack_k)(&P, wt, (const uint8_t *)w + (size_t)(j + c) * ldw, c);
+            else QF(zero_k)(&P, c);
+        }
+        for (int i = 0; i < m; i += GQ_MR) {
+            int rows = m - i < GQ_MR ? m - i : GQ_MR;
+            fn[rows - 1](&P, q6, xa, (size_t)(i0 + i), nc, bias ? bias + j : NULL, y + (size_t)i * ldy + j, ldy);
+        }
+    }
+    vlm_free(buf);
+    return 1;
+}
+
 static void QF(gemm_q)(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dtype wt, const void *w,
                        size_t ldw, int n0, int n1, const float *bias, float *y, int ldy) {
     if (wt < VLM_DT_Q8_0 || wt > VLM_DT_Q6_K || m <= 0 || n0 >= n1) return;
@@ -228,8 +407,10 @@ static void QF(gemm_q)(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dtyp
     case VLM_DT_Q5_1:
         if (QF(gemm_b32)(xa, i0, m, wt, w, ldw, n0, n1, bias, y, ldy)) return;
         break;
-    default: break;
+    default:
+        if (QF(gemm_k)(xa, i0, m, wt, w, ldw, n0, n1, bias, y, ldy)) return;
+        break;
     }
-    /* not tiled here (or no memory for the panel): the row kernel, the same bits */
+    /* no memory for the panel: the row kernel, the same bits */
     QROWS(xa, i0, m, wt, w, ldw, n0, n1, bias, y, ldy);
 }
