@@ -146,13 +146,13 @@ static void test_gemm_q_same_bits(void) {
     const struct vlm_kernels *tb[8];
     struct vlm_kernels novnni;
     int ntb = tables(tb, &novnni);
-    static const int ms[] = {1, 3, 4, 9, 22}, ns[] = {1, 2, 5, 8};
+    static const int ms[] = {1, 3, 4, 9, 22, 37}, ns[] = {1, 2, 5, 8, 13};
     for (int q = 0; q < N_QT; q++)
-        for (int a = 0; a < 5; a++)
-            for (int b = 0; b < 4; b++) {
+        for (int a = 0; a < 6; a++)
+            for (int b = 0; b < 5; b++) {
                 if (test_quick() && (a + b + q) % 3) continue;
                 enum vlm_dtype t = qtypes[q];
-                int m = ms[a], n = ns[b], k = vlm_dtype_block_elems(t) == 256 ? 512 : 96 + 32 * (a & 1);
+                int m = ms[a], n = ns[b], k = vlm_dtype_block_elems(t) == 256 ? (a & 1 ? 1536 : 512) : (a & 1 ? 1568 : 96 + 32 * (b & 1));
                 int i0 = 2, mt = m + i0, ldy = n + 3, n0 = n > 2 ? 1 : 0;
                 float *wf, *x = vlm_malloc((size_t)mt * k * 4), *bias = vlm_malloc((size_t)n * 4);
                 uint8_t *w = make_qweights(t, n, k, &wf);
