@@ -287,30 +287,53 @@ static void QF(zero_k)(const struct QF(kpanel) *P, int c) {
     }
 }
 
-/* The row kernel's min (Q4_K/Q5_K) or offset (Q6_K) sum of one (row, column), its last term. */
-static inline float QF(finish_k)(const struct QF(kpanel) *P, int q6, int c, const float *xd, const int16_t *xs,
-                                 __m512 acc) {
+/* Row xd/xs's outputs for columns c < nc from their 16-lane sums acc: the row kernel's min
+ * (Q4_K/Q5_K, 8 lanes) or offset (Q6_K) sum per column, lane for lane in its order, last. */
+static inline __attribute__((always_inline)) void
+QF(finish_k)(const struct QF(kpanel) *P, int q6, int nc, const float *xd, const int16_t *xs, const __m512 *acc,
+             const float *bias, float *y) {
     if (q6) {
         const __m512i dup = _mm512_loadu_si512(q_idx_dup);
-        __m512 oacc = _mm512_setzero_ps();
+        __m512 oacc[GQ_NR];
+#pragma GCC unroll 4
+        for (int c = 0; c < GQ_NR; c++) oacc[c] = _mm512_setzero_ps();
         for (int sb = 0; sb < P->nsb; sb++) {
-            __m512 a16 = _mm512_loadu_ps(P->g + ((size_t)sb * GQ_NR + c) * 16);
             __m512 dx = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_loadu_ps(xd + 8 * sb)));
-            __m512 f = _mm512_mul_ps(a16, dx);
             __m512 s = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(xs + 16 * sb))));
-            oacc = _mm512_fmadd_ps(f, s, oacc);
+#pragma GCC unroll 4
+            for (int c = 0; c < GQ_NR; c++) {
+                __m512 a16 = _mm512_loadu_ps(P->g + ((size_t)sb * GQ_NR + c) * 16);
+                __m512 f = _mm512_mul_ps(a16, dx);
+                oacc[c] = _mm512_fmadd_ps(f, s, oacc[c]);
+            }
         }
-        return _mm512_reduce_add_ps(acc) - 32.0f * _mm512_reduce_add_ps(oacc);
+#pragma GCC unroll 4
+        for (int c = 0; c < GQ_NR; c++) {
+            if (c >= nc) continue;
+            float out = _mm512_reduce_add_ps(acc[c]) - 32.0f * _mm512_reduce_add_ps(oacc[c]);
+            y[c] = bias ? out + bias[c] : out;
+        }
+        return;
     }
-    __m256 macc = _mm256_setzero_ps();
+    __m256 macc[GQ_NR];
+#pragma GCC unroll 4
+    for (int c = 0; c < GQ_NR; c++) macc[c] = _mm256_setzero_ps();
     for (int sb = 0; sb < P->nsb; sb++) {
-        __m256 mnv = _mm256_loadu_ps(P->g + ((size_t)sb * GQ_NR + c) * 16);
         __m256 dx = _mm256_loadu_ps(xd + 8 * sb);
         __m256i s16 = _mm256_loadu_si256((const __m256i *)(xs + 16 * sb));
         __m256 s32 = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
-        macc = _mm256_fmadd_ps(_mm256_mul_ps(mnv, dx), s32, macc);
+#pragma GCC unroll 4
+        for (int c = 0; c < GQ_NR; c++) {
+            __m256 mnv = _mm256_loadu_ps(P->g + ((size_t)sb * GQ_NR + c) * 16);
+            macc[c] = _mm256_fmadd_ps(_mm256_mul_ps(mnv, dx), s32, macc[c]);
+        }
     }
-    return _mm512_reduce_add_ps(acc) - hsum8(macc);
+#pragma GCC unroll 4
+    for (int c = 0; c < GQ_NR; c++) {
+        if (c >= nc) continue;
+        float out = _mm512_reduce_add_ps(acc[c]) - hsum8(macc[c]);
+        y[c] = bias ? out + bias[c] : out;
+    }
 }
 
 static inline __attribute__((always_inline)) void
@@ -350,14 +373,8 @@ QF(tile_k)(const struct QF(kpanel) *P, int q6, const struct vlm_q8_act *xa, size
             }
         }
     }
-#pragma GCC unroll 4
     for (int r = 0; r < RM; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < GQ_NR; c++) {
-            if (c >= nc) continue;
-            float out = QF(finish_k)(P, q6, c, xd[r], xa->s + (r0 + r) * (size_t)(k / 16), acc[r][c]);
-            y[(size_t)r * ldy + c] = bias ? out + bias[c] : out;
-        }
+        QF(finish_k)(P, q6, nc, xd[r], xa->s + (r0 + r) * (size_t)(k / 16), acc[r], bias, y + (size_t)r * ldy);
 }
 
 #define QF_TILE(RM)                                                                                 \
