@@ -22,7 +22,9 @@ static inline __attribute__((always_inline)) __m512i QF(dp)(__m512i u, __m512i s
  * u + (t*GQ_NR + c)*64: signed w (VNNI, signed types), |w| (no VNNI, signed types) or the levels
  * 0..31 (Q4_1/Q5_1); at v + (t*GQ_NR + c)*64: -128 * sum w per 4 bytes as 16 int32 (VNNI,
  * signed types) or the sign mask of w as one uint64 (no VNNI, signed types); the factor d_w
- * (d0 x8 | d1 x8) at f + (t*GQ_NR + c)*16. Q4_1/Q5_1 mins per block at cm + c*nb. */
+ * (d0 x8 | d1 x8) at f + (t*GQ_NR + c)*16. Q4_1/Q5_1 mins of block b at cm + b*GQ_NR + c. */
+typedef float QF(vnr) __attribute__((vector_size(GQ_NR * sizeof(float))));
+
 struct QF(panel) {
     uint8_t *u, *v;
     float   *f, *cm;
@@ -66,8 +68,8 @@ static void QF(unpack_b32)(const struct QF(panel) *P, enum vlm_dtype wt, const u
             }
             d0 = h2f(p0), d1 = two ? h2f(p1) : 0.0f;
             if (has_min) {
-                P->cm[(size_t)c * nb + b] = h2f(p0 + 2);
-                if (two) P->cm[(size_t)c * nb + b + 1] = h2f(p1 + 2);
+                P->cm[(size_t)b * GQ_NR + c] = h2f(p0 + 2);
+                if (two) P->cm[(size_t)(b + 1) * GQ_NR + c] = h2f(p1 + 2);
             }
         }
         _mm512_storeu_ps(P->f + at * 16, _mm512_insertf32x8(_mm512_set1_ps(d0), _mm256_set1_ps(d1), 1));
@@ -95,7 +97,7 @@ static void QF(zero_b32)(const struct QF(panel) *P, int c) {
         memset(P->v + at * 64, 0, 64);
         memset(P->f + at * 16, 0, 64);
     }
-    memset(P->cm + (size_t)c * P->nb, 0, (size_t)P->nb * sizeof(float));
+    for (int b = 0; b < P->nb; b++) P->cm[(size_t)b * GQ_NR + c] = 0.0f;
 }
 
 /* RM rows (xa rows r0..r0+RM) x GQ_NR columns of the panel; y row i column c at y[i*ldy + c]
@@ -155,25 +157,31 @@ QF(tile_b32)(const struct QF(panel) *P, const struct vlm_q8_act *xa, size_t r0, 
         }
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < RM; r++)
+    for (int r = 0; r < RM; r++) {
+        /* the row kernel's per-block min terms (Q4_1/Q5_1; else 0), its scalar expression
+           evaluated for the GQ_NR columns at once (the same operations per lane) */
+        QF(vnr) bacc;
+        for (int c = 0; c < GQ_NR; c++) bacc[c] = 0.0f;
+        if (!SG) {
+            const int16_t *s0 = xa->s + (r0 + r) * (size_t)(k / 16);
+            for (int b = 0; b < nb; b += 2) {
+                QF(vnr) c0, c1;
+                memcpy(&c0, P->cm + (size_t)b * GQ_NR, sizeof c0);
+                if (b + 1 < nb) memcpy(&c1, P->cm + (size_t)(b + 1) * GQ_NR, sizeof c1);
+                else c1 = c0;
+                const float *d = xd[r] + b;
+                const int16_t *s = s0 + 2 * b;
+                bacc += c0 * d[0] * (float)(s[0] + s[1]);
+                if (b + 1 < nb) bacc += c1 * d[1] * (float)(s[2] + s[3]);
+            }
+        }
 #pragma GCC unroll 4
         for (int c = 0; c < GQ_NR; c++) {
             if (c >= nc) continue;
-            float bacc = 0.0f;
-            if (!SG) {   /* the row kernel's per-block min terms, in its order */
-                const float *cm = P->cm + (size_t)c * nb, *d0 = xd[r];
-                const int16_t *s0 = xa->s + (r0 + r) * (size_t)(k / 16);
-                for (int b = 0; b < nb; b += 2) {
-                    float c0 = cm[b], c1 = b + 1 < nb ? cm[b + 1] : 0.0f;
-                    const float *d = d0 + b;
-                    const int16_t *s = s0 + 2 * b;
-                    bacc += c0 * d[0] * (float)(s[0] + s[1]);
-                    if (b + 1 < nb) bacc += c1 * d[1] * (float)(s[2] + s[3]);
-                }
-            }
-            float out = _mm512_reduce_add_ps(acc[r][c]) + bacc;
+            float out = _mm512_reduce_add_ps(acc[r][c]) + bacc[c];
             y[(size_t)r * ldy + c] = bias ? out + bias[c] : out;
         }
+    }
 }
 
 #define QF_TILE(RM, SG)                                                                             \
