@@ -174,6 +174,34 @@ static void test_gemm_q_same_bits(void) {
             }
 }
 
+/* The AVX-512 gemm_q without memory for its panel: the row kernel's results all the same. */
+static void test_gemm_q_no_memory(void) {
+    const struct vlm_kernels *tb[8];
+    struct vlm_kernels novnni;
+    int ntb = tables(tb, &novnni);
+    for (int q = 0; q < N_QT; q++) {
+        enum vlm_dtype t = qtypes[q];
+        int m = 21, n = 7, k = vlm_dtype_block_elems(t) == 256 ? 512 : 160, ldy = n;
+        float *wf, *x = vlm_malloc((size_t)m * k * 4);
+        uint8_t *w = make_qweights(t, n, k, &wf);
+        fill(x, (size_t)m * k, 1.0f);
+        struct act A;
+        act_make(&A, x, m, k);
+        float *r = vlm_malloc((size_t)m * ldy * 4), *g = vlm_malloc((size_t)m * ldy * 4);
+        size_t rb = vlm_dtype_row_bytes(t, k);
+        for (int v = 0; v < ntb; v++) {
+            if (strncmp(tb[v]->name, "avx512", 6)) continue;   /* AVX2's gives NaN instead */
+            tb[v]->matmul_q(&A.a, 0, m, t, w, rb, 0, n, NULL, r, ldy);
+            vlm_alloc_fail_after(1);
+            tb[v]->gemm_q(&A.a, 0, m, t, w, rb, 0, n, NULL, g, ldy);
+            vlm_alloc_fail_after(0);
+            CHECK_MSG(!memcmp(r, g, (size_t)m * ldy * 4), "%s %s: gemm_q without memory differs from matmul_q",
+                      tb[v]->name, vlm_dtype_name(t));
+        }
+        vlm_free(A.buf); vlm_free(w); vlm_free(wf); vlm_free(x); vlm_free(r); vlm_free(g);
+    }
+}
+
 /* q8_act_quantize of every table: vlm_q8_act_quantize's bytes, with ties, NaN, inf, subnormal
  * blocks (1/d overflows), all-zero blocks and large values, over an offset row range. */
 static void test_act_quantize(void) {
@@ -359,6 +387,7 @@ int main(void) {
     printf("in use: %s\n", vlm_kernels()->name);
     test_kernels_vs_reference();
     test_gemm_q_same_bits();
+    test_gemm_q_no_memory();
     test_act_quantize();
     test_driver();
     test_bf16_compute();
