@@ -146,13 +146,13 @@ static void test_gemm_q_same_bits(void) {
     const struct vlm_kernels *tb[8];
     struct vlm_kernels novnni;
     int ntb = tables(tb, &novnni);
-    static const int ms[] = {1, 3, 4, 9, 22}, ns[] = {1, 2, 5, 8};
+    static const int ms[] = {1, 3, 4, 9, 22, 37}, ns[] = {1, 2, 5, 8, 13};
     for (int q = 0; q < N_QT; q++)
-        for (int a = 0; a < 5; a++)
-            for (int b = 0; b < 4; b++) {
+        for (int a = 0; a < 6; a++)
+            for (int b = 0; b < 5; b++) {
                 if (test_quick() && (a + b + q) % 3) continue;
                 enum vlm_dtype t = qtypes[q];
-                int m = ms[a], n = ns[b], k = vlm_dtype_block_elems(t) == 256 ? 512 : 96 + 32 * (a & 1);
+                int m = ms[a], n = ns[b], k = vlm_dtype_block_elems(t) == 256 ? (a & 1 ? 1536 : 512) : (a & 1 ? 1568 : 96 + 32 * (b & 1));
                 int i0 = 2, mt = m + i0, ldy = n + 3, n0 = n > 2 ? 1 : 0;
                 float *wf, *x = vlm_malloc((size_t)mt * k * 4), *bias = vlm_malloc((size_t)n * 4);
                 uint8_t *w = make_qweights(t, n, k, &wf);
@@ -172,6 +172,34 @@ static void test_gemm_q_same_bits(void) {
                 }
                 vlm_free(A.buf); vlm_free(w); vlm_free(wf); vlm_free(x); vlm_free(bias); vlm_free(r); vlm_free(g);
             }
+}
+
+/* The AVX-512 gemm_q without memory for its panel: the row kernel's results all the same. */
+static void test_gemm_q_no_memory(void) {
+    const struct vlm_kernels *tb[8];
+    struct vlm_kernels novnni;
+    int ntb = tables(tb, &novnni);
+    for (int q = 0; q < N_QT; q++) {
+        enum vlm_dtype t = qtypes[q];
+        int m = 21, n = 7, k = vlm_dtype_block_elems(t) == 256 ? 512 : 160, ldy = n;
+        float *wf, *x = vlm_malloc((size_t)m * k * 4);
+        uint8_t *w = make_qweights(t, n, k, &wf);
+        fill(x, (size_t)m * k, 1.0f);
+        struct act A;
+        act_make(&A, x, m, k);
+        float *r = vlm_malloc((size_t)m * ldy * 4), *g = vlm_malloc((size_t)m * ldy * 4);
+        size_t rb = vlm_dtype_row_bytes(t, k);
+        for (int v = 0; v < ntb; v++) {
+            if (strncmp(tb[v]->name, "avx512", 6)) continue;   /* AVX2's gives NaN instead */
+            tb[v]->matmul_q(&A.a, 0, m, t, w, rb, 0, n, NULL, r, ldy);
+            vlm_alloc_fail_after(1);
+            tb[v]->gemm_q(&A.a, 0, m, t, w, rb, 0, n, NULL, g, ldy);
+            vlm_alloc_fail_after(0);
+            CHECK_MSG(!memcmp(r, g, (size_t)m * ldy * 4), "%s %s: gemm_q without memory differs from matmul_q",
+                      tb[v]->name, vlm_dtype_name(t));
+        }
+        vlm_free(A.buf); vlm_free(w); vlm_free(wf); vlm_free(x); vlm_free(r); vlm_free(g);
+    }
 }
 
 /* q8_act_quantize of every table: vlm_q8_act_quantize's bytes, with ties, NaN, inf, subnormal
@@ -359,6 +387,7 @@ int main(void) {
     printf("in use: %s\n", vlm_kernels()->name);
     test_kernels_vs_reference();
     test_gemm_q_same_bits();
+    test_gemm_q_no_memory();
     test_act_quantize();
     test_driver();
     test_bf16_compute();

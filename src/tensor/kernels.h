@@ -114,6 +114,17 @@ void vlm_kernels_init_q_avx2(struct vlm_kernels *k);
 void vlm_kernels_init_gemm_q_avx2(struct vlm_kernels *k);
 /* matmul_q of the AVX-512 table, with vpdpbusd when vnni (kernels_q_avx512.c). */
 void vlm_kernels_init_q_avx512(struct vlm_kernels *k, int vnni);
+/* gemm_q of the AVX-512 table (kernels_gemm_q_avx512.c), with vpdpbusd when vnni; called by
+ * vlm_kernels_init_q_avx512. */
+void vlm_kernels_init_gemm_q_avx512(struct vlm_kernels *k, int vnni);
+/* That table's matmul_q with and without vpdpbusd (the gemm_q's fallback for types it does not
+ * tile). */
+void vlm_matmul_q_avx512_vnni(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dtype wt,
+                              const void *w, size_t ldw, int n0, int n1, const float *bias,
+                              float *y, int ldy);
+void vlm_matmul_q_avx512_novnni(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dtype wt,
+                                const void *w, size_t ldw, int n0, int n1, const float *bias,
+                                float *y, int ldy);
 
 /* xa rows [r0, r1) = x rows [r0, r1) (row i at x + i*ldx) quantized as struct vlm_q8_act
  * says (scalar, identical for every table). */

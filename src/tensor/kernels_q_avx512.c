@@ -72,9 +72,20 @@ static void round_bf16_avx512(float *dst, const float *src, size_t n) {
     }
 }
 
+void vlm_matmul_q_avx512_vnni(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dtype wt,
+                              const void *w, size_t ldw, int n0, int n1, const float *bias,
+                              float *y, int ldy) {
+    matmul_q_vnni(xa, i0, m, wt, w, ldw, n0, n1, bias, y, ldy);
+}
+
+void vlm_matmul_q_avx512_novnni(const struct vlm_q8_act *xa, int i0, int m, enum vlm_dtype wt,
+                                const void *w, size_t ldw, int n0, int n1, const float *bias,
+                                float *y, int ldy) {
+    matmul_q_novnni(xa, i0, m, wt, w, ldw, n0, n1, bias, y, ldy);
+}
+
 void vlm_kernels_init_q_avx512(struct vlm_kernels *k, int vnni) {
     k->matmul_q = vnni ? matmul_q_vnni : matmul_q_novnni;
-    /* its 4-row kernel for many rows too (the AVX2 table's tiled gemm_q is unmeasured on AVX-512) */
-    k->gemm_q = k->matmul_q;
+    vlm_kernels_init_gemm_q_avx512(k, vnni);   /* many rows: tiled over a panel, the same bits */
     k->round_bf16 = round_bf16_avx512;
 }
