@@ -27,10 +27,14 @@ static void pack_pairs(uint32_t *panel, const uint16_t *w, size_t ldw, int j0, i
             continue;
         }
         const uint16_t *wr = w + (size_t)(j0 + c) * ldw + k0;
-        for (int p = 0; p < np; p++) {
-            uint32_t lo = wr[2 * p], hi = k0 + 2 * p + 1 < k ? wr[2 * p + 1] : 0;
-            panel[p * BM_NR + c] = lo | hi << 16;
+        /* a pair is the row's two bf16 values read as one little-endian word (lo first) */
+        int full = k0 + 2 * np <= k ? np : np - 1;
+        for (int p = 0; p < full; p++) {
+            uint32_t pr;
+            memcpy(&pr, wr + 2 * p, sizeof pr);
+            panel[p * BM_NR + c] = pr;
         }
+        if (full < np) panel[full * BM_NR + c] = wr[2 * full];   /* the row's last, odd element */
     }
 }
 
