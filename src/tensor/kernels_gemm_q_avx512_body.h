@@ -8,15 +8,6 @@
  * the same factor d_w * d_x per lane, the same FMA into the same 16 lanes, the same reduction
  * and min/offset terms last, so the results equal matmul_q's bit for bit. */
 
-/* u8 x s8 dot products, as the row kernels' dp (zero-initialised). */
-static inline __attribute__((always_inline)) __m512i QF(dp)(__m512i u, __m512i s) {
-#if QVNNI
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
-#else
-    return _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1));
-#endif
-}
-
 /* ---- the 32-element block types: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 ----
  * Step t (blocks 2t, 2t+1; the odd last block's upper half zero) of column c: 64 bytes at
  * u + (t*GQ_NR + c)*64: signed w (VNNI, signed types), |w| (no VNNI, signed types) or the levels
@@ -239,44 +230,21 @@ struct QF(kpanel) {
 };
 
 static void QF(unpack_k)(const struct QF(kpanel) *P, enum vlm_dtype wt, const uint8_t *wr, int c) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
     for (int sb = 0; sb < P->nsb; sb++) {
         size_t at = (size_t)sb * GQ_NR + c;
         __m512i W[4];
         if (wt == VLM_DT_Q6_K) {
-            const __m512i sh_lo = _mm512_loadu_si512(q_sh6[0]), sh_hi = _mm512_loadu_si512(q_sh6[1]);
-            const uint8_t *p = wr + (size_t)sb * 210;
-            __m512 a16 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 192)))),
-                                       _mm512_set1_ps(h2f(p + 208)));
-            for (int h = 0; h < 2; h++) {
-                __m512i L = _mm512_loadu_si512(p + 64 * h);
-                __m512i Q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h)));
-                __m512i tlo = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(Q, sh_lo), m2), 4);
-                __m512i thi = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(Q, sh_hi), m2), 4);
-                W[2 * h] = _mm512_or_si512(_mm512_and_si512(L, m4), tlo);
-                W[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4), thi);
-            }
+            __m512 a16;
+            q6k_levels(wr + (size_t)sb * 210, W, &a16);
             for (int q = 0; q < 4; q++)
                 _mm512_storeu_ps(P->f + at * 64 + 16 * q, _mm512_permutexvar_ps(_mm512_loadu_si512(q_idx_sub16[q]), a16));
             _mm512_storeu_ps(P->g + at * 16, a16);
         } else {
             const int five = wt == VLM_DT_Q5_K;
-            const uint8_t *p = wr + (size_t)sb * (five ? 176 : 144), *qs = p + (five ? 48 : 16);
+            const uint8_t *p = wr + (size_t)sb * (five ? 176 : 144);
             __m256 scv, mnv;
             k4_factors(p, &scv, &mnv);
-            __m512i v0 = _mm512_loadu_si512(qs), v1 = _mm512_loadu_si512(qs + 64);
-            __m512i lo0 = _mm512_and_si512(v0, m4), hi0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
-            __m512i lo1 = _mm512_and_si512(v1, m4), hi1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
-            W[0] = _mm512_shuffle_i64x2(lo0, hi0, 0x44), W[1] = _mm512_shuffle_i64x2(lo0, hi0, 0xEE);
-            W[2] = _mm512_shuffle_i64x2(lo1, hi1, 0x44), W[3] = _mm512_shuffle_i64x2(lo1, hi1, 0xEE);
-            if (five) {
-                __m512i H = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16)));
-                for (int q = 0; q < 4; q++) {
-                    __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * q))),
-                                                     _mm256_set1_epi8((char)(1 << (2 * q + 1))), 1);
-                    W[q] = _mm512_mask_add_epi8(W[q], _mm512_test_epi8_mask(H, sel), W[q], _mm512_set1_epi8(0x10));
-                }
-            }
+            k4_levels(p, five, W);
             __m512 f = _mm512_castps256_ps512(scv);
             for (int q = 0; q < 4; q++)
                 _mm512_storeu_ps(P->f + at * 64 + 16 * q, _mm512_permutexvar_ps(_mm512_loadu_si512(q_idx_sub32[q]), f));

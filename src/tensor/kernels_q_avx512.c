@@ -2,27 +2,10 @@
  * compiled twice, with AVX512-VNNI's vpdpbusd where the CPU has it (chosen at run time) and
  * with vpmaddubsw/vpmaddwd otherwise; the two give identical results (exact integer sums). */
 #include "tensor/kernels.h"
-#include "tensor/kernels_q_avx2.h"   /* h2f, rd32, hsum8: shared with the AVX2 block kernels */
+#include "tensor/kernels_q_avx512.h"   /* index tables, K-quant unpacking: shared with gemm_q */
 
 #include <immintrin.h>
 #include <string.h>
-
-/* permutexvar indices: lanes 0-7 <- 0, 8-15 <- 1 (two blocks of 32); 32-element sub-block pairs
- * (2c, 2c+1); each of 8 values twice; 16-element groups 4c..4c+3, four lanes each. */
-static const int32_t q_idx_pair[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
-static const int32_t q_idx_sub32[4][16] = {
-    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
-    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5}, {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};
-static const int32_t q_idx_dup[16] = {0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7};
-static const int32_t q_idx_sub16[4][16] = {
-    {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3}, {4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7},
-    {8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11},
-    {12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15}};
-/* Q6_K: per 16-bit lane, the shift that brings the 2 high bits of elements 0-31 / 32-63 (first
- * vector: bits 0-1 / 2-3) and 64-95 / 96-127 (second: bits 4-5 / 6-7) of qh to the bottom. */
-static const int16_t q_sh6[2][32] = {
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2},
-    {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6}};
 
 /* Weight rows prefetched ahead in the one-row (decode) case: streaming one row at a time leaves
  * too few misses in flight for the memory bandwidth. */

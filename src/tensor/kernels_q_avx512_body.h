@@ -5,15 +5,6 @@
  * up to 4 rows; the 32-bit lane sums are scaled per 16/32 elements in f32. Every output row
  * goes through the same operations whatever the number of rows beside it. */
 
-/* u8 x s8 dot products summed in groups of 4 into 16 int32 lanes (zero-initialised). */
-static inline __attribute__((always_inline)) __m512i QF(dp)(__m512i u, __m512i s) {
-#if QVNNI
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
-#else
-    return _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1));
-#endif
-}
-
 /* Q8_0: 2 blocks (64 elements) per step, the last odd block with the upper half zero. */
 static inline __attribute__((always_inline)) void
 QF(rows_q8_0)(const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const int NR, float *out) {
@@ -107,36 +98,15 @@ QF(rows_q4_k)(int five, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r
               float *out) {
     int k = xa->k, nsb = k / 256;
     const size_t bb = five ? 176 : 144;
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512 acc[4];
     __m256 macc[4];
     for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps(), macc[r] = _mm256_setzero_ps();
     for (int sb = 0; sb < nsb; sb++) {
-        const uint8_t *p = wr + (size_t)sb * bb, *qs = p + (five ? 48 : 16);
-        uint32_t s0 = rd32(p + 4), s1 = rd32(p + 8), s2 = rd32(p + 12);
-        /* scales: bytes 0-3 low 6 bits (j<4); j>=4: low nibble of bytes 8-11, top 2 bits of 0-3.
-         * mins: bytes 4-7 low 6 bits; j>=4: high nibble of bytes 8-11, top 2 bits of 4-7. */
-        uint64_t sc = (uint64_t)(s0 & 0x3f3f3f3fu) |
-                      (uint64_t)((s2 & 0x0f0f0f0fu) | ((s0 >> 6) & 0x03030303u) << 4) << 32;
-        uint64_t mn = (uint64_t)(s1 & 0x3f3f3f3fu) |
-                      (uint64_t)(((s2 >> 4) & 0x0f0f0f0fu) | ((s1 >> 6) & 0x03030303u) << 4) << 32;
-        __m256 scv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc))),
-                                   _mm256_set1_ps(h2f(p)));
-        __m256 mnv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))),
-                                   _mm256_set1_ps(h2f(p + 2)));
-        __m512i v0 = _mm512_loadu_si512(qs), v1 = _mm512_loadu_si512(qs + 64);
-        __m512i lo0 = _mm512_and_si512(v0, m4), hi0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
-        __m512i lo1 = _mm512_and_si512(v1, m4), hi1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
-        __m512i W[4] = {_mm512_shuffle_i64x2(lo0, hi0, 0x44), _mm512_shuffle_i64x2(lo0, hi0, 0xEE),
-                        _mm512_shuffle_i64x2(lo1, hi1, 0x44), _mm512_shuffle_i64x2(lo1, hi1, 0xEE)};
-        if (five) {
-            __m512i H = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16)));
-            for (int c = 0; c < 4; c++) {
-                __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * c))),
-                                                 _mm256_set1_epi8((char)(1 << (2 * c + 1))), 1);
-                W[c] = _mm512_mask_add_epi8(W[c], _mm512_test_epi8_mask(H, sel), W[c], _mm512_set1_epi8(0x10));
-            }
-        }
+        const uint8_t *p = wr + (size_t)sb * bb;
+        __m256 scv, mnv;
+        __m512i W[4];
+        k4_factors(p, &scv, &mnv);
+        k4_levels(p, five, W);
         for (int r = 0; r < NR; r++) {
             size_t row = r0 + (size_t)r;
             const int8_t *x = xa->q + row * k + 256 * sb;
@@ -160,24 +130,13 @@ QF(rows_q4_k)(int five, const uint8_t *wr, const struct vlm_q8_act *xa, size_t r
 static inline __attribute__((always_inline)) void
 QF(rows_q6_k)(const uint8_t *wr, const struct vlm_q8_act *xa, size_t r0, const int NR, float *out) {
     int k = xa->k, nsb = k / 256;
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
-    const __m512i sh_lo = _mm512_loadu_si512(q_sh6[0]), sh_hi = _mm512_loadu_si512(q_sh6[1]);
     const __m512i dup = _mm512_loadu_si512(q_idx_dup);
     __m512 acc[4], oacc[4];
     for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps(), oacc[r] = _mm512_setzero_ps();
     for (int sb = 0; sb < nsb; sb++) {
-        const uint8_t *p = wr + (size_t)sb * 210;
-        __m512 a16 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 192)))),
-                                   _mm512_set1_ps(h2f(p + 208)));
+        __m512 a16;
         __m512i W[4];
-        for (int h = 0; h < 2; h++) {
-            __m512i L = _mm512_loadu_si512(p + 64 * h);
-            __m512i Q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h)));
-            __m512i tlo = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(Q, sh_lo), m2), 4);
-            __m512i thi = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(Q, sh_hi), m2), 4);
-            W[2 * h] = _mm512_or_si512(_mm512_and_si512(L, m4), tlo);
-            W[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4), thi);
-        }
+        q6k_levels(wr + (size_t)sb * 210, W, &a16);
         for (int r = 0; r < NR; r++) {
             size_t row = r0 + (size_t)r;
             const int8_t *x = xa->q + row * k + 256 * sb;
