@@ -18,8 +18,8 @@
 #define ATT_MAXD 512
 #define ATT_KC   64    /* decode: keys per task (a multiple of ATT_KB) */
 #define ATT_MAXCH 64   /* decode: at most this many chunks (longer caches get longer chunks) */
-#define ATT_CHUNK_MAXQ 4
-#define ATT_PART_STACK 8192   /* floats of partials kept on the stack (a decode step's, typically) */   /* chunked from 1 up to this many query rows */
+#define ATT_CHUNK_MAXQ 4      /* decode: chunked from 1 up to this many query rows */
+#define ATT_PART_STACK 8192   /* floats of partials kept on the stack (a decode step's, typically) */
 
 struct att_job {
     const struct vlm_kernels *kt;
@@ -88,17 +88,22 @@ static void att_part(const struct att_job *j, const float *qr, const void *kh, c
     *sum_out = sum;
 }
 
+/* orow = acc / sum, or zeros when no key was visible (sum 0). */
+static void att_finish(const float *acc, float sum, int hd, float *orow) {
+    if (sum > 0.0f) {
+        float inv = 1.0f / sum;
+        for (int d = 0; d < hd; d++) orow[d] = acc[d] * inv;
+    } else {
+        memset(orow, 0, (size_t)hd * sizeof *orow);
+    }
+}
+
 /* One query row of one head: out_row = softmax(scale * q.K^T) V over the visible keys. */
 static void att_row(const struct att_job *j, const float *qr, const void *kh, const void *vh,
                     const uint8_t *mask, int n_vis, float *orow) {
     float acc[ATT_MAXD], mx, sum;
     att_part(j, qr, kh, vh, mask, n_vis, acc, &mx, &sum);
-    if (sum > 0.0f) {
-        float inv = 1.0f / sum;
-        for (int d = 0; d < j->hd; d++) orow[d] = acc[d] * inv;
-    } else {
-        memset(orow, 0, (size_t)j->hd * sizeof *orow);
-    }
+    att_finish(acc, sum, j->hd, orow);
 }
 
 /* Blocked path: per task a block of up to BQ query rows of one head, keys in blocks of BK.
@@ -280,12 +285,7 @@ static void att_merge(const struct att_job *j) {
                 sum += f * pc[hd + 1];
                 for (int d = 0; d < hd; d++) acc[d] += f * pc[d];
             }
-            if (sum > 0.0f) {
-                float inv = 1.0f / sum;
-                for (int d = 0; d < hd; d++) orow[d] = acc[d] * inv;
-            } else {
-                memset(orow, 0, (size_t)hd * sizeof *orow);
-            }
+            att_finish(acc, sum, hd, orow);
         }
 }
 
